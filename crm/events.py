@@ -1,0 +1,30 @@
+"""How crm tells higher apps that a student's facts changed, without importing them.
+
+crm sits at the bottom of the app graph (crm <- lifecycle <- personas <- campaigns).
+A higher app registers a listener at start-up (its AppConfig.ready); crm services call
+`student_facts_changed` inside their transaction and listeners run after commit, so a
+rolled-back write never triggers anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from django.db import transaction
+
+Listener = Callable[[list[int]], None]
+_listeners: list[Listener] = []
+
+
+def on_student_facts_changed(listener: Listener) -> Listener:
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def student_facts_changed(student_ids: Iterable[int]) -> None:
+    ids = sorted(set(student_ids))
+    if not ids:
+        return
+    for listener in list(_listeners):
+        transaction.on_commit(lambda listener=listener: listener(ids))  # type: ignore[misc]

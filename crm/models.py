@@ -1,0 +1,510 @@
+"""The CRM's facts: campuses, staff, families, and what happened to each student.
+
+Models hold fields, constraints and small properties only. Every write goes through
+`crm.services`; `Student.stage` and `Student.stage_changed_at` are written only by the
+lifecycle engine.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    FRONT_DESK = "front_desk", _("Front desk")
+    TEACHER = "teacher", _("Teacher")
+    MANAGER = "manager", _("Manager")
+    ADMIN = "admin", _("Administrator")
+
+
+class Campus(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    code = models.SlugField(_("code"), max_length=30, unique=True)
+    address = models.CharField(_("address"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("campus")
+        verbose_name_plural = _("campuses")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A staff member. The role is the Django group of the same name (see Role)."""
+
+    campus = models.ForeignKey(
+        Campus, verbose_name=_("campus"), on_delete=models.PROTECT, null=True, blank=True, related_name="staff"
+    )
+    display_name = models.CharField(_("display name"), max_length=50, blank=True)
+
+    class Meta:
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff")
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def role(self) -> str | None:
+        """The first role group the user is in; cached per instance."""
+        cached = getattr(self, "_role_cache", False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        if self.is_superuser:
+            role: str | None = Role.ADMIN
+        else:
+            names = set(self.groups.values_list("name", flat=True))
+            role = next((r.value for r in Role if r.value in names), None)
+        self._role_cache = role
+        return role
+
+
+class Channel(models.TextChoices):
+    DOUYIN = "douyin", _("Douyin")
+    XIAOHONGSHU = "xiaohongshu", _("Xiaohongshu")
+    FLYER = "flyer", _("Street promotion")
+    REFERRAL = "referral", _("Referral")
+    WEBSITE = "website", _("Website")
+    WALK_IN = "walk_in", _("Walk-in")
+    WECHAT = "wechat", _("WeChat")
+    OTHER = "other", _("Other")
+
+
+class Gender(models.TextChoices):
+    FEMALE = "female", _("Female")
+    MALE = "male", _("Male")
+    UNKNOWN = "", _("Unknown")
+
+
+class Stage(models.TextChoices):
+    LEAD = "lead", _("Lead")
+    CONSULTING = "consulting", _("Consulting")
+    TRIAL = "trial", _("Trial")
+    ENROLLED = "enrolled", _("Enrolled")
+    ACTIVE = "active", _("Active")
+    DORMANT = "dormant", _("Dormant")
+    CHURNED = "churned", _("Churned")
+    LOST = "lost", _("Lost")
+
+
+class Guardian(models.Model):
+    """A parent. Their phone identifies the family: it is unique and stored in E.164."""
+
+    name = models.CharField(_("name"), max_length=50, blank=True)
+    phone = models.CharField(_("phone"), max_length=20, unique=True)
+    relation = models.CharField(_("relation"), max_length=20, blank=True)
+    wechat_openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True, unique=True)
+    wechat_unionid = models.CharField(_("WeChat unionid"), max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("guardian")
+        verbose_name_plural = _("guardians")
+        constraints = [
+            models.CheckConstraint(condition=Q(phone__startswith="+"), name="guardian_phone_e164"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or _('Guardian')} {self.phone}"
+
+
+class Student(models.Model):
+    name = models.CharField(_("name"), max_length=50)
+    gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    grade = models.CharField(_("grade"), max_length=20, blank=True)
+    school = models.CharField(_("school"), max_length=100, blank=True)
+    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.PROTECT, related_name="students")
+    channel = models.CharField(_("source channel"), max_length=20, choices=Channel.choices, default=Channel.WALK_IN)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_students",
+    )
+    referrer = models.ForeignKey(
+        "self",
+        verbose_name=_("referred by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="referrals",
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    guardians = models.ManyToManyField(Guardian, verbose_name=_("guardians"), related_name="students", blank=True)
+    tags = models.ManyToManyField(
+        "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
+    )
+    # Written only by the lifecycle engine.
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD, db_index=True)
+    stage_changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
+    # The open follow-up of the latest consultation; written by consultation_log.
+    next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
+    # "Close as lost": a fact a person records, with a reason.
+    lost_at = models.DateTimeField(_("closed as lost at"), null=True, blank=True)
+    lost_reason = models.CharField(_("lost reason"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("student")
+        verbose_name_plural = _("students")
+        indexes = [
+            models.Index(fields=["campus", "stage"]),
+            models.Index(fields=["owner", "next_follow_up_at"]),
+            models.Index(fields=["campus", "next_follow_up_at"]),
+            models.Index(fields=["name"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagGroup(models.Model):
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    exclusive = models.BooleanField(_("one tag per student"), default=False)
+
+    class Meta:
+        verbose_name = _("tag group")
+        verbose_name_plural = _("tag groups")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    group = models.ForeignKey(TagGroup, verbose_name=_("group"), on_delete=models.PROTECT, related_name="tags")
+    name = models.CharField(_("name"), max_length=50)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["group__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["group", "name"], name="tag_unique_in_group")]
+
+    def __str__(self) -> str:
+        return f"{self.group.name}:{self.name}"
+
+
+class TagSource(models.TextChoices):
+    MANUAL = "manual", _("Manual")
+    RULE = "rule", _("Rule")
+    IMPORT = "import", _("Import")
+
+
+class StudentTag(models.Model):
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="student_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="student_tags")
+    source = models.CharField(max_length=10, choices=TagSource.choices, default=TagSource.MANUAL)
+    rule = models.CharField(_("rule"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("student tag")
+        verbose_name_plural = _("student tags")
+        constraints = [models.UniqueConstraint(fields=["student", "tag"], name="student_tag_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}:{self.tag_id}"
+
+
+class Course(models.Model):
+    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.PROTECT, related_name="courses")
+    name = models.CharField(_("name"), max_length=100)
+    subject = models.CharField(_("subject"), max_length=50)
+    level = models.CharField(_("level"), max_length=50, blank=True)
+    price_per_hour = models.DecimalField(_("price per hour"), max_digits=10, decimal_places=2)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("course")
+        verbose_name_plural = _("courses")
+        ordering = ["campus", "subject", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["campus", "name"], name="course_unique_name_in_campus"),
+            models.CheckConstraint(condition=Q(price_per_hour__gte=0), name="course_price_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConsultationChannel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    VISIT = "visit", _("Visit")
+    WECHAT = "wechat", _("WeChat")
+    ONLINE = "online", _("Online")
+
+
+class Intent(models.TextChoices):
+    HIGH = "high", _("High")
+    MEDIUM = "medium", _("Medium")
+    LOW = "low", _("Low")
+
+
+class Consultation(models.Model):
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="consultations"
+    )
+    consultant = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("consultant"), on_delete=models.PROTECT, related_name="consultations"
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=ConsultationChannel.choices)
+    content = models.TextField(_("content"))
+    intent = models.CharField(_("intent"), max_length=10, choices=Intent.choices, default=Intent.MEDIUM)
+    outcome = models.CharField(_("outcome"), max_length=200, blank=True)
+    next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
+    consulted_at = models.DateTimeField(_("consulted at"), db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consultation")
+        verbose_name_plural = _("consultations")
+        ordering = ["-consulted_at"]
+        indexes = [models.Index(fields=["student", "consulted_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.student} @ {self.consulted_at:%Y-%m-%d}"
+
+
+class TrialStatus(models.TextChoices):
+    BOOKED = "booked", _("Booked")
+    ATTENDED = "attended", _("Attended")
+    NO_SHOW = "no_show", _("No show")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class TrialLesson(models.Model):
+    student = models.ForeignKey(Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="trials")
+    course = models.ForeignKey(Course, verbose_name=_("course"), on_delete=models.PROTECT, related_name="trials")
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("teacher"), on_delete=models.PROTECT, related_name="trials"
+    )
+    scheduled_at = models.DateTimeField(_("scheduled at"))
+    duration_minutes = models.PositiveSmallIntegerField(_("duration (minutes)"), default=60)
+    status = models.CharField(_("status"), max_length=10, choices=TrialStatus.choices, default=TrialStatus.BOOKED)
+    rating = models.PositiveSmallIntegerField(_("rating"), null=True, blank=True)
+    comment = models.TextField(_("teacher's comment"), blank=True)
+    recommended_level = models.CharField(_("recommended level"), max_length=50, blank=True)
+    feedback_at = models.DateTimeField(_("feedback at"), null=True, blank=True)
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("trial lesson")
+        verbose_name_plural = _("trial lessons")
+        ordering = ["-scheduled_at"]
+        indexes = [models.Index(fields=["teacher", "scheduled_at"]), models.Index(fields=["student", "scheduled_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="trial_rating_1_to_5"
+            ),
+            models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="trial_duration_positive"),
+            # The service checks overlaps under a lock; this holds the exact slot even without it.
+            models.UniqueConstraint(
+                fields=["teacher", "scheduled_at"],
+                condition=Q(status__in=["booked", "attended"]),
+                name="trial_teacher_slot_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} / {self.course} @ {self.scheduled_at:%Y-%m-%d %H:%M}"
+
+
+class ContractStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    COMPLETED = "completed", _("Completed")
+    REFUNDED = "refunded", _("Refunded")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Contract(models.Model):
+    student = models.ForeignKey(Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="contracts")
+    course = models.ForeignKey(Course, verbose_name=_("course"), on_delete=models.PROTECT, related_name="contracts")
+    hours_bought = models.DecimalField(_("hours bought"), max_digits=7, decimal_places=1)
+    # Kept by attendance_record under a row lock; never above hours_bought.
+    hours_consumed = models.DecimalField(_("hours consumed"), max_digits=7, decimal_places=1, default=Decimal("0"))
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    paid_amount = models.DecimalField(_("paid amount"), max_digits=12, decimal_places=2)
+    signed_at = models.DateTimeField(_("signed at"), db_index=True)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=ContractStatus.choices, default=ContractStatus.ACTIVE)
+    refund_amount = models.DecimalField(_("refund amount"), max_digits=12, decimal_places=2, default=Decimal("0"))
+    refund_reason = models.CharField(_("refund reason"), max_length=200, blank=True)
+    refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
+        ordering = ["-signed_at"]
+        indexes = [models.Index(fields=["student", "status"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(hours_bought__gt=0), name="contract_hours_bought_positive"),
+            models.CheckConstraint(condition=Q(hours_consumed__gte=0), name="contract_hours_consumed_non_negative"),
+            models.CheckConstraint(
+                condition=Q(hours_consumed__lte=models.F("hours_bought")), name="contract_hours_within_bought"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="contract_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(paid_amount__gte=0, paid_amount__lte=models.F("amount")), name="contract_paid_within_amount"
+            ),
+            models.CheckConstraint(
+                condition=Q(refund_amount__gte=0, refund_amount__lte=models.F("paid_amount")),
+                name="contract_refund_within_paid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} / {self.course} ({self.hours_bought}h)"
+
+    @property
+    def hours_remaining(self) -> Decimal:
+        return self.hours_bought - self.hours_consumed
+
+
+class Lesson(models.Model):
+    """A scheduled class: a teacher, a course, a time and the students on its roster."""
+
+    course = models.ForeignKey(Course, verbose_name=_("course"), on_delete=models.PROTECT, related_name="lessons")
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("teacher"), on_delete=models.PROTECT, related_name="lessons"
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    duration_minutes = models.PositiveSmallIntegerField(_("duration (minutes)"), default=60)
+    hours = models.DecimalField(_("hours per student"), max_digits=4, decimal_places=1, default=Decimal("1"))
+    students = models.ManyToManyField(Student, verbose_name=_("students"), related_name="lessons", blank=True)
+
+    class Meta:
+        verbose_name = _("lesson")
+        verbose_name_plural = _("lessons")
+        ordering = ["starts_at"]
+        indexes = [models.Index(fields=["teacher", "starts_at"])]
+        constraints = [models.CheckConstraint(condition=Q(hours__gt=0), name="lesson_hours_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.course} @ {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class AttendanceStatus(models.TextChoices):
+    PRESENT = "present", _("Present")
+    ABSENT = "absent", _("Absent")
+    LEAVE = "leave", _("On leave")
+
+
+class Attendance(models.Model):
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="attendances"
+    )
+    contract = models.ForeignKey(
+        Contract, verbose_name=_("contract"), on_delete=models.PROTECT, related_name="attendances"
+    )
+    lesson = models.ForeignKey(
+        Lesson, verbose_name=_("lesson"), on_delete=models.SET_NULL, null=True, blank=True, related_name="attendances"
+    )
+    lesson_at = models.DateTimeField(_("lesson time"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=AttendanceStatus.choices, default=AttendanceStatus.PRESENT
+    )
+    hours = models.DecimalField(_("hours consumed"), max_digits=4, decimal_places=1)
+    teacher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("teacher"), on_delete=models.PROTECT, related_name="attendances"
+    )
+    feedback = models.TextField(_("feedback"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("attendance")
+        verbose_name_plural = _("attendance")
+        ordering = ["-lesson_at"]
+        indexes = [models.Index(fields=["student", "lesson_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(hours__gte=0), name="attendance_hours_non_negative"),
+            models.UniqueConstraint(
+                fields=["lesson", "student"], condition=Q(lesson__isnull=False), name="attendance_once_per_lesson"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} @ {self.lesson_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEntry(models.Model):
+    """Who did what, written by every service."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    action = models.CharField(max_length=50)
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class ImportJob(models.Model):
+    """One spreadsheet import: previewed, then committed (in the background when large)."""
+
+    class Kind(models.TextChoices):
+        STUDENTS = "students", _("Students")
+        CONSULTATIONS = "consultations", _("Consultations")
+        CONTRACTS = "contracts", _("Contracts")
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", _("Previewed")
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    campus = models.ForeignKey(Campus, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREVIEWED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.original_name}"

@@ -1,0 +1,45 @@
+"""Every write in crm. Admin, pages, API, import and tasks all call these."""
+
+from crm.services.audit import audit
+from crm.services.consultations import consultation_log
+from crm.services.contracts import (
+    attendance_record,
+    contract_for_attendance,
+    contract_refund,
+    contract_sign,
+)
+from crm.services.leads import (
+    ExistingFamily,
+    LeadCaptured,
+    guardian_add,
+    guardian_find,
+    lead_capture,
+    lead_close_lost,
+    student_tag_add,
+    student_tag_remove,
+    student_update,
+)
+from crm.services.trials import TeacherBusy, teacher_busy, trial_book, trial_cancel, trial_feedback_record
+
+__all__ = [
+    "ExistingFamily",
+    "LeadCaptured",
+    "TeacherBusy",
+    "attendance_record",
+    "audit",
+    "consultation_log",
+    "contract_for_attendance",
+    "contract_refund",
+    "contract_sign",
+    "guardian_add",
+    "guardian_find",
+    "lead_capture",
+    "lead_close_lost",
+    "student_tag_add",
+    "student_tag_remove",
+    "student_update",
+    "teacher_busy",
+    "trial_book",
+    "trial_cancel",
+    "trial_feedback_record",
+]

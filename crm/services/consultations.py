@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.events import student_facts_changed
+from crm.models import Consultation, ConsultationChannel, Intent, Role, Student, User
+from crm.roles import require_campus, require_role
+from crm.services.audit import audit
+
+
+@transaction.atomic
+def consultation_log(
+    *,
+    actor: User,
+    student: Student,
+    channel: str,
+    content: str,
+    intent: str = Intent.MEDIUM,
+    outcome: str = "",
+    next_follow_up_at: dt.datetime | None = None,
+    consulted_at: dt.datetime | None = None,
+) -> Consultation:
+    """Log a consultation. Its next follow-up replaces the student's open one.
+
+    A student with no owner is taken by the consultant who logs the first conversation.
+    """
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    now = timezone.now()
+    consulted_at = consulted_at or now
+    errors: dict[str, str] = {}
+    if channel not in ConsultationChannel.values:
+        errors["channel"] = _("Choose how the consultation happened.")
+    if intent not in Intent.values:
+        errors["intent"] = _("Choose an intent level.")
+    if not content.strip():
+        errors["content"] = _("Write down what was discussed.")
+    if consulted_at > now + dt.timedelta(minutes=5):
+        errors["consulted_at"] = _("A consultation cannot be in the future.")
+    if next_follow_up_at is not None and next_follow_up_at < consulted_at:
+        errors["next_follow_up_at"] = _("The next follow-up must come after the consultation.")
+    if errors:
+        raise ValidationError(errors)
+
+    student = Student.objects.select_for_update().get(pk=student.pk)
+    consultation = Consultation.objects.create(
+        student=student,
+        consultant=actor,
+        channel=channel,
+        content=content.strip(),
+        intent=intent,
+        outcome=outcome.strip(),
+        next_follow_up_at=next_follow_up_at,
+        consulted_at=consulted_at,
+    )
+    update_fields = ["next_follow_up_at", "updated_at"]
+    student.next_follow_up_at = next_follow_up_at
+    if student.owner_id is None and actor.role == Role.FRONT_DESK:
+        student.owner = actor
+        update_fields.append("owner")
+    student.save(update_fields=update_fields)
+    audit(actor=actor, action="consultation_log", student=student, consultation=consultation.pk)
+    student_facts_changed([student.pk])
+    return consultation

@@ -1,0 +1,184 @@
+"""Contracts and the hours they buy: signing, attendance against them, refunds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.events import student_facts_changed
+from crm.models import (
+    Attendance,
+    AttendanceStatus,
+    Contract,
+    ContractStatus,
+    Course,
+    Lesson,
+    Role,
+    Student,
+    User,
+)
+from crm.roles import require_campus, require_role
+from crm.services.audit import audit
+
+
+@transaction.atomic
+def contract_sign(
+    *,
+    actor: User,
+    student: Student,
+    course: Course,
+    hours_bought: Decimal,
+    amount: Decimal,
+    paid_amount: Decimal,
+    signed_at: dt.datetime | None = None,
+    valid_until: dt.date | None = None,
+) -> Contract:
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    signed_at = signed_at or timezone.now()
+    errors: dict[str, str] = {}
+    if course.campus_id != student.campus_id:
+        errors["course"] = _("This course is taught at another campus.")
+    if hours_bought <= 0:
+        errors["hours_bought"] = _("Hours bought must be more than zero.")
+    if amount < 0:
+        errors["amount"] = _("The amount cannot be negative.")
+    if paid_amount < 0:
+        errors["paid_amount"] = _("The paid amount cannot be negative.")
+    elif paid_amount > amount:
+        errors["paid_amount"] = _("The paid amount cannot exceed the contract amount.")
+    if valid_until is not None and valid_until < timezone.localdate(signed_at):
+        errors["valid_until"] = _("The contract must be valid at least until the day it is signed.")
+    if errors:
+        raise ValidationError(errors)
+    student = Student.objects.select_for_update().get(pk=student.pk)
+    contract = Contract.objects.create(
+        student=student,
+        course=course,
+        hours_bought=hours_bought,
+        amount=amount,
+        paid_amount=paid_amount,
+        signed_at=signed_at,
+        valid_until=valid_until,
+        signed_by=actor,
+    )
+    if student.next_follow_up_at is not None:
+        student.next_follow_up_at = None
+        student.save(update_fields=["next_follow_up_at", "updated_at"])
+    audit(actor=actor, action="contract_sign", student=student, contract=contract.pk, amount=amount)
+    student_facts_changed([student.pk])
+    return contract
+
+
+@transaction.atomic
+def contract_refund(*, actor: User, contract: Contract, amount: Decimal, reason: str) -> Contract:
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, contract.student.campus_id)
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    errors: dict[str, str] = {}
+    if contract.status != ContractStatus.ACTIVE:
+        errors["__all__"] = _("Only an active contract can be refunded.")
+    if amount < 0:
+        errors["amount"] = _("The refund cannot be negative.")
+    elif amount > contract.paid_amount:
+        errors["amount"] = _("The refund cannot exceed the %(paid)s paid.") % {"paid": contract.paid_amount}
+    if not reason.strip():
+        errors["reason"] = _("Say why the contract is refunded.")
+    if errors:
+        raise ValidationError(errors)
+    contract.status = ContractStatus.REFUNDED
+    contract.refund_amount = amount
+    contract.refund_reason = reason.strip()
+    contract.refunded_at = timezone.now()
+    contract.save(update_fields=["status", "refund_amount", "refund_reason", "refunded_at"])
+    audit(actor=actor, action="contract_refund", student=contract.student, contract=contract.pk, amount=amount)
+    student_facts_changed([contract.student_id])
+    return contract
+
+
+def contract_for_attendance(*, student: Student, course: Course | None) -> Contract | None:
+    """The active contract hours are taken from: of the lesson's course, oldest first."""
+    contracts = Contract.objects.filter(student=student, status=ContractStatus.ACTIVE)
+    if course is not None:
+        contracts = contracts.filter(course=course)
+    return contracts.order_by("signed_at", "pk").first()
+
+
+@transaction.atomic
+def attendance_record(
+    *,
+    actor: User,
+    student: Student,
+    hours: Decimal,
+    status: str = AttendanceStatus.PRESENT,
+    lesson: Lesson | None = None,
+    contract: Contract | None = None,
+    lesson_at: dt.datetime | None = None,
+    teacher: User | None = None,
+    feedback: str = "",
+) -> Attendance:
+    """Record a student's attendance and take the hours from their contract.
+
+    The contract row is locked, so concurrent records cannot together exceed the hours
+    bought; the database constraint holds the same line.
+    """
+    require_role(actor, Role.TEACHER, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    if lesson is not None:
+        if actor.role == Role.TEACHER and lesson.teacher_id != actor.pk:
+            raise ValidationError(_("Only the lesson's teacher can record its attendance."))
+        teacher = teacher or lesson.teacher
+        lesson_at = lesson_at or lesson.starts_at
+    teacher = teacher or actor
+    lesson_at = lesson_at or timezone.now()
+    if status not in AttendanceStatus.values:
+        raise ValidationError({"status": _("Unknown attendance status.")})
+    if hours < 0:
+        raise ValidationError({"hours": _("Hours cannot be negative.")})
+    if contract is None:
+        contract = contract_for_attendance(student=student, course=lesson.course if lesson else None)
+        if contract is None:
+            raise ValidationError(_("%(name)s has no active contract to take hours from.") % {"name": student.name})
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    if contract.student_id != student.pk:
+        raise ValidationError({"contract": _("This contract belongs to another student.")})
+    if contract.status != ContractStatus.ACTIVE:
+        raise ValidationError({"contract": _("This contract is no longer active.")})
+    remaining = contract.hours_bought - contract.hours_consumed
+    if hours > remaining:
+        raise ValidationError(
+            {
+                "hours": _("Only %(remaining)s hours are left on this contract; %(hours)s cannot be recorded.")
+                % {"remaining": remaining, "hours": hours}
+            },
+            code="hours_exceeded",
+        )
+    try:
+        with transaction.atomic():
+            attendance = Attendance.objects.create(
+                student=student,
+                contract=contract,
+                lesson=lesson,
+                lesson_at=lesson_at,
+                status=status,
+                hours=hours,
+                teacher=teacher,
+                feedback=feedback.strip(),
+                recorded_by=actor,
+            )
+    except IntegrityError:
+        raise ValidationError(_("Attendance for this lesson is already recorded.")) from None
+    fully_used = hours == remaining
+    Contract.objects.filter(pk=contract.pk).update(
+        hours_consumed=F("hours_consumed") + hours,
+        **({"status": ContractStatus.COMPLETED} if fully_used else {}),
+    )
+    audit(actor=actor, action="attendance_record", student=student, attendance=attendance.pk, hours=hours)
+    student_facts_changed([student.pk])
+    return attendance

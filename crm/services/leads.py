@@ -1,0 +1,204 @@
+"""Capturing leads and keeping families whole: a phone identifies a family."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.events import student_facts_changed
+from crm.models import (
+    Campus,
+    Channel,
+    ContractStatus,
+    Guardian,
+    Role,
+    Stage,
+    Student,
+    StudentTag,
+    Tag,
+    TagSource,
+    User,
+)
+from crm.phones import normalize_phone
+from crm.roles import require_campus, require_role
+from crm.services.audit import audit
+
+
+class ExistingFamily(ValidationError):
+    """The phone belongs to a family already; the caller must choose to add a sibling."""
+
+    def __init__(self, guardian: Guardian):
+        self.guardian = guardian
+        super().__init__(
+            {"phone": _("This phone already belongs to a family. Open it, or add this child as a sibling.")},
+            code="existing_family",
+        )
+
+
+@dataclass(frozen=True)
+class LeadCaptured:
+    student: Student
+    guardian: Guardian
+    new_family: bool
+
+
+def guardian_find(phone: str) -> Guardian | None:
+    """The family behind a phone typed in any format, or None."""
+    return Guardian.objects.filter(phone=normalize_phone(phone)).first()
+
+
+def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Guardian, bool]:
+    """Race-safe: the unique phone decides, whichever request gets there first."""
+    try:
+        with transaction.atomic():
+            return Guardian.objects.create(phone=phone, name=name, relation=relation), True
+    except IntegrityError:
+        return Guardian.objects.get(phone=phone), False
+
+
+@transaction.atomic
+def lead_capture(
+    *,
+    actor: User,
+    campus: Campus,
+    phone: str,
+    student_name: str,
+    guardian_name: str = "",
+    relation: str = "",
+    channel: str = Channel.WALK_IN,
+    grade: str = "",
+    school: str = "",
+    gender: str = "",
+    birth_date: dt.date | None = None,
+    notes: str = "",
+    owner: User | None = None,
+    referrer: Student | None = None,
+    add_to_family: bool = False,
+) -> LeadCaptured:
+    """Capture a new lead, phone first.
+
+    If the phone already belongs to a family, nothing is created unless the caller says
+    `add_to_family` (a sibling); a child of the same name in that family is refused.
+    """
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, campus.pk)
+    student_name = student_name.strip()
+    errors: dict[str, str] = {}
+    if not student_name:
+        errors["student_name"] = _("Enter the child's name.")
+    if channel not in Channel.values:
+        errors["channel"] = _("Unknown source channel.")
+    try:
+        e164 = normalize_phone(phone)
+    except ValidationError as exc:
+        errors["phone"] = exc.messages[0]
+    if errors:
+        raise ValidationError(errors)
+
+    guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name.strip(), relation=relation.strip())
+    if not new_family:
+        if not add_to_family:
+            raise ExistingFamily(guardian)
+        if guardian.students.filter(name=student_name).exists():
+            raise ValidationError(
+                {"student_name": _("%(name)s is already in this family.") % {"name": student_name}},
+                code="duplicate_student",
+            )
+    if owner is None and actor.role == Role.FRONT_DESK:
+        owner = actor
+    student = Student.objects.create(
+        name=student_name,
+        campus=campus,
+        channel=channel,
+        grade=grade.strip(),
+        school=school.strip(),
+        gender=gender,
+        birth_date=birth_date,
+        notes=notes,
+        owner=owner,
+        referrer=referrer,
+        created_by=actor,
+        stage=Stage.LEAD,
+        stage_changed_at=timezone.now(),
+    )
+    student.guardians.add(guardian)
+    audit(actor=actor, action="lead_capture", student=student, phone=e164, new_family=new_family)
+    student_facts_changed([student.pk])
+    return LeadCaptured(student=student, guardian=guardian, new_family=new_family)
+
+
+@transaction.atomic
+def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", relation: str = "") -> Guardian:
+    """Link another parent to a student; an existing family's guardian is reused, never copied."""
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    e164 = normalize_phone(phone)
+    guardian, _created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
+    student.guardians.add(guardian)
+    audit(actor=actor, action="guardian_add", student=student, phone=e164)
+    return guardian
+
+
+STUDENT_EDITABLE_FIELDS = ("name", "gender", "birth_date", "grade", "school", "channel", "owner", "referrer", "notes")
+
+
+@transaction.atomic
+def student_update(*, actor: User, student: Student, **changes: object) -> Student:
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    unknown = set(changes) - set(STUDENT_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable here: {sorted(unknown)}")
+    for field, value in changes.items():
+        setattr(student, field, value)
+    student.full_clean(exclude=["campus", "stage"])
+    student.save(update_fields=[*changes, "updated_at"])
+    audit(actor=actor, action="student_update", student=student, fields=",".join(sorted(changes)))
+    return student
+
+
+@transaction.atomic
+def lead_close_lost(*, actor: User, student: Student, reason: str) -> Student:
+    """Close a lead as lost: a fact with a reason; the lifecycle engine moves the stage."""
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why this lead is lost.")})
+    student = Student.objects.select_for_update().get(pk=student.pk)
+    if student.contracts.filter(status=ContractStatus.ACTIVE).exists():
+        raise ValidationError(
+            _("%(name)s has an active contract; only leads can be closed as lost.") % {"name": student.name}
+        )
+    student.lost_at = timezone.now()
+    student.lost_reason = reason
+    student.next_follow_up_at = None
+    student.save(update_fields=["lost_at", "lost_reason", "next_follow_up_at", "updated_at"])
+    audit(actor=actor, action="lead_close_lost", student=student, reason=reason)
+    student_facts_changed([student.pk])
+    return student
+
+
+@transaction.atomic
+def student_tag_add(*, actor: User, student: Student, tag: Tag, source: str = TagSource.MANUAL, rule: str = "") -> None:
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    if tag.group.exclusive:
+        StudentTag.objects.filter(student=student, tag__group=tag.group).exclude(tag=tag).delete()
+    StudentTag.objects.get_or_create(
+        student=student, tag=tag, defaults={"source": source, "rule": rule, "created_by": actor}
+    )
+    audit(actor=actor, action="student_tag_add", student=student, tag=str(tag))
+
+
+@transaction.atomic
+def student_tag_remove(*, actor: User, student: Student, tag: Tag) -> None:
+    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
+    require_campus(actor, student.campus_id)
+    StudentTag.objects.filter(student=student, tag=tag).delete()
+    audit(actor=actor, action="student_tag_remove", student=student, tag=str(tag))

@@ -1,0 +1,75 @@
+"""The shared actors: every permission test is one fixture away.
+
+campus_a / campus_b, and per campus a front-desk consultant, a teacher and a manager;
+an admin who sees everything. Parents arrive with the parent API.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from crm.models import Campus, User
+from tests import factories
+
+# Playwright's sync API runs an event loop in the test thread; Django's async-safety
+# check would refuse the live server's database access from it otherwise.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def campus_a(db: None) -> Campus:
+    return factories.CampusFactory(name="望京校区", code="wangjing")
+
+
+@pytest.fixture
+def campus_b(db: None) -> Campus:
+    return factories.CampusFactory(name="中关村校区", code="zhongguancun")
+
+
+@pytest.fixture
+def front_desk(campus_a: Campus) -> User:
+    return factories.UserFactory(username="alice", display_name="前台小李", campus=campus_a, role="front_desk")
+
+
+@pytest.fixture
+def front_desk_b(campus_b: Campus) -> User:
+    return factories.UserFactory(username="bella", display_name="前台小白", campus=campus_b, role="front_desk")
+
+
+@pytest.fixture
+def teacher(campus_a: Campus) -> User:
+    return factories.UserFactory(username="tom", display_name="王老师", campus=campus_a, role="teacher")
+
+
+@pytest.fixture
+def teacher_b(campus_b: Campus) -> User:
+    return factories.UserFactory(username="tina", display_name="赵老师", campus=campus_b, role="teacher")
+
+
+@pytest.fixture
+def manager(campus_a: Campus) -> User:
+    return factories.UserFactory(username="mary", display_name="张校长", campus=campus_a, role="manager")
+
+
+@pytest.fixture
+def manager_b(campus_b: Campus) -> User:
+    return factories.UserFactory(username="mike", display_name="刘校长", campus=campus_b, role="manager")
+
+
+@pytest.fixture
+def admin_user(campus_a: Campus) -> User:
+    return factories.UserFactory(
+        username="root", display_name="管理员", campus=None, role="admin", is_superuser=True, is_staff=True
+    )
+
+
+@pytest.fixture
+def course_a(campus_a: Campus) -> factories.models.Course:
+    return factories.CourseFactory(campus=campus_a, name="少儿编程 L1", subject="编程")
+
+
+@pytest.fixture
+def course_b(campus_b: Campus) -> factories.models.Course:
+    return factories.CourseFactory(campus=campus_b, name="美术启蒙", subject="美术")

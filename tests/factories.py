@@ -1,0 +1,152 @@
+"""factory-boy factories for every crm model. Facts made here skip the services on
+purpose (fast set-up); tests of behaviour call the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from crm import models
+
+
+class CampusFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Campus
+        django_get_or_create = ("code",)
+
+    name = factory.Sequence(lambda n: f"校区{n}")
+    code = factory.Sequence(lambda n: f"campus-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    display_name = factory.Sequence(lambda n: f"员工{n}")
+    campus = factory.SubFactory(CampusFactory)
+    password = factory.django.Password("pass-1234")
+    is_staff = False
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if create and extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+            if extracted in ("front_desk", "manager", "admin"):
+                self.is_staff = True
+                self.save(update_fields=["is_staff"])
+
+
+class GuardianFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Guardian
+
+    name = factory.Sequence(lambda n: f"家长{n}")
+    phone = factory.Sequence(lambda n: f"+86139{n:08d}")
+    relation = "妈妈"
+
+
+class StudentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Student
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"学生{n}")
+    campus = factory.SubFactory(CampusFactory)
+    channel = models.Channel.DOUYIN
+    grade = "三年级"
+
+    @factory.post_generation
+    def guardians(self, create: bool, extracted: list[models.Guardian] | None, **kwargs: object) -> None:
+        if not create:
+            return
+        if extracted is None:
+            extracted = [GuardianFactory()]
+        self.guardians.add(*extracted)
+
+
+class TagGroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TagGroup
+        django_get_or_create = ("name",)
+
+    name = "意向"
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Tag
+        django_get_or_create = ("group", "name")
+
+    group = factory.SubFactory(TagGroupFactory)
+    name = factory.Sequence(lambda n: f"标签{n}")
+
+
+class CourseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Course
+
+    campus = factory.SubFactory(CampusFactory)
+    name = factory.Sequence(lambda n: f"少儿编程{n}")
+    subject = "编程"
+    level = "L1"
+    price_per_hour = Decimal("200.00")
+
+
+class ConsultationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Consultation
+
+    student = factory.SubFactory(StudentFactory)
+    consultant = factory.SubFactory(UserFactory)
+    channel = models.ConsultationChannel.PHONE
+    content = "了解课程"
+    intent = models.Intent.MEDIUM
+    consulted_at = factory.LazyFunction(timezone.now)
+
+
+class TrialLessonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.TrialLesson
+
+    student = factory.SubFactory(StudentFactory)
+    course = factory.SubFactory(CourseFactory)
+    teacher = factory.SubFactory(UserFactory)
+    scheduled_at = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=1))
+
+
+class ContractFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Contract
+
+    student = factory.SubFactory(StudentFactory)
+    course = factory.SubFactory(CourseFactory)
+    hours_bought = Decimal("40")
+    amount = Decimal("8000")
+    paid_amount = Decimal("8000")
+    signed_at = factory.LazyFunction(timezone.now)
+
+
+class LessonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Lesson
+
+    course = factory.SubFactory(CourseFactory)
+    teacher = factory.SubFactory(UserFactory)
+    starts_at = factory.LazyFunction(timezone.now)
+
+
+class AttendanceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Attendance
+
+    student = factory.SubFactory(StudentFactory)
+    contract = factory.SubFactory(ContractFactory)
+    lesson_at = factory.LazyFunction(timezone.now)
+    hours = Decimal("1")
+    teacher = factory.SubFactory(UserFactory)
