@@ -1,5 +1,20 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from crm.views import followups, home, leads, students, teacher
+
 urlpatterns = [
+    path("", home.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("leads/new/", leads.lead_capture, name="lead_capture"),
+    path("leads/check-phone/", leads.lead_check_phone, name="lead_check_phone"),
+    path("followups/", followups.followups, name="followups"),
+    path("students/", students.student_list, name="student_list"),
+    path("students/<int:pk>/", students.student_detail, name="student_detail"),
+    path("students/<int:pk>/<slug:action>/", students.student_action, name="student_action"),
+    path("teacher/today/", teacher.teacher_today, name="teacher_today"),
+    path("trials/<int:pk>/feedback/", teacher.trial_feedback, name="trial_feedback"),
+    path("lessons/<int:pk>/attendance/<int:student_id>/", teacher.lesson_attendance, name="lesson_attendance"),
     path("imports/", include("crm.views.imports")),
 ]

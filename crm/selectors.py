@@ -1,0 +1,246 @@
+"""Reads for the staff pages, each scoped to what the viewer may see.
+
+Every function here starts from `students_visible_to(viewer)` (or the same campus rule)
+and fetches its related rows up front, so a page runs a constant number of queries
+whatever the data size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import Http404
+from django.utils import timezone
+
+from crm.models import (
+    Attendance,
+    Consultation,
+    Contract,
+    ContractStatus,
+    Course,
+    Guardian,
+    Lesson,
+    Role,
+    Student,
+    StudentTag,
+    TrialLesson,
+    TrialStatus,
+    User,
+)
+from crm.phones import try_normalize_phone
+from crm.roles import sees_all_campuses
+
+
+def students_visible_to(viewer: User) -> QuerySet[Student]:
+    students = Student.objects.all()
+    if sees_all_campuses(viewer):
+        return students
+    if viewer.campus_id is None or viewer.role is None:
+        return students.none()
+    return students.filter(campus_id=viewer.campus_id)
+
+
+def student_get(*, viewer: User, student_id: int) -> Student:
+    """One student the viewer may see, or 404: another campus's student does not exist for them."""
+    student = students_visible_to(viewer).select_related("campus", "owner").filter(pk=student_id).first()
+    if student is None:
+        raise Http404
+    return student
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    return start, start + dt.timedelta(days=1)
+
+
+def _tags_prefetch() -> Prefetch:
+    return Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group"))
+
+
+@dataclass
+class FollowUps:
+    overdue: list[Student]
+    today: list[Student]
+
+
+def followups_for(*, viewer: User, today: dt.date | None = None, owner: User | None = None) -> FollowUps:
+    """Today's and overdue follow-ups. A consultant sees their own students; a manager the
+    campus (optionally one owner's)."""
+    today = today or timezone.localdate()
+    start, end = day_bounds(today)
+    students = students_visible_to(viewer).filter(next_follow_up_at__lt=end, lost_at__isnull=True)
+    if viewer.role == Role.FRONT_DESK:
+        students = students.filter(owner=viewer)
+    elif owner is not None:
+        students = students.filter(owner=owner)
+    last = Consultation.objects.filter(student=OuterRef("pk")).order_by("-consulted_at", "-pk")
+    rows = list(
+        students.select_related("owner")
+        .prefetch_related("guardians", _tags_prefetch())
+        .annotate(
+            last_content=Subquery(last.values("content")[:1]),
+            last_intent=Subquery(last.values("intent")[:1]),
+            last_consulted_at=Subquery(last.values("consulted_at")[:1]),
+        )
+        .order_by("next_follow_up_at", "pk")[:500]
+    )
+    return FollowUps(
+        overdue=[s for s in rows if s.next_follow_up_at is not None and s.next_follow_up_at < start],
+        today=[s for s in rows if s.next_follow_up_at is not None and s.next_follow_up_at >= start],
+    )
+
+
+def student_search(*, viewer: User, query: str = "", stage: str = "") -> QuerySet[Student]:
+    students = students_visible_to(viewer)
+    query = query.strip()
+    if query:
+        phone = try_normalize_phone(query)
+        if phone:
+            students = students.filter(guardians__phone=phone)
+        else:
+            students = students.filter(Q(name__contains=query) | Q(guardians__name__contains=query)).distinct()
+    if stage:
+        students = students.filter(stage=stage)
+    return students.select_related("owner", "campus").prefetch_related("guardians", _tags_prefetch()).order_by("-pk")
+
+
+@dataclass
+class TimelineEntry:
+    at: dt.datetime
+    kind: str
+    obj: object
+
+
+@dataclass
+class StudentProfile:
+    student: Student
+    guardians: list[Guardian]
+    tags: list[StudentTag]
+    contracts: list[Contract]
+    timeline: list[TimelineEntry]
+    hours_remaining: Decimal
+    siblings: list[Student] = field(default_factory=list)
+
+
+def student_profile(*, viewer: User, student_id: int) -> StudentProfile:
+    """The student page: the family, tags, contracts and a timeline of every touch."""
+    visible = students_visible_to(viewer)
+    student = (
+        visible.select_related("campus", "owner", "referrer")
+        .prefetch_related(
+            Prefetch(
+                "guardians",
+                queryset=Guardian.objects.prefetch_related(
+                    Prefetch("students", queryset=visible.only("id", "name", "stage"), to_attr="visible_children")
+                ),
+            ),
+            _tags_prefetch(),
+            Prefetch("consultations", queryset=Consultation.objects.select_related("consultant")),
+            Prefetch("trials", queryset=TrialLesson.objects.select_related("course", "teacher")),
+            Prefetch("contracts", queryset=Contract.objects.select_related("course")),
+            Prefetch("attendances", queryset=Attendance.objects.select_related("teacher", "contract__course")),
+        )
+        .filter(pk=student_id)
+        .first()
+    )
+    if student is None:
+        raise Http404
+    guardians = list(student.guardians.all())
+    siblings = {c.pk: c for g in guardians for c in g.visible_children if c.pk != student.pk}  # type: ignore[attr-defined]
+    contracts = list(student.contracts.all())
+    timeline = [
+        *(TimelineEntry(c.consulted_at, "consultation", c) for c in student.consultations.all()),
+        *(TimelineEntry(t.scheduled_at, "trial", t) for t in student.trials.all()),
+        *(TimelineEntry(c.signed_at, "contract", c) for c in contracts),
+        *(TimelineEntry(c.refunded_at, "refund", c) for c in contracts if c.refunded_at),
+        *(TimelineEntry(a.lesson_at, "attendance", a) for a in student.attendances.all()),
+    ]
+    if student.lost_at:
+        timeline.append(TimelineEntry(student.lost_at, "lost", student))
+    timeline.append(TimelineEntry(student.created_at, "created", student))
+    timeline.sort(key=lambda e: e.at, reverse=True)
+    return StudentProfile(
+        student=student,
+        guardians=guardians,
+        tags=list(student.student_tags.all()),
+        contracts=contracts,
+        timeline=timeline,
+        hours_remaining=sum(
+            (c.hours_remaining for c in contracts if c.status == ContractStatus.ACTIVE), start=Decimal("0")
+        ),
+        siblings=list(siblings.values()),
+    )
+
+
+def teachers_of(campus_id: int | None) -> QuerySet[User]:
+    return User.objects.filter(campus_id=campus_id, groups__name=Role.TEACHER, is_active=True).order_by("username")
+
+
+def courses_of(campus_id: int | None) -> QuerySet[Course]:
+    return Course.objects.filter(campus_id=campus_id, active=True).order_by("subject", "name")
+
+
+@dataclass
+class RosterEntry:
+    student: Student
+    attendance: Attendance | None
+    contract: Contract | None
+
+
+@dataclass
+class LessonDay:
+    lesson: Lesson
+    roster: list[RosterEntry]
+
+
+@dataclass
+class TeacherDay:
+    day: dt.date
+    teacher: User
+    trials: list[TrialLesson]
+    lessons: list[LessonDay]
+
+
+def teacher_day(*, viewer: User, teacher: User, day: dt.date) -> TeacherDay:
+    """A teacher's trials and lessons on one day, with each roster's attendance and hours left."""
+    start, end = day_bounds(day)
+    visible = students_visible_to(viewer)
+    trials = list(
+        TrialLesson.objects.filter(teacher=teacher, scheduled_at__gte=start, scheduled_at__lt=end)
+        .exclude(status=TrialStatus.CANCELLED)
+        .filter(student__in=visible)
+        .select_related("student", "course")
+        .prefetch_related("student__guardians")
+        .order_by("scheduled_at")
+    )
+    lessons = list(
+        Lesson.objects.filter(teacher=teacher, starts_at__gte=start, starts_at__lt=end)
+        .select_related("course")
+        .prefetch_related(
+            Prefetch("students", queryset=visible.prefetch_related("guardians").order_by("name")),
+            Prefetch("attendances", queryset=Attendance.objects.all()),
+        )
+        .order_by("starts_at")
+    )
+    student_ids = {s.pk for lesson in lessons for s in lesson.students.all()}
+    active_contracts: dict[tuple[int, int], Contract] = {}
+    for contract in Contract.objects.filter(student_id__in=student_ids, status=ContractStatus.ACTIVE).order_by(
+        "-signed_at", "-pk"
+    ):
+        active_contracts[(contract.student_id, contract.course_id)] = contract  # oldest wins: it is used first
+    days = []
+    for lesson in lessons:
+        recorded = {a.student_id: a for a in lesson.attendances.all()}
+        days.append(
+            LessonDay(
+                lesson=lesson,
+                roster=[
+                    RosterEntry(s, recorded.get(s.pk), active_contracts.get((s.pk, lesson.course_id)))
+                    for s in lesson.students.all()
+                ],
+            )
+        )
+    return TeacherDay(day=day, teacher=teacher, trials=trials, lessons=days)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from crm.models import User
+from crm.selectors import followups_for
+from crm.views.access import FRONT_OFFICE, role_required
+
+
+@role_required(*FRONT_OFFICE)
+def followups(request: HttpRequest) -> HttpResponse:
+    viewer: User = request.user  # type: ignore[assignment]
+    result = followups_for(viewer=viewer)
+    return render(
+        request,
+        "crm/followups.html",
+        {"overdue": result.overdue, "today": result.today, "now": timezone.now(), "nav": "followups"},
+    )
