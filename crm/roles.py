@@ -6,6 +6,7 @@ created by migration (crm/migrations/0002_roles.py) from ROLE_PERMISSIONS below.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
@@ -102,3 +103,13 @@ def require_campus(user: User, campus_id: int | None) -> None:
 
 def sees_full_phones(user: User) -> bool:
     return user.role in (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN) or user.is_superuser
+
+
+def role_group(role: str) -> Group:
+    """The group for a role, created with its permissions if missing (the migration
+    creates them; a flushed test database or a fresh admin-created site may not have them)."""
+    group, created = Group.objects.get_or_create(name=str(role))
+    if created:
+        codenames = [f"{action}_{model}" for model, actions in ROLE_PERMISSIONS[role].items() for action in actions]
+        group.permissions.set(Permission.objects.filter(content_type__app_label="crm", codename__in=codenames))
+    return group

@@ -7,10 +7,10 @@ import datetime as dt
 from decimal import Decimal
 
 import factory
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from crm import models
+from crm.roles import role_group
 
 
 class CampusFactory(factory.django.DjangoModelFactory):
@@ -36,7 +36,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         if create and extracted:
-            self.groups.add(Group.objects.get(name=extracted))
+            self.groups.add(role_group(extracted))
             if extracted in ("front_desk", "manager", "admin"):
                 self.is_staff = True
                 self.save(update_fields=["is_staff"])

@@ -1,0 +1,92 @@
+"""The front desk's and the teacher's day in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from crm.models import Student, TrialLesson, TrialStatus
+from tests import factories
+from tests.browser import browser, log_in, page, snapshot  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_front_desk_captures_a_lead_logs_a_consultation_and_books_a_trial(
+    live_server, page: Page, front_desk, teacher, course_a, campus_a
+):
+    existing = factories.GuardianFactory(phone="+8613900139000", name="李爸爸")
+    factories.StudentFactory(name="李小龙", campus=campus_a, guardians=[existing])
+    log_in(page, live_server.url, "alice")
+    expect(page).to_have_url(f"{live_server.url}/followups/")
+    snapshot(page, "followups")
+
+    page.goto(f"{live_server.url}/leads/new/")
+    # The live check finds the existing family whatever the format typed.
+    page.fill("#id_phone", "139-0013-9000")
+    expect(page.locator("[data-family=existing]")).to_contain_text("李小龙")
+    page.fill("#id_phone", "+86 138 0013 8000")
+    expect(page.locator("[data-family=new]")).to_be_visible()
+    page.fill("#id_guardian_name", "王妈妈")
+    page.fill("#id_relation", "妈妈")
+    page.fill("#id_student_name", "王小明")
+    page.fill("#id_grade", "三年级")
+    page.select_option("#id_channel", "douyin")
+    snapshot(page, "lead_capture")
+    page.click("button[type=submit]")
+
+    student = Student.objects.get(name="王小明")
+    expect(page).to_have_url(f"{live_server.url}/students/{student.pk}/")
+    expect(page.locator("#family")).to_contain_text("13800138000")
+
+    follow_up = timezone.localtime() + dt.timedelta(days=1)
+    page.select_option("#id_c-channel", "visit")
+    page.select_option("#id_c-intent", "high")
+    page.fill("#id_c-content", "家长关注编程思维，周末有空")
+    page.fill("#id_c-next_follow_up_at", follow_up.strftime("%Y-%m-%dT%H:%M"))
+    page.click("#consultation button")
+    expect(page.locator(".msg.success")).to_be_visible()
+    expect(page.locator("[data-kind=consultation]")).to_contain_text("家长关注编程思维")
+
+    when = (timezone.localtime() + dt.timedelta(days=2)).replace(hour=16, minute=0)
+    page.click("#trial summary")
+    page.select_option("#id_t-course", str(course_a.pk))
+    page.select_option("#id_t-teacher", str(teacher.pk))
+    page.fill("#id_t-scheduled_at", when.strftime("%Y-%m-%dT%H:%M"))
+    page.click("#trial button")
+    expect(page.locator(".msg.success")).to_contain_text("Trial booked")
+    expect(page.locator("[data-kind=trial]")).to_contain_text(course_a.name)
+    snapshot(page, "student_detail")
+
+    trial = TrialLesson.objects.get(student=student)
+    assert (trial.teacher, trial.status) == (teacher, TrialStatus.BOOKED)
+    assert student.consultations.count() == 1
+
+
+def test_teacher_records_trial_feedback(live_server, page: Page, teacher, course_a, campus_a):
+    guardian = factories.GuardianFactory(phone="+8613800135678")
+    student = factories.StudentFactory(name="张小花", campus=campus_a, guardians=[guardian])
+    now = timezone.localtime()
+    start = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    trial = factories.TrialLessonFactory(student=student, course=course_a, teacher=teacher, scheduled_at=start)
+    log_in(page, live_server.url, "tom")
+    expect(page).to_have_url(f"{live_server.url}/teacher/today/")
+    card = page.locator(f"[data-trial='{trial.pk}']")
+    expect(card).to_contain_text("张小花")
+    expect(card).to_contain_text("138****5678")
+    snapshot(page, "teacher_today")
+
+    card.locator("input[value='1']").check()
+    card.locator("select").select_option("5")
+    card.locator("textarea").fill("逻辑清晰，建议从 L2 开始")
+    card.locator("input[name$=recommended_level]").fill("L2")
+    card.locator("button").click()
+    expect(page.locator(".msg.success")).to_be_visible()
+    expect(page.locator(f"[data-trial='{trial.pk}']")).to_contain_text("逻辑清晰")
+    snapshot(page, "teacher_today_after")
+
+    trial.refresh_from_db()
+    assert (trial.status, trial.rating, trial.recommended_level) == (TrialStatus.ATTENDED, 5, "L2")
