@@ -13,6 +13,8 @@ import pytest
 from crm.models import Campus, User
 from tests import factories
 
+pytest_plugins = ["tests.browser"]  # the browser and page fixtures
+
 # Playwright's sync API runs an event loop in the test thread; Django's async-safety
 # check would refuse the live server's database access from it otherwise.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from crm.models import Student, TrialLesson, TrialStatus
 from tests import factories
-from tests.browser import browser, log_in, page, snapshot  # noqa: F401 (fixtures)
+from tests.browser import log_in, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
