@@ -1,0 +1,1 @@
+"""Benchmarks: bench/bench_<name>.py modules, each with `main() -> list[str]`; run by `python -m bench`."""

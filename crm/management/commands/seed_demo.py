@@ -1,0 +1,70 @@
+"""manage.py seed_demo [--students N] [--seed S] [--force | --if-empty]
+
+A realistic institution for trying the product: two campuses, staff for every role
+(passwords printed), courses, tags, and a year of history for N students (default 300).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
+from crm.models import Role, Student, User
+
+ROLE_LABELS: dict[str, str] = {Role.FRONT_DESK: "前台/顾问", Role.TEACHER: "老师", Role.MANAGER: "校长", Role.ADMIN: "管理员"}
+
+
+class Command(BaseCommand):
+    help = "Fill the database with a demo institution: two campuses, staff for every role, a year of history."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--students", type=int, default=300, help="how many students (default 300)")
+        parser.add_argument("--seed", type=int, default=2024, help="random seed; the same seed gives the same demo")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--force", action="store_true", help="add the demo even though the database already has students"
+        )
+        mode.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="seed only an empty database; otherwise just print the demo accounts (used by `make run`)",
+        )
+
+    def handle(self, *args: Any, students: int, seed: int, force: bool, if_empty: bool, **options: Any) -> None:
+        if students < MIN_STUDENTS:
+            raise CommandError(f"--students must be at least {MIN_STUDENTS}, so every kind of history is there.")
+        existing = Student.objects.count()
+        if existing and if_empty:
+            self.stdout.write(f"The database already has {existing} students; not seeding the demo again.")
+            self.print_accounts()
+            return
+        if existing and not force:
+            raise CommandError(
+                f"The database already has {existing} students. seed_demo fills an empty database; "
+                "run it with --force to add the demo anyway."
+            )
+        self.stdout.write(f"Seeding a demo institution with {students} students (seed {seed})...")
+        summary = DemoBuilder(students=students, seed=seed).build()
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
+        self.stdout.write(
+            self.style.SUCCESS(f"Seeded {summary.students} students in {summary.seconds:.1f} s ({kinds}).")
+        )
+        self.print_accounts()
+
+    def print_accounts(self) -> None:
+        specs = demo_account_specs()
+        present = set(User.objects.filter(username__in=[a.username for a in specs]).values_list("username", flat=True))
+        accounts = [a for a in specs if a.username in present]
+        if not accounts:
+            self.stdout.write("No demo accounts in this database.")
+            return
+        self.stdout.write("")
+        self.stdout.write(f"Demo accounts (password for all: {DEMO_PASSWORD})")
+        self.stdout.write(f"  {'role':<11} {'username':<14} {'name':<8} campus")
+        for account in accounts:
+            role = f"{account.role}"
+            self.stdout.write(
+                f"  {role:<11} {account.username:<14} {account.name:<8} {account.campus}  ({ROLE_LABELS[account.role]})"
+            )
