@@ -75,6 +75,10 @@ vendor:
 # Needs GNU gettext (Debian: apt-get install gettext). The compiled .mo files are
 # committed, so running the product never needs gettext.
 messages: install
+	@command -v xgettext >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+	  else echo "make messages needs GNU gettext (apt-get install gettext)" >&2; exit 1; fi; }
 	$(PY) manage.py makemessages -l zh_Hans --no-obsolete \
 	  --ignore=.venv --ignore=node_modules --ignore=static --ignore=staticfiles --ignore=.run --ignore=media
 	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=node_modules
