@@ -13,7 +13,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
 from crm.models import Role, Student, User
 
-ROLE_LABELS: dict[str, str] = {Role.FRONT_DESK: "前台/顾问", Role.TEACHER: "老师", Role.MANAGER: "校长", Role.ADMIN: "管理员"}
+ROLE_LABELS: dict[str, str] = {
+    Role.FRONT_DESK: "前台/顾问",
+    Role.TEACHER: "老师",
+    Role.MANAGER: "校长",
+    Role.ADMIN: "管理员",
+}
 
 
 class Command(BaseCommand):
