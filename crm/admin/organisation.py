@@ -1,0 +1,198 @@
+"""The institution: campuses, staff, courses; and the records nobody edits (audit log, imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
+
+from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, StudentSearchMixin, actor_of
+from crm.admin_paginators import EstimatedCountPaginator
+from crm.models import AuditEntry, Campus, Course, ImportJob, Role, User
+
+
+@admin.register(Campus)
+class CampusAdmin(CrmModelAdmin):
+    list_display = ("name", "code", "address")
+    search_fields = ("name", "code")
+    prepopulated_fields = {"code": ("name",)}
+
+
+@admin.register(User)
+class UserAdmin(CrmModelAdmin, DjangoUserAdmin):
+    """Staff: the role is the group; managers see their campus's staff, administrators edit."""
+
+    add_form = DjangoUserAdmin.add_form  # not CrmModelAdmin's None, which comes first in the MRO
+    list_display = ("username", "display_name", "role_names", "campus", "is_active", "is_staff", "last_login")
+    list_select_related = ("campus",)
+    list_prefetch_related = ("groups",)
+    list_filter = ("groups", "is_active", "is_staff")
+    admin_only_list_filter = (("campus", ScopedRelatedFieldListFilter),)
+    search_fields = ("username", "display_name", "first_name", "last_name", "email")
+    ordering = ("username",)
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (gettext_lazy("Who"), {"fields": ("display_name", "first_name", "last_name", "email", "campus")}),
+        (
+            gettext_lazy("Role and permissions"),
+            {
+                "fields": ("is_active", "is_staff", "groups"),
+                "description": gettext_lazy(
+                    "The role is the group (front desk, teacher, manager, administrator). Front desk, "
+                    "managers and administrators use this admin site (staff status); teachers do not."
+                ),
+            },
+        ),
+        (
+            gettext_lazy("Special permissions"),
+            {"classes": ("collapse",), "fields": ("is_superuser", "user_permissions")},
+        ),
+        (gettext_lazy("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "display_name", "campus", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+
+    @admin.display(description=gettext_lazy("role"))
+    def role_names(self, obj: User) -> str:
+        roles = {r.value: r.label for r in Role}
+        return ", ".join(str(roles[g.name]) for g in obj.groups.all() if g.name in roles)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Picking a colleague (owner, teacher) in an autocomplete needs no right to the staff
+        # list; the results are the viewer's own campus (get_queryset) and show only names.
+        if obj is None and is_autocomplete(request):
+            return self.uses_admin(request)
+        return super().has_view_permission(request, obj)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if is_autocomplete(request):
+            queryset = queryset.filter(is_active=True)
+            if request.GET.get("field_name") == "teacher":
+                queryset = queryset.filter(groups__name=Role.TEACHER)
+            else:
+                queryset = queryset.filter(is_staff=True)
+        return queryset, may_have_duplicates
+
+
+def is_autocomplete(request: HttpRequest) -> bool:
+    match = request.resolver_match
+    return match is not None and match.url_name == "autocomplete"
+
+
+@admin.register(Course)
+class CourseAdmin(CrmModelAdmin):
+    list_display = ("name", "campus", "subject", "level", "price_per_hour", "active")
+    list_select_related = ("campus",)
+    list_filter = ("active", "subject")
+    admin_only_list_filter = (("campus", ScopedRelatedFieldListFilter),)
+    search_fields = ("name", "subject", "level")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if is_autocomplete(request):
+            queryset = queryset.filter(active=True)
+        return queryset, may_have_duplicates
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        actor = actor_of(request)
+        if actor.campus_id is not None:
+            initial.setdefault("campus", str(actor.campus_id))
+        return initial
+
+
+class ReadOnlyAdmin(CrmModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+AUDIT_ACTIONS = (
+    "lead_capture",
+    "guardian_add",
+    "student_update",
+    "lead_close_lost",
+    "student_tag_add",
+    "student_tag_remove",
+    "consultation_log",
+    "trial_book",
+    "trial_feedback_record",
+    "trial_cancel",
+    "contract_sign",
+    "contract_refund",
+    "attendance_record",
+)
+
+
+class AuditActionFilter(admin.SimpleListFilter):
+    """The services' action names, listed without a DISTINCT over the whole audit log."""
+
+    title = gettext_lazy("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in AUDIT_ACTIONS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(StudentSearchMixin, ReadOnlyAdmin):
+    """Who did what. Nobody edits or deletes it."""
+
+    paginator = EstimatedCountPaginator
+    list_display = ("at", "actor", "action", "student", "detail")
+    list_select_related = ("actor", "student")
+    list_filter = (AuditActionFilter, ("at", admin.DateFieldListFilter))
+    ordering = ("-id",)
+    sortable_by = ()
+    search_fields = ("student__name",)
+    fields = ("at", "actor", "action", "student", "detail")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    """Imports are started from the import pages; here they are only listed."""
+
+    list_display = ("created_at", "kind", "original_name", "campus", "status", "processed_rows", "total_rows")
+    list_select_related = ("campus", "created_by")
+    list_filter = ("kind", "status")
+    admin_only_list_filter = (("campus", ScopedRelatedFieldListFilter),)
+    date_hierarchy = "created_at"
+    search_fields = ("original_name",)
+    ordering = ("-id",)
+    fields = (
+        "kind",
+        "campus",
+        "file",
+        "original_name",
+        "status",
+        "total_rows",
+        "processed_rows",
+        "report",
+        "created_by",
+        "created_at",
+        "finished_at",
+    )
