@@ -106,9 +106,9 @@ as_pg_user() { # command...
     if [ "$user" = "$(id -un)" ]; then
         "$@"
     elif command -v runuser >/dev/null; then
-        runuser -u "$user" -- "$@"
+        (cd / && runuser -u "$user" -- "$@")
     else
-        su -s /bin/sh "$user" -c "$(printf '%q ' "$@")"
+        (cd / && su -s /bin/sh "$user" -c "$(printf '%q ' "$@")")
     fi
 }
 
@@ -154,13 +154,11 @@ start_private_pg() { # prints the port
             die "initdb failed; see $RUN_DIR/initdb.log"
     fi
     port=$(free_port "$PRIVATE_PGPORT")
+    say "starting a private PostgreSQL on 127.0.0.1:$port (log: $datadir/server.log)"
     # fsync off: this cluster holds only test data and is thrown away.
-    touch "$RUN_DIR/pg.log"
-    as_root && chown "$(pg_os_user)" "$RUN_DIR/pg.log"
-    say "starting a private PostgreSQL on 127.0.0.1:$port"
-    as_pg_user "$bindir/pg_ctl" -D "$datadir" -l "$RUN_DIR/pg.log" -w -t 60 \
+    as_pg_user "$bindir/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 60 \
         -o "-p $port -h 127.0.0.1 -k $datadir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        start >&2 || die "PostgreSQL did not start; see $RUN_DIR/pg.log"
+        start >&2 || die "PostgreSQL did not start; see $datadir/server.log"
     echo "$port" >"$RUN_DIR/pg.port"
     echo "$port"
 }
