@@ -44,6 +44,7 @@ chromium:
 run: install
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py seed_demo --if-empty
+	@$(PY) manage.py collectstatic --noinput -v 0
 	@echo
 	@echo "SCRM: http://127.0.0.1:$(PORT)/   (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@for ip in $$(hostname -I 2>/dev/null); do case $$ip in *:*) ;; *) echo "      http://$$ip:$(PORT)/";; esac; done
