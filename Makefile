@@ -90,4 +90,5 @@ constraints: $(STAMP)
 	@touch $(STAMP)
 
 clean: services-stop
+	@if [ -f .run/pg.datadir ]; then rm -rf "$$(cat .run/pg.datadir)"; fi
 	rm -rf .run staticfiles .mypy_cache .ruff_cache .pytest_cache
