@@ -3,7 +3,9 @@
 crm sits at the bottom of the app graph (crm <- lifecycle <- personas <- campaigns).
 A higher app registers a listener at start-up (its AppConfig.ready); crm services call
 `student_facts_changed` inside their transaction and listeners run after commit, so a
-rolled-back write never triggers anything.
+rolled-back write never triggers anything. Listeners run robustly: one that fails (a
+broker down, a bug in a higher app) is logged and neither fails the write that already
+committed nor stops the listeners after it.
 """
 
 from __future__ import annotations
@@ -27,4 +29,4 @@ def student_facts_changed(student_ids: Iterable[int]) -> None:
     if not ids:
         return
     for listener in list(_listeners):
-        transaction.on_commit(lambda listener=listener: listener(ids))  # type: ignore[misc]
+        transaction.on_commit(lambda listener=listener: listener(ids), robust=True)  # type: ignore[misc]

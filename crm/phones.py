@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 DEFAULT_REGION = "CN"
 
+# What people type around the digits. Letters, "ext", "#" and "转" are refused rather than
+# dropped: the library would silently strip them and merge two numbers into one family.
+_PHONE_CHARACTERS = re.compile(r"[0-9\s+\-().\u2010-\u2015]+")
+
 
 def normalize_phone(raw: str) -> str:
     """Return `raw` in E.164 (+8613800138000), or raise ValidationError saying why not.
 
     "+86 138 0013 8000", "13800138000", "138-0013-8000" and "0086 13800138000" are all
-    the same family.
+    the same family; so are full-width digits from a Chinese input method.
     """
-    text = (raw or "").strip()
+    text = unicodedata.normalize("NFKC", raw or "").strip()
     if not text:
         raise ValidationError(_("Enter a phone number."), code="required")
+    if not _PHONE_CHARACTERS.fullmatch(text):
+        raise ValidationError(
+            _("“%(phone)s” is not a phone number: use digits only, without an extension."),
+            code="invalid",
+            params={"phone": raw},
+        )
     if text.startswith("00"):
         text = "+" + text[2:]
     try:

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,7 +26,8 @@ def consultation_log(
     next_follow_up_at: dt.datetime | None = None,
     consulted_at: dt.datetime | None = None,
 ) -> Consultation:
-    """Log a consultation. Its next follow-up replaces the student's open one.
+    """Log a consultation. If it is the latest, its next follow-up replaces the student's open one;
+    a backdated consultation typed in afterwards leaves a later conversation's follow-up alone.
 
     A student with no owner is taken by the consultant who logs the first conversation.
     """
@@ -48,6 +50,7 @@ def consultation_log(
         raise ValidationError(errors)
 
     student = Student.objects.select_for_update().get(pk=student.pk)
+    latest = Consultation.objects.filter(student=student).aggregate(latest=Max("consulted_at"))["latest"]
     consultation = Consultation.objects.create(
         student=student,
         consultant=actor,
@@ -58,8 +61,10 @@ def consultation_log(
         next_follow_up_at=next_follow_up_at,
         consulted_at=consulted_at,
     )
-    update_fields = ["next_follow_up_at", "updated_at"]
-    student.next_follow_up_at = next_follow_up_at
+    update_fields = ["updated_at"]
+    if latest is None or consulted_at >= latest:
+        student.next_follow_up_at = next_follow_up_at
+        update_fields.append("next_follow_up_at")
     if student.owner_id is None and actor.role == Role.FRONT_DESK:
         student.owner = actor
         update_fields.append("owner")

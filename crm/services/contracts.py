@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -26,6 +26,23 @@ from crm.models import (
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 
+# The columns' precision (crm.models): more digits would be rounded or overflow in the database.
+HOURS_DIGITS = (7, 1)  # Contract.hours_bought / hours_consumed
+ATTENDANCE_HOURS_DIGITS = (4, 1)  # Attendance.hours
+MONEY_DIGITS = (12, 2)  # Contract.amount / paid_amount / refund_amount
+
+
+def _precision_problem(value: Decimal, digits: tuple[int, int]) -> str | None:
+    """Why `value` does not fit a DecimalField(max_digits, decimal_places), or None."""
+    max_digits, places = digits
+    if not value.is_finite():
+        return _("Enter a number.")
+    if abs(value) >= Decimal(10) ** (max_digits - places):
+        return _("This number is too large.")
+    if value != value.quantize(Decimal(1).scaleb(-places)):
+        return _("Use at most %(places)d decimal place(s).") % {"places": places}
+    return None
+
 
 @transaction.atomic
 def contract_sign(
@@ -45,6 +62,16 @@ def contract_sign(
     errors: dict[str, str] = {}
     if course.campus_id != student.campus_id:
         errors["course"] = _("This course is taught at another campus.")
+    for field, value, digits in (
+        ("hours_bought", hours_bought, HOURS_DIGITS),
+        ("amount", amount, MONEY_DIGITS),
+        ("paid_amount", paid_amount, MONEY_DIGITS),
+    ):
+        problem = _precision_problem(value, digits)
+        if problem:
+            errors[field] = problem
+    if errors:
+        raise ValidationError(errors)
     if hours_bought <= 0:
         errors["hours_bought"] = _("Hours bought must be more than zero.")
     if amount < 0:
@@ -53,6 +80,8 @@ def contract_sign(
         errors["paid_amount"] = _("The paid amount cannot be negative.")
     elif paid_amount > amount:
         errors["paid_amount"] = _("The paid amount cannot exceed the contract amount.")
+    if signed_at > timezone.now() + dt.timedelta(minutes=5):
+        errors["signed_at"] = _("A contract cannot be signed in the future.")
     if valid_until is not None and valid_until < timezone.localdate(signed_at):
         errors["valid_until"] = _("The contract must be valid at least until the day it is signed.")
     if errors:
@@ -84,7 +113,10 @@ def contract_refund(*, actor: User, contract: Contract, amount: Decimal, reason:
     errors: dict[str, str] = {}
     if contract.status != ContractStatus.ACTIVE:
         errors["__all__"] = _("Only an active contract can be refunded.")
-    if amount < 0:
+    problem = _precision_problem(amount, MONEY_DIGITS)
+    if problem:
+        errors["amount"] = problem
+    elif amount < 0:
         errors["amount"] = _("The refund cannot be negative.")
     elif amount > contract.paid_amount:
         errors["amount"] = _("The refund cannot exceed the %(paid)s paid.") % {"paid": contract.paid_amount}
@@ -130,15 +162,23 @@ def attendance_record(
     """
     require_role(actor, Role.TEACHER, Role.MANAGER)
     require_campus(actor, student.campus_id)
+    actor_is_teacher = actor.role == Role.TEACHER
     if lesson is not None:
-        if actor.role == Role.TEACHER and lesson.teacher_id != actor.pk:
-            raise ValidationError(_("Only the lesson's teacher can record its attendance."))
+        if actor_is_teacher and lesson.teacher_id != actor.pk:
+            raise PermissionDenied(_("Only the lesson's teacher can record its attendance."))
+        if lesson.course.campus_id != student.campus_id:
+            raise ValidationError({"lesson": _("This lesson is taught at another campus.")})
         teacher = teacher or lesson.teacher
         lesson_at = lesson_at or lesson.starts_at
     teacher = teacher or actor
+    if actor_is_teacher and teacher.pk != actor.pk:
+        raise PermissionDenied(_("A teacher records attendance only for their own lessons."))
     lesson_at = lesson_at or timezone.now()
     if status not in AttendanceStatus.values:
         raise ValidationError({"status": _("Unknown attendance status.")})
+    problem = _precision_problem(hours, ATTENDANCE_HOURS_DIGITS)
+    if problem:
+        raise ValidationError({"hours": problem})
     if hours < 0:
         raise ValidationError({"hours": _("Hours cannot be negative.")})
     if contract is None:
@@ -148,16 +188,20 @@ def attendance_record(
     contract = Contract.objects.select_for_update().get(pk=contract.pk)
     if contract.student_id != student.pk:
         raise ValidationError({"contract": _("This contract belongs to another student.")})
+    if lesson is not None and contract.course_id != lesson.course_id:
+        raise ValidationError({"contract": _("This contract is for another course than the lesson's.")})
     if contract.status != ContractStatus.ACTIVE:
         raise ValidationError({"contract": _("This contract is no longer active.")})
     remaining = contract.hours_bought - contract.hours_consumed
     if hours > remaining:
         raise ValidationError(
             {
-                "hours": _("Only %(remaining)s hours are left on this contract; %(hours)s cannot be recorded.")
-                % {"remaining": remaining, "hours": hours}
-            },
-            code="hours_exceeded",
+                "hours": ValidationError(
+                    _("Only %(remaining)s hours are left on this contract; %(hours)s cannot be recorded.")
+                    % {"remaining": remaining, "hours": hours},
+                    code="hours_exceeded",
+                )
+            }
         )
     try:
         with transaction.atomic():

@@ -15,6 +15,7 @@ from crm.models import (
     Campus,
     Channel,
     ContractStatus,
+    Gender,
     Guardian,
     Role,
     Stage,
@@ -35,8 +36,12 @@ class ExistingFamily(ValidationError):
     def __init__(self, guardian: Guardian):
         self.guardian = guardian
         super().__init__(
-            {"phone": _("This phone already belongs to a family. Open it, or add this child as a sibling.")},
-            code="existing_family",
+            {
+                "phone": ValidationError(
+                    _("This phone already belongs to a family. Open it, or add this child as a sibling."),
+                    code="existing_family",
+                )
+            }
         )
 
 
@@ -50,6 +55,15 @@ class LeadCaptured:
 def guardian_find(phone: str) -> Guardian | None:
     """The family behind a phone typed in any format, or None."""
     return Guardian.objects.filter(phone=normalize_phone(phone)).first()
+
+
+def owner_problem(owner: User | None, campus_id: int) -> str | None:
+    """Why `owner` cannot own a student of the campus, or None: owners are its consultants."""
+    if owner is None:
+        return None
+    if not owner.is_active or owner.campus_id != campus_id or owner.role not in (Role.FRONT_DESK, Role.MANAGER):
+        return _("Choose a consultant or manager of this campus as the owner.")
+    return None
 
 
 def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Guardian, bool]:
@@ -93,6 +107,11 @@ def lead_capture(
         errors["student_name"] = _("Enter the child's name.")
     if channel not in Channel.values:
         errors["channel"] = _("Unknown source channel.")
+    if gender not in Gender.values:
+        errors["gender"] = _("Unknown gender.")
+    problem = owner_problem(owner, campus.pk)
+    if problem:
+        errors["owner"] = problem
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
@@ -106,8 +125,11 @@ def lead_capture(
             raise ExistingFamily(guardian)
         if guardian.students.filter(name=student_name).exists():
             raise ValidationError(
-                {"student_name": _("%(name)s is already in this family.") % {"name": student_name}},
-                code="duplicate_student",
+                {
+                    "student_name": ValidationError(
+                        _("%(name)s is already in this family.") % {"name": student_name}, code="duplicate_student"
+                    )
+                }
             )
     if owner is None and actor.role == Role.FRONT_DESK:
         owner = actor
@@ -137,7 +159,10 @@ def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", r
     """Link another parent to a student; an existing family's guardian is reused, never copied."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
-    e164 = normalize_phone(phone)
+    try:
+        e164 = normalize_phone(phone)
+    except ValidationError as exc:
+        raise ValidationError({"phone": exc.error_list}) from None
     guardian, _created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
     student.guardians.add(guardian)
     audit(actor=actor, action="guardian_add", student=student, phone=e164)
@@ -149,16 +174,30 @@ STUDENT_EDITABLE_FIELDS = ("name", "gender", "birth_date", "grade", "school", "c
 
 @transaction.atomic
 def student_update(*, actor: User, student: Student, **changes: object) -> Student:
+    """Change a student's own fields. The caller's instance is updated only if the change is saved."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
     unknown = set(changes) - set(STUDENT_EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable here: {sorted(unknown)}")
+    locked = Student.objects.select_for_update().get(pk=student.pk)
     for field, value in changes.items():
-        setattr(student, field, value)
-    student.full_clean(exclude=["campus", "stage"])
-    student.save(update_fields=[*changes, "updated_at"])
-    audit(actor=actor, action="student_update", student=student, fields=",".join(sorted(changes)))
+        setattr(locked, field, value)
+    errors: dict[str, list[str]] = {}
+    try:
+        locked.full_clean(exclude=["campus", "stage"])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if "owner" in changes:
+        problem = owner_problem(locked.owner, locked.campus_id)
+        if problem:
+            errors.setdefault("owner", []).append(problem)
+    if errors:
+        raise ValidationError(errors)
+    locked.save(update_fields=[*changes, "updated_at"])
+    for field in [*changes, "updated_at"]:
+        setattr(student, field, getattr(locked, field))
+    audit(actor=actor, action="student_update", student=locked, fields=",".join(sorted(changes)))
     return student
 
 

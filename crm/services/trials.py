@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -34,8 +34,12 @@ def teacher_busy(*, teacher: User, starts_at: dt.datetime, ends_at: dt.datetime)
 class TeacherBusy(ValidationError):
     def __init__(self) -> None:
         super().__init__(
-            {"scheduled_at": _("The teacher already has a lesson at this time. Choose another time or teacher.")},
-            code="teacher_busy",
+            {
+                "scheduled_at": ValidationError(
+                    _("The teacher already has a lesson at this time. Choose another time or teacher."),
+                    code="teacher_busy",
+                )
+            }
         )
 
 
@@ -56,7 +60,7 @@ def trial_book(
     errors: dict[str, str] = {}
     if course.campus_id != student.campus_id:
         errors["course"] = _("This course is taught at another campus.")
-    if not course.active:
+    elif not course.active:
         errors["course"] = _("This course is no longer offered.")
     if teacher.role != Role.TEACHER or teacher.campus_id != student.campus_id or not teacher.is_active:
         errors["teacher"] = _("Choose a teacher of this campus.")
@@ -102,7 +106,7 @@ def trial_feedback_record(
     require_role(actor, Role.TEACHER, Role.MANAGER)
     require_campus(actor, trial.student.campus_id)
     if actor.role == Role.TEACHER and trial.teacher_id != actor.pk:
-        raise ValidationError(_("Only the trial's teacher can record its feedback."))
+        raise PermissionDenied(_("Only the trial's teacher can record its feedback."))
     trial = TrialLesson.objects.select_for_update().get(pk=trial.pk)
     if trial.status == TrialStatus.CANCELLED:
         raise ValidationError(_("This trial was cancelled."))
