@@ -1,0 +1,1 @@
+"""Lead pool tasks: returning neglected leads to the campus pool."""

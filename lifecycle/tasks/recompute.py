@@ -1,0 +1,1 @@
+"""Recomputation tasks: after an event, and the nightly run."""

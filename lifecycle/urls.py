@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("board/", include("lifecycle.views.board")),
+    path("pool/", include("lifecycle.views.pool")),
+]

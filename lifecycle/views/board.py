@@ -1,0 +1,7 @@
+"""The pipeline board at /board/."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
