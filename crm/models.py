@@ -110,7 +110,7 @@ class Guardian(models.Model):
         verbose_name = _("guardian")
         verbose_name_plural = _("guardians")
         constraints = [
-            models.CheckConstraint(condition=Q(phone__startswith="+"), name="guardian_phone_e164"),
+            models.CheckConstraint(condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="guardian_phone_e164"),
         ]
 
     def __str__(self) -> str:

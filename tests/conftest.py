@@ -15,6 +15,13 @@ from tests import factories
 
 pytest_plugins = ["tests.browser"]  # the browser and page fixtures
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """Staff passwords are hashed in every actor fixture; the default hasher is slow by design."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # Playwright's sync API runs an event loop in the test thread; Django's async-safety
 # check would refuse the live server's database access from it otherwise.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -296,7 +296,7 @@ class TestTeacherDay:
             reverse("trial_feedback", args=[trial.pk]),
             {f"f{trial.pk}-attended": "1", f"f{trial.pk}-rating": "4", f"f{trial.pk}-comment": "x"},
         )
-        assert response.status_code == 400
+        assert response.status_code == 403
         trial.refresh_from_db()
         assert trial.status == TrialStatus.BOOKED
 
