@@ -48,6 +48,7 @@ from crm.models import (
     Tag,
     TagGroup,
     TrialLesson,
+    TrialStatus,
     User,
 )
 
@@ -138,7 +139,12 @@ class DemoBuilder:
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
         self.tz = timezone.get_current_timezone()
-        self.used_slots: set[tuple[int, dt.datetime]] = set()
+        # Trial slots already taken (by an earlier seed, with --force): a teacher is never double-booked.
+        self.used_slots: set[tuple[int, dt.datetime]] = set(
+            TrialLesson.objects.filter(status__in=(TrialStatus.BOOKED, TrialStatus.ATTENDED)).values_list(
+                "teacher_id", "scheduled_at"
+            )
+        )
         self.phones: set[str] = {
             phone.removeprefix("+86") for phone in Guardian.objects.values_list("phone", flat=True)
         }
@@ -766,6 +772,8 @@ class DemoBuilder:
                     rosters.append((course, roster))
             rosters.sort(key=lambda item: -len(item[1]))
             for (course, roster), (hour, minute) in zip(rosters, LESSON_HOURS_TODAY, strict=False):
+                if Lesson.objects.filter(teacher=teacher, starts_at=self.at(self.today, hour, minute)).exists():
+                    continue  # seeded before (--force)
                 spec = next(s for c, s in world.courses if c == course)
                 lesson = Lesson.objects.create(
                     course=course,
