@@ -143,7 +143,7 @@ class Student(models.Model):
     )
     notes = models.TextField(_("notes"), blank=True)
     guardians = models.ManyToManyField(Guardian, verbose_name=_("guardians"), related_name="students", blank=True)
-    tags = models.ManyToManyField(
+    tags: models.ManyToManyField[Tag, StudentTag] = models.ManyToManyField(
         "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
     )
     # Written only by the lifecycle engine.
