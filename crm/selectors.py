@@ -60,16 +60,29 @@ def _tags_prefetch() -> Prefetch:
     return Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group"))
 
 
+# A follow-up overdue by more than this is escalated to the campus manager: their follow-up
+# page lists it under "Escalated" with its owner and how long it is overdue, and the owner
+# sees it marked. One day: well inside the lead pool's window (lifecycle's
+# pool_follow_up_days, default 7), so the manager can step in before the lead is released.
+ESCALATE_AFTER = dt.timedelta(days=1)
+
+
 @dataclass
 class FollowUps:
     overdue: list[Student]
     today: list[Student]
+    # For a manager's campus view: overdue by more than ESCALATE_AFTER (not repeated in `overdue`).
+    escalated: list[Student] = field(default_factory=list)
 
 
-def followups_for(*, viewer: User, today: dt.date | None = None, owner: User | None = None) -> FollowUps:
+def followups_for(
+    *, viewer: User, today: dt.date | None = None, owner: User | None = None, now: dt.datetime | None = None
+) -> FollowUps:
     """Today's and overdue follow-ups. A consultant sees their own students; a manager the
-    campus (optionally one owner's)."""
-    today = today or timezone.localdate()
+    campus (optionally one owner's), with the follow-ups overdue by more than ESCALATE_AFTER
+    apart, as escalated. Each overdue row carries `escalated` (bool)."""
+    now = now or timezone.now()
+    today = today or timezone.localdate(now)
     start, end = day_bounds(today)
     students = students_visible_to(viewer).filter(next_follow_up_at__lt=end, lost_at__isnull=True)
     if viewer.role == Role.FRONT_DESK:
@@ -87,9 +100,17 @@ def followups_for(*, viewer: User, today: dt.date | None = None, owner: User | N
         )
         .order_by("next_follow_up_at", "pk")[:500]
     )
+    overdue: list[Student] = [s for s in rows if s.next_follow_up_at is not None and s.next_follow_up_at < start]
+    for s in overdue:
+        s.escalated = s.next_follow_up_at is not None and s.next_follow_up_at < now - ESCALATE_AFTER  # type: ignore[attr-defined]
+    escalated: list[Student] = []
+    if viewer.role != Role.FRONT_DESK and owner is None:
+        escalated = [s for s in overdue if s.escalated]  # type: ignore[attr-defined]
+        overdue = [s for s in overdue if not s.escalated]  # type: ignore[attr-defined]
     return FollowUps(
-        overdue=[s for s in rows if s.next_follow_up_at is not None and s.next_follow_up_at < start],
+        overdue=overdue,
         today=[s for s in rows if s.next_follow_up_at is not None and s.next_follow_up_at >= start],
+        escalated=escalated,
     )
 
 

@@ -12,9 +12,16 @@ from crm.views.access import FRONT_OFFICE, role_required
 @role_required(*FRONT_OFFICE)
 def followups(request: HttpRequest) -> HttpResponse:
     viewer: User = request.user  # type: ignore[assignment]
-    result = followups_for(viewer=viewer)
+    now = timezone.now()
+    result = followups_for(viewer=viewer, now=now)
     return render(
         request,
         "crm/followups.html",
-        {"overdue": result.overdue, "today": result.today, "now": timezone.now(), "nav": "followups"},
+        {
+            "escalated": result.escalated,
+            "overdue": result.overdue,
+            "today": result.today,
+            "now": now,
+            "nav": "followups",
+        },
     )
