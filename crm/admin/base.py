@@ -154,8 +154,15 @@ def student_search_q(term: str, *, student_lookup: str, name_lookup: str) -> Q:
     elif kind == "digits":
         families = StudentGuardian.objects.filter(guardian__phone__contains=value)
     else:
-        return Q(**{f"{name_lookup}__icontains": term.strip()})
+        return Q(**{f"{name_lookup}__{text_contains(term)}": term.strip()})
     return Q(**{f"{student_lookup}__in": families.values("student_id")})
+
+
+def text_contains(term: str) -> str:
+    """The lookup for a name search: case-sensitive `contains` when the term has no letter case
+    (Chinese, digits), which finds the same rows as `icontains` at half the cost, as the
+    database need not upper-case every name it scans."""
+    return "contains" if term.upper() == term.lower() else "icontains"
 
 
 class StudentSearchMixin:
@@ -180,12 +187,23 @@ class StudentSearchMixin:
 
 
 class CrmChangeList(ChangeList):
-    """Adds the admin's `list_prefetch_related` to the page's rows (one query per relation)."""
+    """Adds the admin's `list_prefetch_related` to the page's rows (one query per relation), and
+    fetches a list that fits on one page by the keys the paginator already read, rather than
+    running its (possibly table-scanning) filter a second time."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         queryset = super().get_queryset(request, exclude_parameters)
         prefetch = getattr(self.model_admin, "list_prefetch_related", ())
         return queryset.prefetch_related(*prefetch) if prefetch else queryset
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if isinstance(self.paginator, EstimatedCountPaginator) and (
+            (self.show_all and self.can_show_all) or not self.multi_page
+        ):
+            rows = self.paginator.all_rows()
+            if rows is not None:
+                self.result_list = rows
 
 
 class CrmModelAdmin(admin.ModelAdmin):

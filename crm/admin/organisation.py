@@ -19,7 +19,6 @@ from crm.models import AuditEntry, Campus, Course, ImportJob, Role, User
 class CampusAdmin(CrmModelAdmin):
     list_display = ("name", "code", "address")
     search_fields = ("name", "code")
-    prepopulated_fields = {"code": ("name",)}
 
 
 @admin.register(User)

@@ -22,6 +22,7 @@ from crm.admin.base import (
     action_with_form,
     actor_of,
     phone_search,
+    text_contains,
 )
 from crm.admin.scoping import StudentGuardian
 from crm.admin_paginators import EstimatedCountPaginator
@@ -408,7 +409,7 @@ class GuardianAdmin(CrmModelAdmin):
             return queryset.filter(phone=value), False
         if kind == "digits":
             return queryset.filter(phone__contains=value), False
-        return queryset.filter(name__icontains=term), False
+        return queryset.filter(**{f"name__{text_contains(term)}": term}), False
 
     @admin.display(description=gettext_lazy("phone"), ordering="phone")
     def phone_display(self, obj: Guardian) -> str:

@@ -557,7 +557,10 @@ def test_student_search_finds_a_phone_typed_in_any_format(typed: str, manager: U
 def test_student_search_by_name(manager: User, campus_a: Campus, campus_b: Campus) -> None:
     wanted = factories.StudentFactory.create(campus=campus_a, name="张三丰")
     factories.StudentFactory.create(campus=campus_b, name="张三")
-    assert result_pks(client_for(manager).get(url(Student, "changelist"), {"q": "张三"})) == {wanted.pk}
+    amy = factories.StudentFactory.create(campus=campus_a, name="Amy Wang")
+    client = client_for(manager)
+    assert result_pks(client.get(url(Student, "changelist"), {"q": "张三"})) == {wanted.pk}
+    assert result_pks(client.get(url(Student, "changelist"), {"q": "amy"})) == {amy.pk}
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -729,19 +732,41 @@ def test_unfiltered_student_list_uses_the_planner_estimate(
     assert isinstance(count, ApproximateCount) and count == 30
     assert "about 30" in response.content.decode()
 
-    # Filtered: a count, but capped at count_cap + 1 rows.
+    # Filtered: the keys of the first count_cap + 1 rows, no COUNT(*), no second scan for the page.
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url(Student, "changelist"), {"stage__exact": "lead"})
-    [counted] = student_count_queries(queries.captured_queries)
-    assert "LIMIT 11" in counted
+    assert student_count_queries(queries.captured_queries) == []
+    [keys] = [q["sql"] for q in queries.captured_queries if "LIMIT 11" in q["sql"]]
+    assert '"crm_student"."name"' not in keys  # only the keys
     assert str(response.context["cl"].result_count) == "10+"
+    assert len(response.context["cl"].result_list) == 10
 
 
-def test_filtered_and_small_lists_count_exactly(manager: User, campus_a: Campus) -> None:
-    factories.StudentFactory.create_batch(3, campus=campus_a)
-    response = client_for(manager).get(url(Student, "changelist"))
+def test_a_short_filtered_list_is_read_once(manager: User, campus_a: Campus) -> None:
+    """Counted exactly, and its rows fetched by the keys the count read: the filter runs once."""
+    wanted = factories.StudentFactory.create_batch(3, campus=campus_a, name="张三")
+    factories.StudentFactory.create(campus=campus_a, name="李四")
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(manager).get(url(Student, "changelist"), {"q": "张三"})
     count = response.context["cl"].result_count
     assert count == 3 and not isinstance(count, ApproximateCount)
+    assert [s.pk for s in response.context["cl"].result_list] == sorted((s.pk for s in wanted), reverse=True)
+    searches = [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"] and "crm_student" in q["sql"]]
+    assert len(searches) == 2 and "IN (" in searches[1]  # the keys, then the rows by key
+
+
+def test_pages_of_a_filtered_list(manager: User, campus_a: Campus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EstimatedCountPaginator, "count_cap", 120)
+    students = factories.StudentFactory.create_batch(130, campus=campus_a)
+    newest_first = sorted((s.pk for s in students), reverse=True)
+    client = client_for(manager)
+    pages = [client.get(url(Student, "changelist"), {"p": str(p)}).context["cl"] for p in (1, 2, 3)]
+    assert str(pages[0].result_count) == "120+"
+    assert [[s.pk for s in cl.result_list] for cl in pages] == [
+        newest_first[:50],
+        newest_first[50:100],
+        newest_first[100:120],
+    ]
 
 
 def test_large_tables_show_no_full_counts_or_facets() -> None:
