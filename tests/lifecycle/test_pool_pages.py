@@ -230,3 +230,33 @@ class TestEscalation:
         small = count_queries(client, reverse("followups"))
         grow(10)
         assert count_queries(client, reverse("followups")) == small
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_claim_in_the_browser_on_a_tablet(live_server: Any, page: Any, front_desk: User, campus_a: Campus) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import log_in, snapshot
+
+    manager = factories.UserFactory(campus=campus_a, role="manager", display_name="张校长")
+    for i, name in enumerate(["王小明", "李小红", "赵小刚"]):
+        student = pool_lead(campus_a, name=name, owner=manager, channel=["douyin", "referral", "website"][i])
+        factories.ConsultationFactory(student=student, consultant=manager, content="家长关注编程思维，周末有空")
+    Student.objects.update(created_at=timezone.now() - dt.timedelta(days=30))
+    pool_sweep(now=timezone.now() + dt.timedelta(days=10))
+    pool_lead(campus_a, name="新线索")
+
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/pool/")
+    expect(page.locator("[data-section=pool] tbody tr")).to_have_count(4)
+    snapshot(page, "pool")
+    # Every column fits a tablet's width: no horizontal scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    claimed = Student.objects.get(name="李小红")
+    page.click(f"[data-claim='{claimed.pk}']")
+    expect(page.locator(".msg.success")).to_contain_text("李小红")
+    expect(page.locator("[data-section=pool] tbody tr")).to_have_count(3)
+    snapshot(page, "pool_claimed")
+    page.goto(f"{live_server.url}/followups/")
+    expect(page.locator("[data-section=today]")).to_contain_text("李小红")
