@@ -1,0 +1,204 @@
+"""Reads of the lifecycle app: the pipeline board.
+
+The board's first render runs a constant number of queries whatever the data size:
+one grouped count for the eight columns, one UNION ALL of eight small ordered
+`LIMIT` queries for the first page of every column (each is an index range scan on
+(campus, stage, stage_changed_at, id) where that index exists), then the cards' rows with
+their owner and activity, and their tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from crm.models import Stage, Student, StudentTag, User
+from crm.selectors import students_visible_to
+from lifecycle.filters import Flag
+
+PAGE_SIZE = 20
+# Newest arrival in a column first. Matches an index (campus, stage, -stage_changed_at, -id):
+# every column's page is then a short index range scan, whatever the table's size.
+BOARD_ORDER = ("-stage_changed_at", "-id")
+
+
+@dataclass
+class CardFlag:
+    code: str
+    label: str
+    reason: str = ""
+
+
+@dataclass
+class BoardCard:
+    student: Student
+    days_in_stage: int | None
+    follow_up: str  # "overdue", "today", "later" or ""
+    flags: list[CardFlag] = field(default_factory=list)
+    tags: list[StudentTag] = field(default_factory=list)
+
+
+@dataclass
+class BoardColumn:
+    stage: str
+    label: str
+    count: int
+    cards: list[BoardCard]
+    next_offset: int | None  # where "load more" continues, None when the column is complete
+
+
+def _flag_reasons_function() -> Callable[..., Any] | None:
+    """The engine's `lifecycle.rules.flag_reasons`, if it is there: the flags' words."""
+    try:
+        rules = importlib.import_module("lifecycle.rules")
+    except ImportError:
+        return None
+    return getattr(rules, "flag_reasons", None)
+
+
+def _reason_text(reasons: Any, code: str) -> str:
+    """flag_reasons may answer a mapping flag -> reason(s) or a list of reasons; make it words."""
+    if isinstance(reasons, dict):
+        reasons = reasons.get(code, "")
+    if isinstance(reasons, str):
+        return reasons
+    if isinstance(reasons, Iterable):
+        return "; ".join(str(r) for r in reasons)
+    return ""
+
+
+def _card_flags(student: Student) -> list[CardFlag]:
+    activity = getattr(student, "activity", None)  # a missing reverse one-to-one raises; getattr answers None
+    if activity is None:
+        return []
+    flagged = [
+        (code, label)
+        for code, label, on in (
+            ("at_risk", "At risk", activity.at_risk),
+            ("renewal_due", "Renewal due", activity.renewal_due),
+        )
+        if on
+    ]
+    if not flagged:
+        return []
+    labels = dict(Flag.choices)
+    explain = _flag_reasons_function()
+    reasons: Any = None
+    if explain is not None:
+        try:
+            reasons = explain(activity)
+        except Exception:  # the words are a courtesy; a card still shows its flag without them
+            reasons = None
+    return [
+        CardFlag(code=code, label=str(labels.get(code, label)), reason=_reason_text(reasons, code) if reasons else "")
+        for code, label in flagged
+    ]
+
+
+def _follow_up_state(student: Student, now: dt.datetime) -> str:
+    due = student.next_follow_up_at
+    if due is None:
+        return ""
+    if due < now:
+        return "overdue"
+    if timezone.localdate(due) == timezone.localdate(now):
+        return "today"
+    return "later"
+
+
+def board_card_for(student: Student, now: dt.datetime | None = None) -> BoardCard:
+    now = now or timezone.now()
+    since = student.stage_changed_at or student.created_at
+    return BoardCard(
+        student=student,
+        days_in_stage=(now - since).days if since else None,
+        follow_up=_follow_up_state(student, now),
+        flags=_card_flags(student),
+        tags=list(student.student_tags.all()),
+    )
+
+
+def _with_card_relations(students: QuerySet[Student]) -> QuerySet[Student]:
+    return students.select_related("owner", "activity").prefetch_related(
+        Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group").order_by("tag_id"))
+    )
+
+
+def _order_key(student: Student) -> tuple[bool, dt.datetime, int]:
+    """BOARD_ORDER in Python: PostgreSQL puts NULLs first in a descending order."""
+    changed = student.stage_changed_at
+    return (changed is None, changed or dt.datetime.min.replace(tzinfo=dt.UTC), student.pk)
+
+
+def board_counts(students: QuerySet[Student]) -> dict[str, int]:
+    """Every column's count in one GROUP BY stage (an index-only scan on (campus, stage))."""
+    rows = students.order_by().values_list("stage").annotate(n=Count("*"))
+    counts = dict.fromkeys(Stage.values, 0)
+    counts.update({stage: n for stage, n in rows})
+    return counts
+
+
+def board_first_pages(students: QuerySet[Student], stages: list[str]) -> dict[str, list[BoardCard]]:
+    """The first PAGE_SIZE + 1 cards of every column in one query (the extra one says "more")."""
+    if not stages:
+        return {}
+    parts = [
+        students.filter(stage=stage).order_by(*BOARD_ORDER).values_list("pk", flat=True)[: PAGE_SIZE + 1]
+        for stage in stages
+    ]
+    ids = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    if not ids:
+        return {stage: [] for stage in stages}
+    now = timezone.now()
+    rows = sorted(_with_card_relations(Student.objects.filter(pk__in=ids)), key=_order_key, reverse=True)
+    pages: dict[str, list[BoardCard]] = {stage: [] for stage in stages}
+    for student in rows:
+        pages.setdefault(student.stage, []).append(board_card_for(student, now))
+    return pages
+
+
+def board_column_page(students: QuerySet[Student], stage: str, offset: int) -> list[BoardCard]:
+    """One more page of one column: PAGE_SIZE + 1 cards from `offset`."""
+    rows = list(
+        _with_card_relations(students.filter(stage=stage).order_by(*BOARD_ORDER))[offset : offset + PAGE_SIZE + 1]
+    )
+    now = timezone.now()
+    return [board_card_for(student, now) for student in rows]
+
+
+def _column(stage: str, count: int, cards: list[BoardCard], offset: int) -> BoardColumn:
+    more = len(cards) > PAGE_SIZE
+    return BoardColumn(
+        stage=stage,
+        label=str(Stage(stage).label),
+        count=count,
+        cards=cards[:PAGE_SIZE],
+        next_offset=offset + PAGE_SIZE if more else None,
+    )
+
+
+def board_columns(students: QuerySet[Student]) -> list[BoardColumn]:
+    """The board's first render: every stage's column with its count and first page."""
+    counts = board_counts(students)
+    stages = [stage for stage in Stage.values if counts[stage]]
+    pages = board_first_pages(students, stages)
+    return [_column(stage, counts[stage], pages.get(stage, []), 0) for stage in Stage.values]
+
+
+def board_column(students: QuerySet[Student], stage: str, offset: int) -> BoardColumn:
+    return _column(stage, 0, board_column_page(students, stage, offset), offset)
+
+
+def board_card_get(*, viewer: User, student_id: int) -> BoardCard:
+    """One card, re-read after a fact was recorded (the engine may have moved it)."""
+    student = _with_card_relations(students_visible_to(viewer)).filter(pk=student_id).first()
+    if student is None:
+        raise Http404
+    return board_card_for(student)

@@ -1,0 +1,160 @@
+"""The pipeline board in a real browser (headless Chromium, tablet viewport): dragging a
+card records the fact behind the move, and a move no fact explains is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Locator, Page, expect
+
+from config.celery import app as celery_app
+from crm.models import Consultation, Stage, TrialLesson, TrialStatus
+from tests import factories
+from tests.browser import log_in, snapshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _english_and_eager(settings):
+    """English words, and the engine's task in-process (the live server shares this process)."""
+    settings.LANGUAGE_CODE = "en"
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def drag(page: Page, card: Locator, target: Locator) -> None:
+    """Drag with the mouse, in small steps, the way SortableJS's fallback mode follows a finger."""
+    card.scroll_into_view_if_needed()
+    start = card.bounding_box()
+    end = target.bounding_box()
+    assert start and end, "both the card and the column must be on screen"
+    x, y = start["x"] + start["width"] / 2, start["y"] + min(start["height"] / 2, 30)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 8, y + 8, steps=4)  # past Sortable's tolerance: a drag, not a tap
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + min(end["height"] / 2, 60), steps=20)
+    page.wait_for_timeout(50)
+    page.mouse.up()
+
+
+def column(page: Page, stage: str) -> Locator:
+    return page.locator(f"[data-cards='{stage}']")
+
+
+def card_of(page: Page, student) -> Locator:
+    return page.locator(f".board-card[data-student='{student.pk}']")
+
+
+def open_board(page: Page, base_url: str, username: str) -> None:
+    log_in(page, base_url, username)
+    page.goto(f"{base_url}/board/")
+    expect(page.locator("[data-board]")).to_be_visible()
+    page.wait_for_function("() => document.querySelector('[data-cards]') && window.Sortable !== undefined")
+
+
+def test_dragging_a_lead_onto_trial_books_a_trial_and_the_card_lands_there(
+    live_server, page: Page, front_desk, teacher, course_a, campus_a
+):
+    lead = factories.StudentFactory(name="王小明", campus=campus_a, stage=Stage.LEAD, owner=front_desk)
+    factories.StudentFactory(name="李小龙", campus=campus_a, stage=Stage.LEAD)
+    open_board(page, live_server.url, "alice")
+    expect(page.locator("[data-count='lead']")).to_have_text("2")
+    snapshot(page, "board")
+
+    drag(page, card_of(page, lead), column(page, "trial"))
+    dialog = page.locator("#board-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Book a trial lesson")
+    when = (timezone.localtime() + dt.timedelta(days=2)).replace(hour=16, minute=0)
+    dialog.locator("#id_t-course").select_option(str(course_a.pk))
+    dialog.locator("#id_t-teacher").select_option(str(teacher.pk))
+    dialog.locator("#id_t-scheduled_at").fill(when.strftime("%Y-%m-%dT%H:%M"))
+    snapshot(page, "board_trial_dialog")
+    dialog.locator("button[type=submit]").click()
+
+    expect(dialog).to_be_hidden()
+    expect(column(page, "trial").locator(f"[data-student='{lead.pk}']")).to_be_visible()
+    expect(column(page, "lead").locator(f"[data-student='{lead.pk}']")).to_have_count(0)
+    expect(page.locator("[data-count='trial']")).to_have_text("1")
+    expect(page.locator("[data-count='lead']")).to_have_text("1")
+    expect(page.locator("#board-status")).to_contain_text("Trial booked")
+    snapshot(page, "board_after_trial")
+
+    trial = TrialLesson.objects.get(student=lead)
+    assert (trial.teacher, trial.status, trial.booked_by) == (teacher, TrialStatus.BOOKED, front_desk)
+    lead.refresh_from_db()
+    assert lead.stage == Stage.TRIAL
+    # A reload shows the same: the engine put the student there, not the browser.
+    page.reload()
+    expect(column(page, "trial").locator(f"[data-student='{lead.pk}']")).to_be_visible()
+
+
+def test_an_impossible_drag_is_refused_with_a_message_and_the_card_returns(
+    live_server, page: Page, front_desk, campus_a
+):
+    signed = factories.StudentFactory(name="张小花", campus=campus_a, stage=Stage.ENROLLED)
+    open_board(page, live_server.url, "alice")
+    page.locator("[data-column='active']").scroll_into_view_if_needed()
+
+    drag(page, card_of(page, signed), column(page, "active"))
+    status = page.locator("#board-status")
+    expect(status).to_be_visible()
+    expect(status).to_contain_text("attending lessons")
+    expect(page.locator("#board-dialog")).to_be_hidden()
+    expect(column(page, "enrolled").locator(f"[data-student='{signed.pk}']")).to_be_visible()
+    expect(column(page, "active").locator(".board-card")).to_have_count(0)
+    snapshot(page, "board_refused")
+    signed.refresh_from_db()
+    assert signed.stage == Stage.ENROLLED
+
+
+def test_cancel_puts_the_card_back_and_records_nothing(live_server, page: Page, front_desk, campus_a):
+    lead = factories.StudentFactory(name="陈一诺", campus=campus_a, stage=Stage.LEAD)
+    open_board(page, live_server.url, "alice")
+
+    drag(page, card_of(page, lead), column(page, "consulting"))
+    dialog = page.locator("#board-dialog")
+    expect(dialog).to_contain_text("Log a consultation")
+    dialog.locator("[data-board-cancel]").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, "lead").locator(f"[data-student='{lead.pk}']")).to_be_visible()
+    expect(page.locator("#board-status")).to_contain_text("nothing was recorded")
+    assert not Consultation.objects.exists()
+
+
+def test_a_form_error_keeps_the_dialog_open_until_fixed(live_server, page: Page, front_desk, campus_a):
+    lead = factories.StudentFactory(name="刘子涵", campus=campus_a, stage=Stage.LEAD)
+    open_board(page, live_server.url, "alice")
+
+    drag(page, card_of(page, lead), column(page, "lost"))
+    dialog = page.locator("#board-dialog")
+    expect(dialog).to_contain_text("Close as lost")
+    dialog.locator("#id_l-reason").fill("   ")
+    dialog.locator("#id_l-reason").evaluate("el => el.removeAttribute('required')")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog.locator(".errorlist")).to_be_visible()
+    dialog.locator("#id_l-reason").fill("家长选择了别的机构")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, "lost").locator(f"[data-student='{lead.pk}']")).to_be_visible()
+    lead.refresh_from_db()
+    assert (lead.stage, lead.lost_reason) == (Stage.LOST, "家长选择了别的机构")
+
+
+def test_load_more_pages_a_column(live_server, page: Page, front_desk, campus_a):
+    now = timezone.now()
+    for i in range(25):
+        factories.StudentFactory(
+            name=f"线索{i:02d}", campus=campus_a, stage=Stage.LEAD, stage_changed_at=now - dt.timedelta(hours=i)
+        )
+    open_board(page, live_server.url, "alice")
+    lead_cards = column(page, "lead").locator(".board-card")
+    expect(lead_cards).to_have_count(20)
+    page.locator("#more-lead button").click()
+    expect(lead_cards).to_have_count(25)
+    expect(page.locator("#more-lead button")).to_have_count(0)
