@@ -75,7 +75,7 @@ class TestPoolPage:
         student = pool_lead(campus_a, name="王小明")
         login(client, front_desk)
         response = client.post(reverse("pool_claim", args=[student.pk]), {"page": "1"})
-        assert response.status_code == 302 and response.url == reverse("pool") + "?page=1"
+        assert response.status_code == 302 and response["Location"] == reverse("pool") + "?page=1"
         assert any("王小明" in m for m in messages_of(response))
         student.refresh_from_db()
         assert student.owner == front_desk
@@ -137,7 +137,7 @@ class TestPoolPage:
 
     def test_login_required(self, client: Client) -> None:
         response = client.get(reverse("pool"))
-        assert response.status_code == 302 and response.url.startswith(reverse("login"))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
     def test_nav_link_for_front_office_only(self, client: Client, front_desk: User, teacher: User) -> None:
         login(client, front_desk)
