@@ -197,11 +197,11 @@ def student_profile(*, viewer: User, student_id: int) -> StudentProfile:
 
 
 def teachers_of(campus_id: int | None) -> QuerySet[User]:
-    return User.objects.filter(campus_id=campus_id, groups__name=Role.TEACHER, is_active=True).order_by("username")
+    return User.objects.filter(campus=campus_id, groups__name=Role.TEACHER, is_active=True).order_by("username")
 
 
 def courses_of(campus_id: int | None) -> QuerySet[Course]:
-    return Course.objects.filter(campus_id=campus_id, active=True).order_by("subject", "name")
+    return Course.objects.filter(campus=campus_id, active=True).order_by("subject", "name")
 
 
 @dataclass

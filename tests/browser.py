@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TABLET = {"width": 1024, "height": 768}  # an iPad in landscape, the front desk's usual device
+TABLET: ViewportSize = {"width": 1024, "height": 768}  # an iPad in landscape, the front desk's usual device
 
 
 @pytest.fixture(scope="session")
