@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Campus, Channel, Role, Stage, Student, StudentTag, Tag, User
@@ -71,7 +71,7 @@ class StudentFilter(django_filters.FilterSet):
         if phone:
             family = Student.guardians.through.objects.filter(student_id=OuterRef("pk"), guardian__phone=phone)
             return queryset.filter(Exists(family))
-        return queryset.filter(Q(name__contains=value))
+        return queryset.filter(name__icontains=value)
 
     def filter_tag(self, queryset: QuerySet[Student], name: str, value: Tag | None) -> QuerySet[Student]:
         if value is None:

@@ -11,6 +11,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from config.celery import app as celery_app
 from crm.models import Consultation, Stage, TrialLesson, TrialStatus
+from lifecycle.models import StudentActivity
 from tests import factories
 from tests.browser import log_in, snapshot
 
@@ -61,10 +62,28 @@ def test_dragging_a_lead_onto_trial_books_a_trial_and_the_card_lands_there(
     live_server, page: Page, front_desk, teacher, course_a, campus_a
 ):
     lead = factories.StudentFactory(name="王小明", campus=campus_a, stage=Stage.LEAD, owner=front_desk)
-    factories.StudentFactory(name="李小龙", campus=campus_a, stage=Stage.LEAD)
+    other = factories.StudentFactory(
+        name="李小龙",
+        campus=campus_a,
+        stage=Stage.LEAD,
+        stage_changed_at=timezone.now() - dt.timedelta(days=9),
+        next_follow_up_at=timezone.now() - dt.timedelta(days=1),
+    )
+    other.student_tags.create(tag=factories.TagFactory(name="编程"))
+    other.student_tags.create(tag=factories.TagFactory(name="高意向"))
+    active = factories.StudentFactory(name="赵子轩", campus=campus_a, stage=Stage.ACTIVE, owner=front_desk)
+    StudentActivity.objects.update_or_create(student=active, defaults={"at_risk": True, "renewal_due": True})
     open_board(page, live_server.url, "alice")
     expect(page.locator("[data-count='lead']")).to_have_text("2")
+    expect(card_of(page, other)).to_contain_text("9 days")
+    expect(card_of(page, other)).to_contain_text("高意向")
+    expect(card_of(page, other).locator(".badge.overdue")).to_be_visible()
     snapshot(page, "board")
+    card_of(page, active).scroll_into_view_if_needed()
+    expect(card_of(page, active).locator("[data-flag=at_risk]")).to_be_visible()
+    expect(card_of(page, active).locator("[data-flag=renewal_due]")).to_be_visible()
+    snapshot(page, "board_flags")
+    page.locator("[data-column='lead']").scroll_into_view_if_needed()
 
     drag(page, card_of(page, lead), column(page, "trial"))
     dialog = page.locator("#board-dialog")
