@@ -74,13 +74,18 @@ class StudentActivity(models.Model):
     active_hours_remaining = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
     last_ended_at = models.DateTimeField(null=True, blank=True)
     last_ended_refunded = models.BooleanField(default=False)
-    last_attendance_at = models.DateTimeField(null=True, blank=True)
+    # The latest attendance with status present, and the absences recorded after it.
+    last_present_at = models.DateTimeField(null=True, blank=True)
     consecutive_absences = models.PositiveSmallIntegerField(default=0)
     # Flags of the last run, with the numbers their reasons are worded from.
     at_risk = models.BooleanField(default=False, db_index=True)
     risk_recent = models.PositiveIntegerField(default=0)
     risk_before = models.PositiveIntegerField(default=0)
     renewal_due = models.BooleanField(default=False, db_index=True)
+    # When the decision may next change with no new fact (lifecycle.rules.NEVER if never);
+    # NULL when the facts changed since the last decision. The nightly run decides only the
+    # students whose recheck_at has come (or is NULL).
+    recheck_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = _("student activity")

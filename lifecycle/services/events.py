@@ -1,0 +1,47 @@
+"""The listener crm's write services reach after commit (registered in LifecycleConfig.ready).
+
+Every fact-changing crm service calls `crm.events.student_facts_changed(ids)`; after the
+commit, `student_facts_changed` below schedules the `lifecycle.recompute_students` task for
+those ids (in-process in the embedded default, where Celery runs eagerly).
+
+`recompute_deferred()` holds the ids back while a block runs and recomputes them in one
+set-based run when it ends: for bulk writers (the demo seed) that would otherwise schedule
+one task per service call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_local = threading.local()
+
+
+def student_facts_changed(student_ids: list[int]) -> None:
+    pending: set[int] | None = getattr(_local, "pending", None)
+    if pending is not None:
+        pending.update(student_ids)
+        return
+    from lifecycle.tasks.recompute import recompute_students
+
+    recompute_students.delay(list(student_ids))
+
+
+@contextmanager
+def recompute_deferred() -> Iterator[set[int]]:
+    """Collect the ids of facts changed inside the block; recompute them all once at its end."""
+    outer = getattr(_local, "pending", None)
+    if outer is not None:  # nested: the outermost block recomputes
+        yield outer
+        return
+    pending: set[int] = set()
+    _local.pending = pending
+    try:
+        yield pending
+    finally:
+        _local.pending = None
+    if pending:
+        from lifecycle.services.recompute import recompute_after_event
+
+        recompute_after_event(sorted(pending))
