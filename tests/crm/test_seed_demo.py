@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
@@ -49,6 +50,9 @@ def today_bounds() -> tuple[dt.datetime, dt.datetime]:
 
 
 def test_seed_demo_builds_every_kind_of_history() -> None:
+    # As after a test that flushed the database: the role groups must come back.
+    Group.objects.all().delete()
+
     output = seed()
     now = timezone.now()
     start, end = today_bounds()

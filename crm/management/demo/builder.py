@@ -51,6 +51,7 @@ from crm.models import (
     TrialStatus,
     User,
 )
+from crm.roles import role_group
 
 T = TypeVar("T")
 
@@ -174,7 +175,8 @@ class DemoBuilder:
     # --- reference data -----------------------------------------------------
 
     def build_reference(self) -> list[CampusWorld]:
-        groups = {g.name: g for g in Group.objects.filter(name__in=[r.value for r in Role])}
+        # role_group re-creates a role group that is missing (a flushed database).
+        groups = {role.value: role_group(role) for role in Role}
         worlds = []
         for campus_spec in cat.CAMPUSES:
             campus, _ = Campus.objects.update_or_create(
