@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from crm.models import Stage, Student, StudentTag, User
 from crm.selectors import students_visible_to
@@ -43,6 +44,12 @@ class BoardCard:
     follow_up: str  # "overdue", "today", "later" or ""
     flags: list[CardFlag] = field(default_factory=list)
     tags: list[StudentTag] = field(default_factory=list)
+
+    @property
+    def days_label(self) -> str:
+        if self.days_in_stage is None:
+            return ""
+        return ngettext("%(days)d day", "%(days)d days", self.days_in_stage) % {"days": self.days_in_stage}
 
 
 @dataclass

@@ -45,6 +45,11 @@
     return query ? url + (url.indexOf("?") < 0 ? "?" : "&") + query : url;
   }
 
+  // The board carries the move URL of student 0; a card carries its student's id.
+  function moveUrl(studentId) {
+    return board.dataset.moveUrl.replace(/\/0\/move\/$/, "/" + studentId + "/move/");
+  }
+
   function post(url, body) {
     return fetch(url, {
       method: "POST",
@@ -125,7 +130,7 @@
     statusBox.hidden = true;
     var body = new FormData();
     body.append("to", pending.to);
-    post(withFilters(evt.item.dataset.moveUrl), body)
+    post(withFilters(moveUrl(evt.item.dataset.student)), body)
       .then(function (response) {
         return response.text().then(function (html) {
           if (response.ok) openDialog(html);
