@@ -177,3 +177,38 @@ def test_load_more_pages_a_column(live_server, page: Page, front_desk, campus_a)
     page.locator("#more-lead button").click()
     expect(lead_cards).to_have_count(25)
     expect(page.locator("#more-lead button")).to_have_count(0)
+
+
+def touch_drag(page: Page, card: Locator, target: Locator) -> None:
+    """A finger on a tablet: press, hold past Sortable's touch delay, slide, lift (through CDP)."""
+    card.scroll_into_view_if_needed()
+    start, end = card.bounding_box(), target.bounding_box()
+    assert start and end
+    cdp = page.context.new_cdp_session(page)
+    x, y = start["x"] + start["width"] / 2, start["y"] + min(start["height"] / 2, 30)
+    x2, y2 = end["x"] + end["width"] / 2, end["y"] + min(end["height"] / 2, 60)
+
+    def touch(kind: str, px: float, py: float) -> None:
+        points = [] if kind == "touchEnd" else [{"x": px, "y": py}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", x, y)
+    page.wait_for_timeout(300)  # a long press: a quick swipe scrolls the board instead
+    for i in range(1, 21):
+        touch("touchMove", x + (x2 - x) * i / 20, y + (y2 - y) * i / 20)
+        page.wait_for_timeout(15)
+    touch("touchEnd", x2, y2)
+
+
+def test_a_finger_drags_a_card_on_a_tablet(live_server, page: Page, front_desk, campus_a):
+    lead = factories.StudentFactory(name="周欣怡", campus=campus_a, stage=Stage.LEAD)
+    open_board(page, live_server.url, "alice")
+    touch_drag(page, card_of(page, lead), column(page, "consulting"))
+    dialog = page.locator("#board-dialog")
+    expect(dialog).to_contain_text("Log a consultation")
+    dialog.locator("#id_c-channel").select_option("visit")
+    dialog.locator("#id_c-content").fill("妈妈带孩子来参观")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, "consulting").locator(f"[data-student='{lead.pk}']")).to_be_visible()
+    assert Consultation.objects.filter(student=lead).count() == 1
