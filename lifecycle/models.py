@@ -69,7 +69,7 @@ class StudentActivity(models.Model):
     has_consultation = models.BooleanField(default=False)
     has_trial = models.BooleanField(default=False)
     ever_contracted = models.BooleanField(default=False)
-    first_active_signed_at = models.DateTimeField(null=True, blank=True)
+    last_active_signed_at = models.DateTimeField(null=True, blank=True)
     active_until = models.DateField(null=True, blank=True)
     active_hours_remaining = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
     last_ended_at = models.DateTimeField(null=True, blank=True)

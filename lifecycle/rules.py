@@ -40,12 +40,12 @@ REASON_STAGE: dict[str, str] = {
     "trial": TRIAL,  # a trial booked or taken, no contract
     "closed_lost": LOST,  # a person closed the lead as lost, nothing happened since
     "stale_lead": LOST,  # no contract and untouched for stale_lead_days
-    "signed": ENROLLED,  # active contract, no attendance since signing, signed within active_days
-    "not_started": DORMANT,  # ... signed active_days to churn_days ago
-    "not_started_long": CHURNED,  # ... signed more than churn_days ago
     "attending": ACTIVE,  # active contract, attended within active_days
-    "silent": DORMANT,  # active contract, last attended active_days to churn_days ago
-    "silent_long": CHURNED,  # active contract, last attended more than churn_days ago
+    "signed": ENROLLED,  # active contract, latest signing within active_days, no attendance since
+    "not_started": DORMANT,  # ... latest signing active_days to churn_days ago
+    "not_started_long": CHURNED,  # ... latest signing more than churn_days ago
+    "silent": DORMANT,  # active contract, last attended (after signing) active_days to churn_days ago
+    "silent_long": CHURNED,  # ... more than churn_days ago
     "refunded": CHURNED,  # no active contract; the contract that ended last was refunded
     "ended_recently": DORMANT,  # no active contract; the last one ended within ended_grace_days
     "ended_long_ago": CHURNED,  # no active contract; the last one ended longer ago
@@ -87,8 +87,8 @@ class StudentFacts:
     has_consultation: bool = False
     has_trial: bool = False  # a trial that is not cancelled
     ever_contracted: bool = False  # a contract that is not cancelled
-    # Over the contracts with status active (None: there is none).
-    first_active_signed_at: dt.datetime | None = None
+    # Over the contracts with status active (None: there is none): the latest signing.
+    last_active_signed_at: dt.datetime | None = None
     active_until: dt.date | None = None  # the latest valid_until; None if one has no end date
     active_hours_remaining: Decimal | None = None
     # Over completed and refunded contracts: when the last one ended, and whether it was refunded.
@@ -136,7 +136,7 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
     # Moments at which the decision may change; the earliest one not in the past is recheck_at.
     candidates: list[dt.datetime | None] = []
 
-    has_open = f.first_active_signed_at is not None
+    has_open = f.last_active_signed_at is not None
     has_active = has_open and (f.active_until is None or f.active_until >= today)
     # All contracts with status active past their valid_until: they ended at the next local midnight.
     expiry_at = local_midnight(f.active_until + days(1), t.time_zone) if has_open and f.active_until else None
@@ -144,16 +144,22 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
     at_risk = renewal_due = False
     risk_recent = risk_before = 0
     if has_active:
-        assert f.first_active_signed_at is not None
-        not_started = f.last_present_at is None or f.last_present_at < f.first_active_signed_at
-        ref = f.first_active_signed_at if not_started else f.last_present_at
-        assert ref is not None
-        if ref >= now - days(t.active_days):
-            reason = "signed" if not_started else "attending"
+        # Measured from the latest of the last attendance and the latest signing: a student
+        # who signs again after months away is enrolled again, not still churned.
+        signed_at, present_at = f.last_active_signed_at, f.last_present_at
+        assert signed_at is not None
+        not_started = present_at is None or present_at < signed_at
+        ref = signed_at if not_started or present_at is None else present_at
+        if present_at is not None and present_at >= now - days(t.active_days):
+            reason = "attending"
+        elif ref >= now - days(t.active_days):
+            reason = "signed"
         elif ref >= now - days(t.churn_days):
             reason = "not_started" if not_started else "silent"
         else:
             reason = "not_started_long" if not_started else "silent_long"
+        if present_at is not None:
+            candidates.append(present_at + days(t.active_days))
         candidates += [ref + days(t.active_days), ref + days(t.churn_days), expiry_at]
 
         dropped = f.risk_before > 0 and f.risk_recent * 100 <= f.risk_before * (100 - t.risk_drop_pct)
@@ -265,7 +271,7 @@ def aggregates_from_history(history: StudentHistory) -> StudentFacts:
         has_consultation=bool(h.consultations),
         has_trial=any(status != "cancelled" for _, status in h.trials),
         ever_contracted=bool(contracts),
-        first_active_signed_at=min((c.signed_at for c in open_), default=None),
+        last_active_signed_at=max((c.signed_at for c in open_), default=None),
         active_until=(
             None
             if not open_ or any(c.valid_until is None for c in open_)

@@ -26,7 +26,7 @@ AGGREGATE_COLUMNS = (
     "has_consultation",
     "has_trial",
     "ever_contracted",
-    "first_active_signed_at",
+    "last_active_signed_at",
     "active_until",
     "active_hours_remaining",
     "last_ended_at",
@@ -56,7 +56,7 @@ ended AS (
 ),
 contracts AS (
     SELECT k.student_id,
-           min(k.signed_at) FILTER (WHERE k.status = 'active') AS first_active_signed_at,
+           max(k.signed_at) FILTER (WHERE k.status = 'active') AS last_active_signed_at,
            CASE WHEN bool_or(k.valid_until IS NULL) FILTER (WHERE k.status = 'active') THEN NULL
                 ELSE max(k.valid_until) FILTER (WHERE k.status = 'active') END AS active_until,
            sum(k.hours_bought - k.hours_consumed) FILTER (WHERE k.status = 'active') AS hours_remaining,
@@ -78,7 +78,7 @@ absences AS (
     GROUP BY x.student_id
 )
 INSERT INTO lifecycle_studentactivity (
-    student_id, last_touch_at, has_consultation, has_trial, ever_contracted, first_active_signed_at,
+    student_id, last_touch_at, has_consultation, has_trial, ever_contracted, last_active_signed_at,
     active_until, active_hours_remaining, last_ended_at, last_ended_refunded, last_present_at,
     consecutive_absences, at_risk, risk_recent, risk_before, renewal_due, recheck_at
 )
@@ -87,7 +87,7 @@ SELECT s.id,
        cons.student_id IS NOT NULL,
        trials.student_id IS NOT NULL,
        contracts.student_id IS NOT NULL,
-       contracts.first_active_signed_at,
+       contracts.last_active_signed_at,
        contracts.active_until,
        contracts.hours_remaining,
        contracts.last_ended_at,
@@ -164,7 +164,7 @@ def _refresh_in_python(ids: list[int]) -> int:
                 has_consultation=facts.has_consultation,
                 has_trial=facts.has_trial,
                 ever_contracted=facts.ever_contracted,
-                first_active_signed_at=facts.first_active_signed_at,
+                last_active_signed_at=facts.last_active_signed_at,
                 active_until=facts.active_until,
                 active_hours_remaining=facts.active_hours_remaining,
                 last_ended_at=facts.last_ended_at,

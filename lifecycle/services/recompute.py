@@ -104,6 +104,7 @@ decided AS (
            r.renewal_due,
            coalesce(CASE
                WHEN x1.has_active THEN least(
+                   {_from_now("a.last_present_at + ls.active_span")},
                    {_from_now("x2.ref_at + ls.active_span")},
                    {_from_now("x2.ref_at + ls.churn_span")},
                    {_from_now("x1.expiry_at")},
@@ -119,14 +120,14 @@ decided AS (
     JOIN ls ON ls.campus_id = s.campus_id
     LEFT JOIN win ON win.student_id = a.student_id AND win.days = ls.risk_window_days
     CROSS JOIN LATERAL (SELECT
-        a.first_active_signed_at IS NOT NULL AND (a.active_until IS NULL OR a.active_until >= %(today)s) AS has_active,
-        CASE WHEN a.first_active_signed_at IS NOT NULL AND a.active_until IS NOT NULL
+        a.last_active_signed_at IS NOT NULL AND (a.active_until IS NULL OR a.active_until >= %(today)s) AS has_active,
+        CASE WHEN a.last_active_signed_at IS NOT NULL AND a.active_until IS NOT NULL
              THEN (a.active_until + 1)::timestamp AT TIME ZONE %(tz)s END AS expiry_at
     ) x1
     CROSS JOIN LATERAL (SELECT
-        (a.last_present_at IS NULL OR a.last_present_at < a.first_active_signed_at) AS not_started,
-        CASE WHEN a.last_present_at IS NULL OR a.last_present_at < a.first_active_signed_at
-             THEN a.first_active_signed_at ELSE a.last_present_at END AS ref_at,
+        (a.last_present_at IS NULL OR a.last_present_at < a.last_active_signed_at) AS not_started,
+        CASE WHEN a.last_present_at IS NULL OR a.last_present_at < a.last_active_signed_at
+             THEN a.last_active_signed_at ELSE a.last_present_at END AS ref_at,
         greatest(a.last_ended_at, x1.expiry_at) AS ended_at,
         a.last_ended_refunded AND a.last_ended_at IS NOT NULL
             AND (x1.expiry_at IS NULL OR a.last_ended_at >= x1.expiry_at) AS refunded,
@@ -138,8 +139,8 @@ decided AS (
     CROSS JOIN LATERAL (SELECT
         CASE
             WHEN x1.has_active THEN
-                CASE WHEN x2.ref_at >= ls.active_from THEN
-                         CASE WHEN x2.not_started THEN 'signed' ELSE 'attending' END
+                CASE WHEN a.last_present_at >= ls.active_from THEN 'attending'
+                     WHEN x2.ref_at >= ls.active_from THEN 'signed'
                      WHEN x2.ref_at >= ls.churn_from THEN
                          CASE WHEN x2.not_started THEN 'not_started' ELSE 'silent' END
                      ELSE CASE WHEN x2.not_started THEN 'not_started_long' ELSE 'silent_long' END
@@ -296,7 +297,7 @@ def facts_of(activity: StudentActivity, created_at: dt.datetime, lost_at: dt.dat
         has_consultation=activity.has_consultation,
         has_trial=activity.has_trial,
         ever_contracted=activity.ever_contracted,
-        first_active_signed_at=activity.first_active_signed_at,
+        last_active_signed_at=activity.last_active_signed_at,
         active_until=activity.active_until,
         active_hours_remaining=activity.active_hours_remaining,
         last_ended_at=activity.last_ended_at,

@@ -207,7 +207,7 @@ AGGREGATES = (
     "has_consultation",
     "has_trial",
     "ever_contracted",
-    "first_active_signed_at",
+    "last_active_signed_at",
     "active_until",
     "active_hours_remaining",
     "last_ended_at",

@@ -1,0 +1,198 @@
+"""Admin for the lifecycle engine: thresholds per campus, stage history, kept activity.
+
+Managers edit their own campus's thresholds and can run the recomputation of their campus
+now (an action calling `recompute_campus_now`); administrators see every campus. History
+and activity are the engine's output: read-only. Access follows the staff role (crm's
+role groups), not per-model permissions, and every list is scoped to the viewer's campus.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from crm.admin_paginators import EstimatedCountPaginator
+from crm.models import Role, User
+from crm.roles import sees_all_campuses
+from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
+from lifecycle.reasons import flag_reasons, stage_reason_label
+from lifecycle.services.facts import settings_ensure, thresholds_of
+from lifecycle.services.recompute import recompute_campus_now, settings_changed
+
+
+def viewer(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+class LifecycleAdmin(admin.ModelAdmin):
+    """Role-based access, scoped by `campus_lookup`."""
+
+    roles: tuple[str, ...] = (Role.MANAGER, Role.ADMIN)
+    campus_lookup = "campus_id"
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def allowed(self, request: HttpRequest) -> bool:
+        user = viewer(request)
+        return user.is_active and user.is_staff and (user.is_superuser or user.role in self.roles)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.allowed(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def sees(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None or sees_all_campuses(viewer(request)):
+            return True
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        user = viewer(request)
+        if sees_all_campuses(user):
+            return queryset
+        if user.campus_id is None or not self.allowed(request):
+            return queryset.none()
+        return queryset.filter(**{self.campus_lookup: user.campus_id})
+
+
+@admin.register(LifecycleSettings)
+class LifecycleSettingsAdmin(LifecycleAdmin):
+    list_display = (
+        "campus",
+        "active_days",
+        "churn_days",
+        "ended_grace_days",
+        "stale_lead_days",
+        "risk_window_days",
+        "risk_drop_pct",
+        "risk_consecutive_absences",
+        "renewal_hours",
+        "renewal_days",
+    )
+    readonly_fields = ("campus",)
+    actions = ["recompute_now"]
+    fieldsets = (
+        (None, {"fields": ("campus",)}),
+        (
+            gettext_lazy("Stages"),
+            {"fields": ("active_days", "churn_days", "ended_grace_days", "stale_lead_days")},
+        ),
+        (
+            gettext_lazy("Flags"),
+            {
+                "fields": (
+                    "risk_window_days",
+                    "risk_drop_pct",
+                    "risk_consecutive_absences",
+                    "renewal_hours",
+                    "renewal_days",
+                )
+            },
+        ),
+        (
+            gettext_lazy("Lead pool"),
+            {"fields": ("pool_follow_up_days", "pool_daily_claim_limit", "pool_reclaim_wait_days")},
+        ),
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        settings_ensure()  # a campus created since has its row, with DESIGN.md's defaults
+        return super().changelist_view(request, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # New thresholds apply to every student of the campus: decided again right after the save.
+        settings_changed(campus_id=obj.campus_id)
+        campus, actor = obj.campus, viewer(request)
+        transaction.on_commit(lambda: recompute_campus_now(campus=campus, actor=actor))
+
+    @admin.action(description=gettext_lazy("Recompute the stages of these campuses now"))
+    def recompute_now(self, request: HttpRequest, queryset: QuerySet[LifecycleSettings]) -> None:
+        for row in queryset.select_related("campus"):
+            try:
+                result = recompute_campus_now(campus=row.campus, actor=viewer(request))
+            except PermissionDenied as exc:
+                self.message_user(request, f"{row.campus}: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                _("%(campus)s: %(decided)s students decided, %(changed)s stage changes.")
+                % {"campus": row.campus, "decided": result.decided, "changed": result.changed},
+                messages.SUCCESS,
+            )
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(LifecycleAdmin):
+    roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
+    campus_lookup = "student__campus_id"
+    paginator = EstimatedCountPaginator
+    list_display = ("changed_at", "student", "from_stage", "to_stage", "reason_words", "source", "actor", "won_back")
+    list_filter = ("to_stage", "source", "won_back")
+    list_select_related = ("student", "actor")
+    search_fields = ("student__name",)
+    date_hierarchy = None
+    readonly_fields = ("student", "from_stage", "to_stage", "changed_at", "reason", "source", "actor", "won_back")
+    raw_id_fields = ("student",)
+
+    @admin.display(description=gettext_lazy("reason"))
+    def reason_words(self, obj: StageChange) -> str:
+        return stage_reason_label(obj.reason)
+
+
+@admin.register(StudentActivity)
+class StudentActivityAdmin(LifecycleAdmin):
+    roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
+    campus_lookup = "student__campus_id"
+    paginator = EstimatedCountPaginator
+    list_display = ("student", "at_risk", "renewal_due", "last_present_at", "active_hours_remaining", "recheck_at")
+    list_filter = ("at_risk", "renewal_due")
+    list_select_related = ("student",)
+    search_fields = ("student__name",)
+    readonly_fields = (
+        "student",
+        "last_touch_at",
+        "has_consultation",
+        "has_trial",
+        "ever_contracted",
+        "last_active_signed_at",
+        "active_until",
+        "active_hours_remaining",
+        "last_ended_at",
+        "last_ended_refunded",
+        "last_present_at",
+        "consecutive_absences",
+        "at_risk",
+        "risk_recent",
+        "risk_before",
+        "renewal_due",
+        "flag_reasons_words",
+        "recheck_at",
+    )
+    exclude = ()
+
+    @admin.display(description=gettext_lazy("why flagged"))
+    def flag_reasons_words(self, obj: StudentActivity) -> str:
+        row = LifecycleSettings.objects.filter(campus__students=obj.student_id).first()
+        return "; ".join(flag_reasons(obj, thresholds_of(row) if row else None))

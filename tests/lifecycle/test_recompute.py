@@ -1,0 +1,329 @@
+"""The recomputation in the database: history, time, events, people, thresholds, the admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from crm import services
+from crm.models import Attendance, Campus, Contract, Course, Student, User
+from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
+from lifecycle.rules import facts_from_history, stage_for
+from lifecycle.services.activity import activity_rebuild_all, activity_refresh
+from lifecycle.services.facts import histories_of, thresholds_by_campus
+from lifecycle.services.recompute import (
+    _recompute_in_python,
+    recompute_after_event,
+    recompute_campus_now,
+    recompute_stages,
+)
+from lifecycle.tasks.recompute import nightly_recompute
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+TZ = ZoneInfo("Asia/Shanghai")
+T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=TZ)
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks() -> Iterator[None]:
+    """Tasks run in-process, as in the embedded default (the test settings may name a broker)."""
+    from config.celery import app
+
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old
+
+
+def day(n: float) -> dt.datetime:
+    return T0 + dt.timedelta(days=n)
+
+
+def attending_student(campus: Campus, course: Course, teacher: User, *, last_lesson_day: float) -> Student:
+    student = factories.StudentFactory(campus=campus)
+    signed = min(-50, int(last_lesson_day) - 10)
+    Student.objects.filter(pk=student.pk).update(created_at=day(signed - 10))
+    contract = factories.ContractFactory(student=student, course=course, signed_at=day(signed))
+    for d in range(signed + 1, int(last_lesson_day) + 1, 7):
+        factories.AttendanceFactory(student=student, contract=contract, lesson_at=day(d), teacher=teacher)
+    Attendance.objects.filter(student=student).update(lesson_at=day(last_lesson_day))
+    return student
+
+
+def stage_of(student: Student) -> str:
+    return Student.objects.values_list("stage", flat=True).get(pk=student.pk)
+
+
+# --- history ----------------------------------------------------------------------------------
+
+
+def test_one_history_row_per_real_change_none_on_a_rerun(campus_a: Campus, course_a: Course, teacher: User) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    activity_refresh([student.pk])
+    first = recompute_stages([student.pk], now=day(1), source="event")
+    assert (first.changed, stage_of(student)) == (1, "active")
+    again = recompute_stages([student.pk], now=day(1), source="event")
+    nightly = recompute_stages(now=day(1), source="nightly", full=True)
+    assert (again.changed, again.flags_written, nightly.changed, nightly.flags_written) == (0, 0, 0, 0)
+    change = StageChange.objects.get(student=student)
+    assert (change.from_stage, change.to_stage, change.reason, change.source, change.changed_at) == (
+        "lead",
+        "active",
+        "attending",
+        "event",
+        day(1),
+    )
+    assert Student.objects.get(pk=student.pk).stage_changed_at == day(1)
+
+
+def test_time_moves_an_attending_student_to_dormant_then_churned_on_the_right_night(
+    campus_a: Campus, course_a: Course, teacher: User
+) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    activity_refresh([student.pk])
+    recompute_stages(now=day(0.5), source="nightly")
+    assert stage_of(student) == "active"
+    # Nightly runs at 02:00 local, no new facts: active through day 21, dormant from day 22, churned after 60.
+    seen = {}
+    for night in range(1, 70):
+        now = dt.datetime.combine((T0 + dt.timedelta(days=night)).date(), dt.time(2, 0), tzinfo=TZ)
+        recompute_stages(now=now, source="nightly")
+        seen[night] = stage_of(student)
+    assert seen[21] == "active" and seen[22] == "dormant"
+    assert seen[60] == "dormant" and seen[61] == "churned"
+    history = list(StageChange.objects.filter(student=student).order_by("changed_at").values_list("to_stage", "source"))
+    assert history == [("active", "nightly"), ("dormant", "nightly"), ("churned", "nightly")]
+
+
+def test_a_churned_student_who_signs_again_is_won_back(
+    campus_a: Campus, course_a: Course, teacher: User, front_desk: User, django_capture_on_commit_callbacks
+) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=-100)
+    activity_refresh([student.pk])
+    recompute_stages([student.pk], source="nightly")
+    assert stage_of(student) == "churned"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.contract_sign(
+            actor=front_desk,
+            student=student,
+            course=course_a,
+            hours_bought=Decimal(24),
+            amount=Decimal(4800),
+            paid_amount=Decimal(4800),
+        )
+    assert stage_of(student) == "enrolled"
+    change = StageChange.objects.filter(student=student).latest("changed_at")
+    assert (change.from_stage, change.to_stage, change.won_back, change.source) == (
+        "churned",
+        "enrolled",
+        True,
+        "event",
+    )
+    assert StageChange.objects.filter(won_back=True).count() == 1
+
+
+# --- events and people ------------------------------------------------------------------------
+
+
+def test_a_consultation_logged_moves_a_lead_to_consulting_at_once(
+    campus_a: Campus, front_desk: User, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        student = services.lead_capture(
+            actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明"
+        ).student
+    assert stage_of(student) == "lead"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.consultation_log(actor=front_desk, student=student, channel="phone", content="问了编程课")
+    assert stage_of(student) == "consulting"
+    change = StageChange.objects.get(student=student)
+    assert (change.from_stage, change.to_stage, change.source, change.reason) == (
+        "lead",
+        "consulting",
+        "event",
+        "consulted",
+    )
+
+
+def test_closing_as_lost_is_the_persons_change(
+    campus_a: Campus, front_desk: User, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        student = services.lead_capture(
+            actor=front_desk, campus=campus_a, phone="13800138001", student_name="小红"
+        ).student
+    with django_capture_on_commit_callbacks(execute=True):
+        services.lead_close_lost(actor=front_desk, student=student, reason="选了别家")
+    assert stage_of(student) == "lost"
+    change = StageChange.objects.get(student=student)
+    assert (change.to_stage, change.source, change.actor, change.reason) == (
+        "lost",
+        "person",
+        front_desk,
+        "closed_lost",
+    )
+
+
+def test_facts_written_without_events_are_picked_up_by_the_nightly_run(campus_a: Campus) -> None:
+    student = factories.StudentFactory(campus=campus_a)
+    factories.ConsultationFactory(student=student)
+    assert not StudentActivity.objects.filter(student=student).exists()
+    nightly_recompute.delay()
+    assert stage_of(student) == "consulting"
+    # A rebuild of every aggregate finds nothing to change.
+    assert activity_rebuild_all() == 0
+
+
+# --- thresholds per campus ----------------------------------------------------------------------
+
+
+def test_each_campus_uses_its_own_thresholds(
+    campus_a: Campus, campus_b: Campus, course_a: Course, course_b: Course, teacher: User
+) -> None:
+    LifecycleSettings.objects.create(campus=campus_b, active_days=7, churn_days=30)
+    a = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    b = attending_student(campus_b, course_b, teacher, last_lesson_day=0)
+    activity_refresh([a.pk, b.pk])
+    recompute_stages(now=day(10), source="nightly")
+    assert (stage_of(a), stage_of(b)) == ("active", "dormant")
+    assert LifecycleSettings.objects.get(campus=campus_a).active_days == 21  # created with the defaults
+
+
+def test_flags_are_stored_with_their_numbers(campus_a: Campus, course_a: Course, teacher: User) -> None:
+    student = factories.StudentFactory(campus=campus_a)
+    contract = factories.ContractFactory(
+        student=student, course=course_a, signed_at=day(-90), hours_bought=Decimal(40), hours_consumed=Decimal(37)
+    )
+    for d in (-50, -45, -40, -35, -10):
+        factories.AttendanceFactory(student=student, contract=contract, lesson_at=day(d), teacher=teacher)
+    for d in (-3, -2):
+        factories.AttendanceFactory(
+            student=student, contract=contract, lesson_at=day(d), teacher=teacher, status="absent"
+        )
+    recompute_after_event([student.pk], now=day(0))
+    activity = StudentActivity.objects.get(student=student)
+    assert (activity.at_risk, activity.risk_recent, activity.risk_before, activity.consecutive_absences) == (
+        True,
+        1,
+        4,
+        2,
+    )
+    assert activity.renewal_due and activity.active_hours_remaining == Decimal(3)
+
+
+# --- the Python path (SQLite) decides like the SQL -------------------------------------------
+
+
+def test_the_python_fallback_decides_like_the_sql(campus_a: Campus, course_a: Course, teacher: User) -> None:
+    students = [attending_student(campus_a, course_a, teacher, last_lesson_day=d) for d in (0, -30, -80)]
+    lead = factories.StudentFactory(campus=campus_a)
+    ids = [s.pk for s in students] + [lead.pk]
+    activity_refresh(ids)
+    result = _recompute_in_python(ids, now=day(1), source="nightly", actor=None, campus_id=None, full=False)
+    assert result.changed == 3
+    python_stages = dict(Student.objects.filter(pk__in=ids).values_list("pk", "stage"))
+    sql = recompute_stages(ids, now=day(1), source="nightly")
+    assert (sql.changed, sql.flags_written) == (0, 0)
+    assert python_stages == {
+        students[0].pk: "active",
+        students[1].pk: "dormant",
+        students[2].pk: "churned",
+        lead.pk: "lead",
+    }
+    thresholds = thresholds_by_campus()[campus_a.pk]
+    for sid, history in histories_of(ids).items():
+        assert (
+            python_stages[sid] == stage_for(facts_from_history(history, day(1), thresholds), day(1), thresholds).stage
+        )
+
+
+# --- by hand: the admin action and the command -----------------------------------------------
+
+
+def test_a_manager_runs_it_from_the_admin(
+    campus_a: Campus, manager: User, course_a: Course, teacher: User, client: Client
+) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    Attendance.objects.filter(student=student).update(lesson_at=timezone.now() - dt.timedelta(days=1))
+    activity_refresh([student.pk])
+    row, _ = LifecycleSettings.objects.get_or_create(campus=campus_a)
+    client.force_login(manager)
+    url = reverse("admin:lifecycle_lifecyclesettings_changelist")
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"action": "recompute_now", "_selected_action": [row.pk]}, follow=True)
+    assert response.status_code == 200
+    assert stage_of(student) == "active"
+    change = StageChange.objects.get(student=student)
+    assert (change.source, change.actor) == ("person", manager)
+
+
+def test_a_manager_of_another_campus_cannot(
+    campus_a: Campus, manager_b: User, course_a: Course, teacher: User, client: Client
+) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    activity_refresh([student.pk])
+    row, _ = LifecycleSettings.objects.get_or_create(campus=campus_a)
+    with pytest.raises(PermissionDenied):
+        recompute_campus_now(campus=campus_a, actor=manager_b)
+    client.force_login(manager_b)
+    url = reverse("admin:lifecycle_lifecyclesettings_changelist")
+    client.post(url, {"action": "recompute_now", "_selected_action": [row.pk]})
+    assert client.get(reverse("admin:lifecycle_lifecyclesettings_change", args=[row.pk])).status_code in (302, 403, 404)
+    assert stage_of(student) == "lead"
+    assert not StageChange.objects.exists()
+
+
+def test_a_front_desk_cannot_edit_thresholds(campus_a: Campus, front_desk: User, client: Client) -> None:
+    LifecycleSettings.objects.get_or_create(campus=campus_a)
+    client.force_login(front_desk)
+    assert client.get(reverse("admin:lifecycle_lifecyclesettings_changelist")).status_code == 403
+    assert client.get(reverse("admin:lifecycle_stagechange_changelist")).status_code == 200
+
+
+def test_the_command(campus_a: Campus, campus_b: Campus, course_a: Course, teacher: User) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    out = StringIO()
+    call_command("recompute_stages", "--campus", "zhongguancun", "--now", day(1).isoformat(), stdout=out)
+    assert stage_of(student) == "lead"
+    call_command("recompute_stages", "--campus", "wangjing", "--now", "2026-01-06T12:00", stdout=out)
+    assert stage_of(student) == "active"
+    assert "1 stage changes" in out.getvalue()
+
+
+def test_the_nightly_task_is_registered_under_its_scheduled_name() -> None:
+    from django.conf import settings
+
+    from config.celery import app
+
+    assert settings.CELERY_BEAT_SCHEDULE["lifecycle-nightly-recompute"]["task"] == "lifecycle.nightly_recompute"
+    assert "lifecycle.nightly_recompute" in app.tasks
+    assert "lifecycle.recompute_students" in app.tasks
+
+
+def test_contracts_are_scoped_like_the_rules_say(campus_a: Campus, course_a: Course) -> None:
+    """A cancelled contract is ignored: the student stays where the rest of their facts put them."""
+    student = factories.StudentFactory(campus=campus_a)
+    factories.ConsultationFactory(student=student, consulted_at=timezone.now())
+    Contract.objects.create(
+        student=student,
+        course=course_a,
+        hours_bought=10,
+        amount=1,
+        paid_amount=1,
+        signed_at=timezone.now(),
+        status="cancelled",
+    )
+    recompute_after_event([student.pk])
+    assert stage_of(student) == "consulting"
