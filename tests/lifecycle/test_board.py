@@ -118,7 +118,9 @@ class TestColumns:
             assert text in html
 
     def test_teacher_may_not_open_the_board(self, client, teacher):
-        assert login(client, teacher).get(reverse("board")).status_code == 403
+        login(client, teacher)
+        assert client.get(reverse("board")).status_code == 403
+        assert client.get(reverse("board_column", args=["lead"])).status_code == 403
 
     def test_board_needs_login(self, client):
         assert client.get(reverse("board")).status_code == 302
