@@ -29,8 +29,9 @@ def student_facts_changed(student_ids: list[int]) -> None:
 
 
 @contextmanager
-def recompute_deferred() -> Iterator[set[int]]:
-    """Collect the ids of facts changed inside the block; recompute them all once at its end."""
+def recompute_deferred(*, recompute: bool = True) -> Iterator[set[int]]:
+    """Collect the ids of facts changed inside the block; recompute them all once at its end
+    (or not at all with recompute=False, when the caller runs the full recomputation itself)."""
     outer = getattr(_local, "pending", None)
     if outer is not None:  # nested: the outermost block recomputes
         yield outer
@@ -41,7 +42,7 @@ def recompute_deferred() -> Iterator[set[int]]:
         yield pending
     finally:
         _local.pending = None
-    if pending:
+    if pending and recompute:
         from lifecycle.services.recompute import recompute_after_event
 
         recompute_after_event(sorted(pending))

@@ -327,3 +327,24 @@ def test_contracts_are_scoped_like_the_rules_say(campus_a: Campus, course_a: Cou
     )
     recompute_after_event([student.pk])
     assert stage_of(student) == "consulting"
+
+
+# --- the demo ---------------------------------------------------------------------------------
+
+
+def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
+    from crm.management.demo import MIN_STUDENTS
+
+    call_command("seed_demo", students=MIN_STUDENTS, stdout=StringIO())
+    stages = set(Student.objects.values_list("stage", flat=True))
+    assert stages == {"lead", "consulting", "trial", "enrolled", "active", "dormant", "churned", "lost"}
+    # Every stage is the pure function's decision from the demo's facts, and nothing is left to change.
+    now = timezone.now()
+    thresholds = thresholds_by_campus()
+    students = dict(Student.objects.values_list("pk", "campus_id"))
+    stage_by_id = dict(Student.objects.values_list("pk", "stage"))
+    for sid, history in histories_of(list(students)).items():
+        t = thresholds[students[sid]]
+        assert stage_by_id[sid] == stage_for(facts_from_history(history, now, t), now, t).stage
+    moved = StageChange.objects.exclude(to_stage="lead").values_list("student_id", flat=True)
+    assert set(moved) == {sid for sid, stage in stage_by_id.items() if stage != "lead"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count
 
 from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
 from crm.models import Role, Student, User
@@ -51,12 +52,35 @@ class Command(BaseCommand):
                 "run it with --force to add the demo anyway."
             )
         self.stdout.write(f"Seeding a demo institution with {students} students (seed {seed})...")
-        summary = DemoBuilder(students=students, seed=seed).build()
+        summary = self.build_and_decide(students=students, seed=seed)
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items()))
         self.stdout.write(
             self.style.SUCCESS(f"Seeded {summary.students} students in {summary.seconds:.1f} s ({kinds}).")
         )
         self.print_accounts()
+
+    def build_and_decide(self, *, students: int, seed: int) -> Any:
+        """Write the facts, then let the lifecycle engine decide every student's stage from them.
+
+        The services would schedule one recomputation per call; they are held back and the
+        engine runs once, set-based, over everyone (the command sits above both apps; crm's
+        models and services never import lifecycle).
+        """
+        from lifecycle.models import StageSource
+        from lifecycle.services.activity import activity_rebuild_all
+        from lifecycle.services.events import recompute_deferred
+        from lifecycle.services.recompute import recompute_stages
+
+        with recompute_deferred(recompute=False):
+            summary = DemoBuilder(students=students, seed=seed).build()
+        activity_rebuild_all()
+        result = recompute_stages(source=StageSource.NIGHTLY, full=True)
+        stages = Student.objects.values("stage").annotate(n=Count("pk")).order_by("stage")
+        self.stdout.write(
+            f"Lifecycle engine: {result.changed} stage changes; "
+            + ", ".join(f"{row['stage']} {row['n']}" for row in stages)
+        )
+        return summary
 
     def print_accounts(self) -> None:
         specs = demo_account_specs()
