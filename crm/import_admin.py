@@ -1,13 +1,174 @@
-"""Import/export wiring for the admin, mixed into crm.admin's ModelAdmins."""
+"""Import/export wiring for the admin, mixed into crm.admin's ModelAdmins (first base).
+
+The admin gets the library's import page (upload, preview, confirm) and export page,
+but every import goes through the one import service via the resources' import_data
+(crm/resources.py), for the campus chosen on the form (staff: their own campus only).
+A file above IMPORT_ASYNC_ROW_THRESHOLD rows is committed by the import_commit task;
+the admin then lands on the staff page that shows the job's progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import tablib
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
+from import_export.forms import ConfirmImportForm, ImportForm
+from import_export.results import Result
+
+from crm.models import Campus, Role, User
+from crm.resources import ConsultationResource, ContractResource, StudentResource
+from crm.roles import sees_all_campuses
+from crm.services.imports import (
+    import_job_confirm,
+    import_job_confirmable,
+    import_job_create,
+    import_job_preview,
+)
+from crm.services.imports.tables import csv_rows, decode_csv
+
+IMPORTING_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
+ADMIN_ERROR_MESSAGES = 20
 
 
-class StudentImportExportMixin:
-    pass
+class DetectedEncodingCSV(base_formats.CSV):
+    """csv read as bytes and decoded like the staff page does: UTF-8 (BOM or not), else GBK."""
+
+    def is_binary(self) -> bool:
+        return True
+
+    def get_read_mode(self) -> str:
+        return "rb"
+
+    def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
+        content = in_stream if isinstance(in_stream, bytes) else str(in_stream).encode("utf-8")
+        text, _encoding = decode_csv(content)
+        rows = list(csv_rows(text))
+        if not rows:
+            return tablib.Dataset()
+        width = len(rows[0])
+        dataset = tablib.Dataset(headers=rows[0])
+        for row in rows[1:]:
+            # Blank rows stay, so row numbers in messages match the spreadsheet.
+            dataset.append((row + [""] * width)[:width])
+        return dataset
 
 
-class ConsultationImportExportMixin:
-    pass
+class ExcelCSV(base_formats.CSV):
+    """Exported csv; the admin encodes it as UTF-8 with a BOM so Excel shows Chinese."""
 
 
-class ContractImportExportMixin:
-    pass
+class CampusImportForm(ImportForm):
+    campus = forms.ModelChoiceField(queryset=Campus.objects.all(), label=_("Campus"))
+
+
+class CampusConfirmImportForm(ConfirmImportForm):
+    campus = forms.ModelChoiceField(queryset=Campus.objects.all(), widget=forms.HiddenInput)
+
+
+def _limit_campus(form: forms.Form, user: User) -> None:
+    if not sees_all_campuses(user):
+        mine = Campus.objects.filter(staff=user) if user.campus_id is not None else Campus.objects.none()
+        form.fields["campus"].queryset = mine  # type: ignore[attr-defined]
+
+
+class CrmImportExportMixin(ImportExportMixin):
+    import_kind: ClassVar[str]
+    import_formats = [DetectedEncodingCSV, base_formats.XLSX]
+    export_formats = [ExcelCSV, base_formats.XLSX]
+    import_form_class = CampusImportForm
+    confirm_form_class = CampusConfirmImportForm
+    to_encoding = "utf-8-sig"
+    import_error_display = ("message",)
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        user: User = request.user  # type: ignore[assignment]
+        return user.role in IMPORTING_ROLES and self.has_add_permission(request)  # type: ignore[attr-defined]
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)  # type: ignore[attr-defined]
+
+    def create_import_form(self, request: HttpRequest) -> Any:
+        form = super().create_import_form(request)
+        _limit_campus(form, request.user)  # type: ignore[arg-type]
+        return form
+
+    def create_confirm_form(self, request: HttpRequest, import_form: Any = None) -> Any:
+        form = super().create_confirm_form(request, import_form)
+        _limit_campus(form, request.user)  # type: ignore[arg-type]
+        return form
+
+    def get_import_form_initial(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_import_form_initial(request)
+        initial["campus"] = request.user.campus_id  # type: ignore[union-attr]
+        return initial
+
+    def get_confirm_form_initial(self, request: HttpRequest, import_form: Any) -> dict[str, Any]:
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["campus"] = import_form.cleaned_data["campus"].pk
+        return initial
+
+    def get_import_data_kwargs(self, **kwargs: Any) -> dict[str, Any]:
+        form = kwargs.get("form")
+        data = super().get_import_data_kwargs(**kwargs)
+        if form is not None and "campus" in form.cleaned_data:
+            data["campus"] = form.cleaned_data["campus"]
+        return data
+
+    def process_dataset(self, dataset: Any, form: Any, request: HttpRequest, **kwargs: Any) -> Result:
+        if len(dataset) <= settings.IMPORT_ASYNC_ROW_THRESHOLD:
+            return super().process_dataset(dataset, form, request, **kwargs)
+        # A large file: the same service, committed by the import_commit task.
+        actor: User = request.user  # type: ignore[assignment]
+        job = import_job_create(
+            actor=actor,
+            kind=self.import_kind,
+            campus=form.cleaned_data["campus"],
+            content=dataset.export("csv").encode("utf-8"),
+            file_name=form.cleaned_data.get("original_file_name") or f"{self.import_kind}.csv",
+        )
+        import_job_preview(job=job)
+        if import_job_confirmable(job):
+            import_job_confirm(actor=actor, job=job)
+        request._crm_import_job = job  # type: ignore[attr-defined]
+        return Result()
+
+    def process_result(self, result: Result, request: HttpRequest) -> HttpResponse:
+        job = getattr(request, "_crm_import_job", None)
+        if job is not None:
+            messages.info(request, gettext("The import runs in the background; its progress is shown here."))
+            return redirect("import_detail", job.pk)
+        if result.has_validation_errors() or result.has_errors():
+            # The data changed between preview and confirm: nothing was written.
+            for row in result.invalid_rows[:ADMIN_ERROR_MESSAGES]:
+                for column, errors in row.error_dict.items():
+                    messages.error(request, f"第 {row.number} 行, {column}: {'; '.join(errors)}")
+            messages.error(request, gettext("Nothing was imported."))
+            info = self.get_model_info()
+            return HttpResponseRedirect(reverse(f"admin:{info[0]}_{info[1]}_changelist"))
+        return super().process_result(result, request)
+
+
+class StudentImportExportMixin(CrmImportExportMixin):
+    import_kind = "students"
+    resource_classes = [StudentResource]
+
+
+class ConsultationImportExportMixin(CrmImportExportMixin):
+    import_kind = "consultations"
+    resource_classes = [ConsultationResource]
+
+
+class ContractImportExportMixin(CrmImportExportMixin):
+    import_kind = "contracts"
+    resource_classes = [ContractResource]
