@@ -33,9 +33,9 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser tests"; \
+	    echo "installing Debian's chromium (and CJK fonts for screenshots) for the browser tests"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else \
 	    echo "warning: /usr/bin/chromium is missing; the browser tests need it (apt-get install chromium)" >&2; \
 	  fi; \
