@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from import_export.formats import base_formats
 
@@ -79,9 +80,27 @@ def import_list(request: HttpRequest) -> HttpResponse:
     return render(request, "crm/imports/list.html", context)
 
 
+# What the report's counts of written records are called on the page.
+WRITTEN_LABELS = {
+    "students": gettext_lazy("students"),
+    "guardians": gettext_lazy("parents"),
+    "student_tags": gettext_lazy("tags given"),
+    "student_tags_removed": gettext_lazy("tags replaced"),
+    "tags": gettext_lazy("new tags"),
+    "consultations": gettext_lazy("consultations"),
+    "contracts": gettext_lazy("contracts"),
+}
+
+
+def _written(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return [(str(WRITTEN_LABELS.get(key, key)), n) for key, n in counts.items() if n]
+
+
 def _detail_context(job: ImportJob, user: User) -> dict[str, object]:
     report = job.report or {}
     return {
+        "created": _written(report.get("created", {})),
+        "updated": _written(report.get("updated", {})),
         "nav": "imports",
         "job": job,
         "report": report,

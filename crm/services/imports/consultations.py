@@ -20,7 +20,7 @@ from crm.phones import national_digits
 from crm.services.imports import cells
 from crm.services.imports.columns import CONSULTATION_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
-from crm.services.imports.lookups import IN_CHUNK, FamilyIndex, StaffIndex, chunked
+from crm.services.imports.lookups import FamilyIndex, StaffIndex, filter_in
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.student_refs import parse_student_ref, resolve_student
 from crm.services.imports.tables import SheetRow
@@ -119,8 +119,8 @@ class ConsultationImporter(Importer):
 
         student_ids = sorted({s.pk for _r, s in resolved})
         existing: dict[tuple[int, dt.datetime], Consultation] = {}
-        for chunk in chunked(student_ids, IN_CHUNK):
-            for consultation in Consultation.objects.filter(student_id__in=chunk).order_by("pk"):
+        for consultations in filter_in(Consultation.objects.order_by("pk"), "student_id", student_ids):
+            for consultation in consultations:
                 # Files hold whole seconds; a consultation logged in the app has microseconds.
                 key = (consultation.student_id, consultation.consulted_at.replace(microsecond=0))
                 existing.setdefault(key, consultation)
@@ -227,18 +227,13 @@ class ConsultationImporter(Importer):
         ids = sorted(newest)
         latest_consulted: dict[int, dt.datetime] = {}
         latest_signed: dict[int, dt.datetime] = {}
-        for chunk in chunked(ids, IN_CHUNK):
+        for consultations in filter_in(Consultation.objects.order_by(), "student_id", ids):
             latest_consulted.update(
-                Consultation.objects.filter(student_id__in=chunk)
-                .values("student_id")
-                .annotate(at=Max("consulted_at"))
-                .values_list("student_id", "at")
+                consultations.values("student_id").annotate(at=Max("consulted_at")).values_list("student_id", "at")
             )
+        for contracts in filter_in(Contract.objects.order_by(), "student_id", ids):
             latest_signed.update(
-                Contract.objects.filter(student_id__in=chunk)
-                .values("student_id")
-                .annotate(at=Max("signed_at"))
-                .values_list("student_id", "at")
+                contracts.values("student_id").annotate(at=Max("signed_at")).values_list("student_id", "at")
             )
         changed = []
         for student_id, plan in newest.items():

@@ -21,7 +21,7 @@ from crm.phones import national_digits
 from crm.services.imports import cells
 from crm.services.imports.columns import CONTRACT_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
-from crm.services.imports.lookups import IN_CHUNK, FamilyIndex, chunked
+from crm.services.imports.lookups import FamilyIndex, filter_in
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.student_refs import parse_student_ref, resolve_student
 from crm.services.imports.tables import SheetRow
@@ -161,8 +161,8 @@ class ContractImporter(Importer):
                 resolved.append((row, student, course))
 
         existing: dict[tuple[int, int, dt.datetime], Contract] = {}
-        for chunk in chunked(sorted({s.pk for _r, s, _c in resolved}), IN_CHUNK):
-            for contract in Contract.objects.filter(student_id__in=chunk).order_by("pk"):
+        for contracts in filter_in(Contract.objects.order_by("pk"), "student_id", (s.pk for _r, s, _c in resolved)):
+            for contract in contracts:
                 # Files hold whole seconds; a contract signed in the app has microseconds.
                 key = (contract.student_id, contract.course_id, contract.signed_at.replace(microsecond=0))
                 existing.setdefault(key, contract)

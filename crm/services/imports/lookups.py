@@ -9,35 +9,66 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.db.models import Q
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from crm.models import Campus, Guardian, Student, Tag, TagGroup, User
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 IN_CHUNK = 5000  # ids or phones per IN (...) list
-# What imports read and may write of existing families; the rest stays unloaded.
-GUARDIAN_FIELDS = ("id", "phone", "name", "relation")
-STUDENT_FIELDS = (
-    "id",
-    "name",
-    "campus_id",
-    "owner_id",
-    "gender",
-    "birth_date",
-    "grade",
-    "school",
-    "channel",
-    "notes",
-    "next_follow_up_at",
+# What imports read and may write of existing families; the rest stays unloaded. In the
+# models' field order, as Model.from_db expects.
+GUARDIAN_FIELDS = tuple(
+    f.attname for f in Guardian._meta.concrete_fields if f.attname in {"id", "phone", "name", "relation"}
 )
+STUDENT_FIELDS = tuple(
+    f.attname
+    for f in Student._meta.concrete_fields
+    if f.attname
+    in {
+        "id",
+        "name",
+        "campus_id",
+        "owner_id",
+        "gender",
+        "birth_date",
+        "grade",
+        "school",
+        "channel",
+        "notes",
+        "next_follow_up_at",
+    }
+)
+_GUARDIAN_PHONE = GUARDIAN_FIELDS.index("phone")
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def filter_in(queryset: QuerySet[M], field: str, values: Iterable[Any]) -> Iterator[QuerySet[M]]:
+    """`queryset` restricted to `field` IN `values`, as one or more querysets to read.
+
+    On PostgreSQL one query takes the values as one array, however many: right after a
+    large import the planner's statistics are stale and it may scan the table, and one
+    scan is fine where one per chunk of ids is not. Elsewhere, IN lists of IN_CHUNK.
+    """
+    wanted = sorted(set(values))
+    if not wanted:
+        return
+    if connection.vendor == "postgresql":
+        db_type = queryset.model._meta.get_field(field).db_type(connection)
+        array = RawSQL(f"SELECT unnest(%s::{db_type}[])", [wanted])
+        yield queryset.filter(**{f"{field}__in": array})
+        return
+    for chunk in chunked(wanted, IN_CHUNK):
+        yield queryset.filter(**{f"{field}__in": chunk})
 
 
 @dataclass(frozen=True)
@@ -59,20 +90,27 @@ class FamilyIndex:
     def __init__(self, phones: Iterable[str], campus: Campus):
         self.campus = campus
         self.guardians: dict[str, Guardian] = {}
-        for phone_chunk in chunked(sorted(set(phones)), IN_CHUNK):
-            for guardian in Guardian.objects.filter(phone__in=phone_chunk).only(*GUARDIAN_FIELDS):
-                self.guardians[guardian.phone] = guardian
-        through = Student.guardians.through
-        links: list[tuple[int, int]] = []
-        for chunk in chunked([g.pk for g in self.guardians.values()], IN_CHUNK):
-            links.extend(through.objects.filter(guardian_id__in=chunk).values_list("guardian_id", "student_id"))
         self.students: dict[int, Student] = {}
-        for chunk in chunked(sorted({sid for _gid, sid in links}), IN_CHUNK):
-            for student in Student.objects.filter(pk__in=chunk).only(*STUDENT_FIELDS):
-                self.students[student.pk] = student
         self.students_of: dict[int, list[Student]] = defaultdict(list)
-        for gid, sid in sorted(links):
-            self.students_of[gid].append(self.students[sid])
+        # One query per chunk of phones: each guardian joined to its students. Instances
+        # are built with from_db (only these fields loaded), as a queryset would.
+        columns = [*GUARDIAN_FIELDS, *(f"students__{name}" for name in STUDENT_FIELDS)]
+        width = len(GUARDIAN_FIELDS)
+        rows: list[tuple[Any, ...]] = []
+        for guardians in filter_in(Guardian.objects.order_by(), "phone", phones):
+            rows.extend(guardians.values_list(*columns))
+        for row in sorted(rows, key=lambda r: (r[0], r[width] or 0)):
+            phone = row[_GUARDIAN_PHONE]
+            guardian = self.guardians.get(phone)
+            if guardian is None:
+                guardian = self.guardians[phone] = Guardian.from_db(DEFAULT_DB_ALIAS, GUARDIAN_FIELDS, row[:width])
+            student_id = row[width]
+            if student_id is None:
+                continue
+            student = self.students.get(student_id)
+            if student is None:
+                student = self.students[student_id] = Student.from_db(DEFAULT_DB_ALIAS, STUDENT_FIELDS, row[width:])
+            self.students_of[guardian.pk].append(student)
         other = {s.campus_id for s in self.students.values()} - {campus.pk}
         self.campus_names = dict(Campus.objects.filter(pk__in=other).values_list("pk", "name"))
 

@@ -20,7 +20,7 @@ from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
-from crm.services.imports.lookups import FamilyIndex, StaffIndex, TagCatalogue
+from crm.services.imports.lookups import FamilyIndex, StaffIndex, TagCatalogue, filter_in
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.tables import SheetRow
 
@@ -247,11 +247,8 @@ class StudentImporter(Importer):
     def _existing_tags(self, student_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
         """student id -> [(StudentTag id, Tag id)]."""
         found: dict[int, list[tuple[int, int]]] = {}
-        for start in range(0, len(student_ids), 5000):
-            chunk = student_ids[start : start + 5000]
-            for st_id, student_id, tag_id in StudentTag.objects.filter(student_id__in=chunk).values_list(
-                "id", "student_id", "tag_id"
-            ):
+        for student_tags in filter_in(StudentTag.objects.order_by(), "student_id", student_ids):
+            for st_id, student_id, tag_id in student_tags.values_list("id", "student_id", "tag_id"):
                 found.setdefault(student_id, []).append((st_id, tag_id))
         return found
 
