@@ -15,6 +15,9 @@ from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TABLET: ViewportSize = {"width": 1024, "height": 768}  # an iPad in landscape, the front desk's usual device
+# The browser tests assert English words, so pages ask for English (Accept-Language);
+# BROWSER_LOCALE=zh-CN shows the Chinese UI, e.g. for SCREENSHOT_DIR pictures.
+LOCALE = os.environ.get("BROWSER_LOCALE", "en-US")
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +30,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=TABLET, locale="zh-CN", has_touch=True)
+    context = browser.new_context(viewport=TABLET, locale=LOCALE, has_touch=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page

@@ -7,8 +7,10 @@ an admin who sees everything. Parents arrive with the parent API.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+from django.utils import translation
 
 from crm.models import Campus, User
 from tests import factories
@@ -20,6 +22,16 @@ pytest_plugins = ["tests.browser"]  # the browser and page fixtures
 def _fast_password_hashing(settings) -> None:
     """Staff passwords are hashed in every actor fixture; the default hasher is slow by design."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english(settings) -> Iterator[None]:
+    """Tests read English words: the product defaults to Simplified Chinese (LANGUAGE_CODE
+    zh-hans), so a request without Accept-Language, and code run outside a request, would
+    otherwise see the translations. tests/test_i18n.py checks the Chinese default itself."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 # Playwright's sync API runs an event loop in the test thread; Django's async-safety
