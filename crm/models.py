@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
@@ -333,7 +334,7 @@ class TrialLesson(models.Model):
 
 
 class ContractStatus(models.TextChoices):
-    ACTIVE = "active", _("Active")
+    ACTIVE = "active", pgettext_lazy("contract status", "Active")
     COMPLETED = "completed", _("Completed")
     REFUNDED = "refunded", _("Refunded")
     CANCELLED = "cancelled", _("Cancelled")
