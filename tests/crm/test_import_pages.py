@@ -7,12 +7,16 @@ import io
 
 import openpyxl
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from config.celery import app as celery_app
 from crm.models import ImportJob, Student
-from crm.services.imports.jobs import progress_key
+from crm.services.imports import import_job_progress, import_rows, read_table
+from crm.services.imports.jobs import JobProgress, progress_key
 from tests import factories
 from tests.crm.test_import_support import run, student_row, students_file
 
@@ -160,8 +164,6 @@ def test_large_file_goes_through_the_task_with_progress(
 
 
 def test_progress_fragment_polls_while_running(client, front_desk, campus_a):
-    from django.core.cache import cache
-
     job = ImportJob.objects.create(
         kind="students", campus=campus_a, original_name="a.csv", created_by=front_desk, status="running", total_rows=100
     )
@@ -267,3 +269,54 @@ def test_empty_template_has_the_headers(client, front_desk):
             "退费原因",
         ]
     ]
+
+
+def test_progress_is_reported_while_checking_and_while_writing(front_desk, campus_a):
+    calls: list[tuple[str, int, int]] = []
+    rows = [student_row(f"学生{i}", f"1370013{i:04d}") for i in range(4500)]
+    report = import_rows(
+        kind="students",
+        table=read_table(students_file(rows), "big.csv"),
+        campus=campus_a,
+        actor=front_desk,
+        dry_run=False,
+        progress=lambda phase, done, total: calls.append((phase, done, total)),
+    )
+    assert report.committed
+    checking = [c for c in calls if c[0] == "checking"]
+    writing = [c for c in calls if c[0] == "writing"]
+    assert checking == [("checking", 2000, 4500), ("checking", 4000, 4500), ("checking", 4500, 4500)]
+    assert writing and writing[-1] == ("writing", 4500, 4500)
+    assert calls.index(checking[-1]) < calls.index(writing[0])
+
+
+def test_job_progress_goes_to_the_row_while_checking_and_to_the_cache_while_writing(front_desk, campus_a):
+    job = ImportJob.objects.create(
+        kind="students", campus=campus_a, original_name="a.csv", created_by=front_desk, status="running", total_rows=100
+    )
+    report_progress = JobProgress(job.pk)
+    report_progress("checking", 40, 100)
+    job.refresh_from_db()
+    assert job.processed_rows == 40
+    assert import_job_progress(job) == {"phase": "checking", "done": 40, "total": 100, "percent": 40}
+    report_progress("writing", 70, 100)  # inside the write transaction: the row would not be seen
+    job.refresh_from_db()
+    assert job.processed_rows == 40
+    assert import_job_progress(job) == {"phase": "writing", "done": 70, "total": 100, "percent": 70}
+    cache.delete(progress_key(job.pk))
+
+
+def test_the_import_page_runs_a_constant_number_of_queries(client, front_desk, campus_a, django_assert_num_queries):
+    client.force_login(front_desk)
+
+    def make_jobs(n: int) -> None:
+        for i in range(n):
+            ImportJob.objects.create(kind="students", campus=campus_a, original_name=f"{i}.csv", created_by=front_desk)
+
+    make_jobs(2)
+    client.get(reverse("import_list"))  # warm the session and the user's role
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse("import_list")).status_code == 200
+    make_jobs(15)
+    with django_assert_num_queries(len(few.captured_queries)):
+        assert client.get(reverse("import_list")).status_code == 200

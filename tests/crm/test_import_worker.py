@@ -22,6 +22,8 @@ def real_broker(settings):
         pytest.skip("needs Redis: set REDIS_URL")
     before = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(IMPORTS_QUEUE)  # nothing left over from an earlier run
     yield
     celery_app.conf.task_always_eager = before
 
