@@ -114,8 +114,7 @@ decided AS (
                WHEN r.reason = 'closed_lost' THEN NULL
                ELSE {_from_now("x2.touched_at + ls.stale_span")}
            END, %(never)s) AS recheck_at
-    FROM targets t
-    JOIN lifecycle_studentactivity a ON a.student_id = t.student_id
+    FROM lifecycle_studentactivity a
     JOIN crm_student s ON s.id = a.student_id
     JOIN ls ON ls.campus_id = s.campus_id
     LEFT JOIN win ON win.student_id = a.student_id AND win.days = ls.risk_window_days
@@ -160,6 +159,7 @@ decided AS (
         x1.has_active AND (coalesce(a.active_until <= %(today)s + ls.renewal_days, false)
                            OR coalesce(a.active_hours_remaining <= ls.renewal_hours, false)) AS renewal_due
     ) r
+    WHERE {{target}}
 ),
 changed AS (
     UPDATE crm_student s SET stage = d.stage, stage_changed_at = %(now)s
@@ -221,9 +221,21 @@ def recompute_stages(
     if ids is not None and not ids:
         return RecomputeResult(0, 0, 0)
     settings_ensure()
-    _activity_ensure(ids, campus_id)
+    _activity_ensure(ids, campus_id, now=now, thorough=full)
     if connection.vendor != "postgresql":
         return _recompute_in_python(ids, now=now, source=source, actor=actor, campus_id=campus_id, full=full)
+    if ids is None and not full:
+        # The nightly run: the due students are few on most nights. Naming them lets the
+        # planner look them up by key instead of joining whole tables (whose statistics may
+        # also be stale right after a big run); a night where most are due takes the set path.
+        due = StudentActivity.objects.filter(Q(recheck_at__isnull=True) | Q(recheck_at__lte=now))
+        if campus_id is not None:
+            due = due.filter(student__campus_id=campus_id)
+        due_ids = list(due.values_list("pk", flat=True)[: DUE_BY_KEY_LIMIT + 1])
+        if len(due_ids) <= DUE_BY_KEY_LIMIT:
+            if not due_ids:
+                return RecomputeResult(0, 0, 0)
+            ids = due_ids
 
     conditions = []
     if ids is not None:
@@ -247,18 +259,32 @@ def recompute_stages(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         if ids is None or len(ids) > 1000:
+            # Big runs: hash joins in memory; no JIT (its compile time outweighs its gain here).
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None
     return RecomputeResult(decided=row[0], changed=row[1], flags_written=row[2])
 
 
-def _activity_ensure(ids: list[int] | None, campus_id: int | None) -> None:
-    """Students with no StudentActivity row yet (created outside the services) get one."""
+# Up to this many due students, the nightly run names them (see recompute_stages).
+DUE_BY_KEY_LIMIT = 100_000
+
+
+def _activity_ensure(ids: list[int] | None, campus_id: int | None, *, now: dt.datetime, thorough: bool) -> None:
+    """Students with no StudentActivity row yet (created outside the services) get one.
+
+    The services give every new student a row through their event. For the rest (rows
+    written by hand or by a bulk load without events): a full run looks at every student;
+    the nightly run at the students created in the last two days or after the newest row.
+    """
     students = Student.objects.filter(activity__isnull=True)
     if ids is not None:
         students = students.filter(pk__in=ids)
+    elif not thorough:
+        newest = StudentActivity.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        students = students.filter(Q(pk__gt=newest) | Q(created_at__gte=now - dt.timedelta(days=2)))
     if campus_id is not None:
         students = students.filter(campus_id=campus_id)
     missing = list(students.values_list("pk", flat=True))
