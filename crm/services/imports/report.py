@@ -7,6 +7,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from crm.models import ImportJob
+
 NEW = "new"
 UPDATED = "updated"
 UNCHANGED = "unchanged"
@@ -99,7 +101,7 @@ class ImportReport:
         """The report as text, for the command line."""
         counts = self.counts
         head = _("%(kind)s from %(file)s for %(campus)s: %(total)s rows") % {
-            "kind": self.kind,
+            "kind": ImportJob.Kind(self.kind).label if self.kind in ImportJob.Kind.values else self.kind,
             "file": self.file_name or "-",
             "campus": self.campus or "-",
             "total": self.total_rows,
