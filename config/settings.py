@@ -14,6 +14,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -131,6 +132,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# A worker started without -Q consumes every queue listed here; long imports have their
+# own queue so they never hold up short tasks (`-Q imports` gives them dedicated workers).
+CELERY_TASK_QUEUES = (Queue("default"), Queue("imports"))
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Installed into django-celery-beat's tables when beat starts; editable in the admin.
