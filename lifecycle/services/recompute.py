@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from crm.models import Attendance, AuditEntry, Campus, Role, Student, User
 from crm.roles import require_campus, require_role
-from lifecycle.models import LifecycleSettings, StageChange, StageSource, StudentActivity
+from lifecycle.models import StageChange, StageSource, StudentActivity
 from lifecycle.rules import (
     NEVER,
     WON_BACK_FROM,
@@ -93,7 +93,10 @@ win AS (
     FROM crm_attendance x
     JOIN targets t ON t.student_id = x.student_id
     CROSS JOIN windows w
-    WHERE x.status = 'present' AND x.lesson_at > %(window_from)s AND x.lesson_at > %(now)s - 2 * w.span
+    WHERE x.status = 'present'
+      AND x.lesson_at > (SELECT %(now)s - 2 * make_interval(days => max(risk_window_days))
+                         FROM lifecycle_lifecyclesettings)
+      AND x.lesson_at > %(now)s - 2 * w.span
     GROUP BY x.student_id, w.days
 ),
 decided AS (
@@ -212,16 +215,22 @@ def recompute_stages(
     actor: User | None = None,
     campus_id: int | None = None,
     full: bool = False,
+    prepared: bool = False,
 ) -> RecomputeResult:
-    """Decide the stage and flags of the targeted students (see the module docstring) at `now`."""
+    """Decide the stage and flags of the targeted students (see the module docstring) at `now`.
+
+    `prepared=True`: the caller has just ensured the settings rows and refreshed these students'
+    aggregates (the event path), so those checks are skipped.
+    """
     if source not in StageSource.values:
         raise ValueError(f"unknown source {source!r}")
     now = now or timezone.now()
     ids = None if student_ids is None else sorted(set(student_ids))
     if ids is not None and not ids:
         return RecomputeResult(0, 0, 0)
-    settings_ensure()
-    _activity_ensure(ids, campus_id, now=now, thorough=full)
+    if not prepared:
+        settings_ensure()
+        _activity_ensure(ids, campus_id, now=now, thorough=full)
     if connection.vendor != "postgresql":
         return _recompute_in_python(ids, now=now, source=source, actor=actor, campus_id=campus_id, full=full)
     if ids is None and not full:
@@ -245,14 +254,12 @@ def recompute_stages(
     if campus_id is not None:
         conditions.append("a.student_id IN (SELECT id FROM crm_student WHERE campus_id = %(campus)s)")
     sql = RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE")
-    widest = LifecycleSettings.objects.order_by("-risk_window_days").values_list("risk_window_days", flat=True).first()
     params = {
         "ids": ids,
         "now": now,
         "today": timezone.localdate(now),
         "tz": settings.TIME_ZONE,
         "never": NEVER,
-        "window_from": now - dt.timedelta(days=2 * (widest or 28)),
         "source": source,
         "actor": actor.pk if actor else None,
         "campus": campus_id,
@@ -296,8 +303,9 @@ def recompute_after_event(student_ids: Iterable[int], *, now: dt.datetime | None
     """What the event task does: refresh these students' aggregates, then decide them."""
     ids = sorted(set(student_ids))
     with transaction.atomic():
+        settings_ensure()
         activity_refresh(ids)
-        return recompute_stages(ids, now=now, source=StageSource.EVENT)
+        return recompute_stages(ids, now=now, source=StageSource.EVENT, prepared=True)
 
 
 def recompute_campus_now(*, campus: Campus, actor: User) -> RecomputeResult:
