@@ -148,7 +148,7 @@ class Student(models.Model):
         "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
     )
     # Written only by the lifecycle engine.
-    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD, db_index=True)
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD)
     stage_changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
     # The open follow-up of the latest consultation; written by consultation_log.
     next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
@@ -165,7 +165,9 @@ class Student(models.Model):
         verbose_name = _("student")
         verbose_name_plural = _("students")
         indexes = [
-            models.Index(fields=["campus", "stage"]),
+            # The board: each column's newest arrivals are a short range scan, per campus or all.
+            models.Index(fields=["campus", "stage", "-stage_changed_at", "-id"], name="student_board_campus"),
+            models.Index(fields=["stage", "-stage_changed_at", "-id"], name="student_board_all"),
             models.Index(fields=["owner", "next_follow_up_at"]),
             models.Index(fields=["campus", "next_follow_up_at"]),
             models.Index(fields=["name"]),

@@ -10,10 +10,7 @@ their owner and activity, and their tags.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
@@ -23,6 +20,10 @@ from django.utils.translation import ngettext
 from crm.models import Stage, Student, StudentTag, User
 from crm.selectors import students_visible_to
 from lifecycle.filters import Flag
+from lifecycle.models import LifecycleSettings
+from lifecycle.reasons import flag_reasons
+from lifecycle.rules import Thresholds
+from lifecycle.services.facts import thresholds_of
 
 PAGE_SIZE = 20
 # Newest arrival in a column first. Matches an index (campus, stage, -stage_changed_at, -id):
@@ -61,51 +62,25 @@ class BoardColumn:
     next_offset: int | None  # where "load more" continues, None when the column is complete
 
 
-def _flag_reasons_function() -> Callable[..., Any] | None:
-    """The engine's `lifecycle.rules.flag_reasons`, if it is there: the flags' words."""
+def _campus_thresholds(student: Student) -> Thresholds:
+    """The campus's thresholds, fetched with the card (select_related), or the defaults."""
     try:
-        rules = importlib.import_module("lifecycle.rules")
-    except ImportError:
-        return None
-    return getattr(rules, "flag_reasons", None)
-
-
-def _reason_text(reasons: Any, code: str) -> str:
-    """flag_reasons may answer a mapping flag -> reason(s) or a list of reasons; make it words."""
-    if isinstance(reasons, dict):
-        reasons = reasons.get(code, "")
-    if isinstance(reasons, str):
-        return reasons
-    if isinstance(reasons, Iterable):
-        return "; ".join(str(r) for r in reasons)
-    return ""
+        row = student.campus.lifecycle_settings
+    except LifecycleSettings.DoesNotExist:
+        return Thresholds()
+    return thresholds_of(row)
 
 
 def _card_flags(student: Student) -> list[CardFlag]:
     activity = getattr(student, "activity", None)  # a missing reverse one-to-one raises; getattr answers None
-    if activity is None:
-        return []
-    flagged = [
-        (code, label)
-        for code, label, on in (
-            ("at_risk", "At risk", activity.at_risk),
-            ("renewal_due", "Renewal due", activity.renewal_due),
-        )
-        if on
-    ]
-    if not flagged:
+    if activity is None or not (activity.at_risk or activity.renewal_due):
         return []
     labels = dict(Flag.choices)
-    explain = _flag_reasons_function()
-    reasons: Any = None
-    if explain is not None:
-        try:
-            reasons = explain(activity)
-        except Exception:  # the words are a courtesy; a card still shows its flag without them
-            reasons = None
+    reason = "; ".join(flag_reasons(activity, _campus_thresholds(student)))
     return [
-        CardFlag(code=code, label=str(labels.get(code, label)), reason=_reason_text(reasons, code) if reasons else "")
-        for code, label in flagged
+        CardFlag(code=code, label=str(labels[code]), reason=reason)
+        for code, on in (("at_risk", activity.at_risk), ("renewal_due", activity.renewal_due))
+        if on
     ]
 
 
@@ -133,7 +108,7 @@ def board_card_for(student: Student, now: dt.datetime | None = None) -> BoardCar
 
 
 def _with_card_relations(students: QuerySet[Student]) -> QuerySet[Student]:
-    return students.select_related("owner", "activity").prefetch_related(
+    return students.select_related("owner", "activity", "campus__lifecycle_settings").prefetch_related(
         Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group").order_by("tag_id"))
     )
 

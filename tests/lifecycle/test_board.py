@@ -491,3 +491,14 @@ class TestMoveDenials:
 
     def test_unknown_student_is_404(self, client, front_desk):
         assert move(login(client, front_desk), Student(pk=999_999), Stage.CONSULTING).status_code == 404
+
+
+def test_flag_badges_say_why_in_words(client, front_desk, campus_a):
+    s = factories.StudentFactory(campus=campus_a, stage=Stage.ACTIVE)
+    StudentActivity.objects.create(
+        student=s, at_risk=True, risk_recent=2, risk_before=6, renewal_due=True, active_hours_remaining=3
+    )
+    login(client, front_desk)
+    html = client.get(reverse("board")).content.decode()
+    assert "attended 2 lessons in the last 28 days against 6 before: -67%" in html
+    assert "3 hours left" in html
