@@ -91,7 +91,7 @@ win AS (
                     WHEN x.lesson_at + w.span > %(now)s THEN x.lesson_at + w.span
                     ELSE x.lesson_at + 2 * w.span END) AS next_change_at
     FROM crm_attendance x
-    JOIN targets t ON t.student_id = x.student_id
+    {{win_targets}}
     CROSS JOIN windows w
     WHERE x.status = 'present'
       AND x.lesson_at > (SELECT %(now)s - 2 * make_interval(days => max(risk_window_days))
@@ -99,8 +99,11 @@ win AS (
       AND x.lesson_at > %(now)s - 2 * w.span
     GROUP BY x.student_id, w.days
 ),
-decided AS (
-    SELECT a.student_id, s.stage AS old_stage, {_reason_to_stage_sql()} AS stage, r.reason,
+decided0 AS (
+    SELECT a.student_id, s.stage AS old_stage,
+           a.at_risk AS old_at_risk, a.risk_recent AS old_risk_recent, a.risk_before AS old_risk_before,
+           a.renewal_due AS old_renewal_due, a.recheck_at AS old_recheck_at,
+           {_reason_to_stage_sql()} AS stage, r.reason,
            r.at_risk,
            CASE WHEN r.at_risk THEN coalesce(win.recent, 0) ELSE 0 END AS risk_recent,
            CASE WHEN r.at_risk THEN coalesce(win.before, 0) ELSE 0 END AS risk_before,
@@ -164,9 +167,19 @@ decided AS (
     ) r
     WHERE {{target}}
 ),
+decided AS (
+    -- Which rows must be written, decided once here, so the updates below join only those.
+    SELECT d.*, d.stage IS DISTINCT FROM d.old_stage AS stage_changed,
+           (d.at_risk, d.risk_recent, d.risk_before, d.renewal_due, d.recheck_at)
+               IS DISTINCT FROM (d.old_at_risk, d.old_risk_recent, d.old_risk_before, d.old_renewal_due,
+                                 d.old_recheck_at) AS flags_changed
+    FROM decided0 d
+),
+to_stage AS (SELECT * FROM decided WHERE stage_changed),
+to_flags AS (SELECT * FROM decided WHERE flags_changed),
 changed AS (
     UPDATE crm_student s SET stage = d.stage, stage_changed_at = %(now)s
-    FROM decided d
+    FROM to_stage d
     WHERE s.id = d.student_id AND s.stage IS DISTINCT FROM d.stage
     RETURNING s.id, d.old_stage, d.stage, d.reason
 ),
@@ -189,7 +202,7 @@ flags AS (
     UPDATE lifecycle_studentactivity a
     SET at_risk = d.at_risk, risk_recent = d.risk_recent, risk_before = d.risk_before,
         renewal_due = d.renewal_due, recheck_at = d.recheck_at
-    FROM decided d
+    FROM to_flags d
     WHERE a.student_id = d.student_id
       AND (a.at_risk, a.risk_recent, a.risk_before, a.renewal_due, a.recheck_at)
           IS DISTINCT FROM (d.at_risk, d.risk_recent, d.risk_before, d.renewal_due, d.recheck_at)
@@ -253,7 +266,9 @@ def recompute_stages(
         conditions.append("(a.recheck_at IS NULL OR a.recheck_at <= %(now)s)")
     if campus_id is not None:
         conditions.append("a.student_id IN (SELECT id FROM crm_student WHERE campus_id = %(campus)s)")
-    sql = RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE")
+    sql = RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE").replace(
+        "{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else ""
+    )
     params = {
         "ids": ids,
         "now": now,
