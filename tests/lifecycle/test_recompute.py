@@ -348,3 +348,36 @@ def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
         assert stage_by_id[sid] == stage_for(facts_from_history(history, now, t), now, t).stage
     moved = StageChange.objects.exclude(to_stage="lead").values_list("student_id", flat=True)
     assert set(moved) == {sid for sid, stage in stage_by_id.items() if stage != "lead"}
+
+
+def test_new_thresholds_saved_in_the_admin_apply_at_once(
+    campus_a: Campus, manager: User, course_a: Course, teacher: User, client: Client, django_capture_on_commit_callbacks
+) -> None:
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    Attendance.objects.filter(student=student).update(lesson_at=timezone.now() - dt.timedelta(days=10))
+    recompute_after_event([student.pk])
+    assert stage_of(student) == "active"
+    row = LifecycleSettings.objects.get(campus=campus_a)
+    client.force_login(manager)
+    url = reverse("admin:lifecycle_lifecyclesettings_change", args=[row.pk])
+    form = {
+        field: getattr(row, field)
+        for field in (
+            "churn_days",
+            "ended_grace_days",
+            "stale_lead_days",
+            "risk_window_days",
+            "risk_drop_pct",
+            "risk_consecutive_absences",
+            "renewal_hours",
+            "renewal_days",
+            "pool_follow_up_days",
+            "pool_daily_claim_limit",
+            "pool_reclaim_wait_days",
+        )
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {**form, "active_days": 7})
+    assert response.status_code == 302, response.content[:2000]
+    assert stage_of(student) == "dormant"
+    assert StageChange.objects.filter(student=student).latest("pk").actor == manager
