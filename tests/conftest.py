@@ -12,10 +12,21 @@ from collections.abc import Iterator
 import pytest
 from django.utils import translation
 
+from config.celery import app as celery_app
 from crm.models import Campus, User
 from tests import factories
 
 pytest_plugins = ["tests.browser"]  # the browser and page fixtures
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks() -> Iterator[None]:
+    """Tasks run in-process, as in the embedded default: `make test` sets REDIS_URL, which
+    would otherwise queue them for a worker no test starts. Worker tests switch it off."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
 
 
 @pytest.fixture(autouse=True)

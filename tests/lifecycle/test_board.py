@@ -12,7 +12,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from config.celery import app as celery_app
 from crm.models import AuditEntry, Channel, Consultation, Contract, Stage, Student, TrialLesson
 from lifecycle.models import StudentActivity
 from lifecycle.selectors import PAGE_SIZE
@@ -27,15 +26,6 @@ needs_engine = pytest.mark.xfail(not ENGINE, reason="the lifecycle engine has no
 @pytest.fixture(autouse=True)
 def _english(settings):
     settings.LANGUAGE_CODE = "en"  # the explanations are asserted in English, whatever translations exist
-
-
-@pytest.fixture
-def eager_tasks():
-    """The engine's task runs in-process, as in the embedded default (tests run with REDIS_URL set)."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 def login(client, user):

@@ -9,23 +9,12 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
-from config.celery import app as celery_app
 from crm.models import Consultation, Stage, TrialLesson, TrialStatus
 from lifecycle.models import StudentActivity
 from tests import factories
 from tests.browser import log_in, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _english_and_eager(settings):
-    """English words, and the engine's task in-process (the live server shares this process)."""
-    settings.LANGUAGE_CODE = "en"
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
 
 
 def drag(page: Page, card: Locator, target: Locator) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 from io import StringIO
 from zoneinfo import ZoneInfo
@@ -34,17 +33,6 @@ pytestmark = pytest.mark.django_db
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=TZ)
-
-
-@pytest.fixture(autouse=True)
-def eager_tasks() -> Iterator[None]:
-    """Tasks run in-process, as in the embedded default (the test settings may name a broker)."""
-    from config.celery import app
-
-    old = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = old
 
 
 def day(n: float) -> dt.datetime:
