@@ -23,6 +23,7 @@ from crm.models import Role, User
 from crm.roles import sees_all_campuses
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
+from lifecycle.services.activity import AGGREGATE_COLUMNS
 from lifecycle.services.facts import settings_ensure, thresholds_of
 from lifecycle.services.recompute import recompute_campus_now, settings_changed
 
@@ -172,17 +173,7 @@ class StudentActivityAdmin(LifecycleAdmin):
     search_fields = ("student__name",)
     readonly_fields = (
         "student",
-        "last_touch_at",
-        "has_consultation",
-        "has_trial",
-        "ever_contracted",
-        "last_active_signed_at",
-        "active_until",
-        "active_hours_remaining",
-        "last_ended_at",
-        "last_ended_refunded",
-        "last_present_at",
-        "consecutive_absences",
+        *AGGREGATE_COLUMNS,
         "at_risk",
         "risk_recent",
         "risk_before",

@@ -13,19 +13,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from crm.models import Attendance, Campus, ContractStatus, Course, Guardian, Student, TrialLesson, User
 from crm.services import ExistingFamily, TeacherBusy, attendance_record, lead_capture, trial_book
 from crm.services import trials as trial_services
 from tests import factories
+from tests.concurrency import race
 
 # Real commits, so each thread's connection sees the other's; the role groups a flush
 # removes are re-created by the factories (crm.roles.role_group).
@@ -46,30 +46,6 @@ def _fast_passwords(settings: Any) -> None:
 def _postgresql() -> None:
     # SQLite has no row locks and one writer at a time: these races only mean something here.
     assert connection.vendor == "postgresql", "run the suite with DATABASE_URL=postgres://..."
-
-
-def race(*calls: Callable[[], object]) -> list[object]:
-    """Run `calls` at the same instant, one thread and one connection each; return each
-    call's result or the exception it raised, in order."""
-    start = threading.Barrier(len(calls))
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            outcomes[index] = call()
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "a racer hung: a lock was never released"
-    return outcomes
 
 
 def widen_after(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> None:

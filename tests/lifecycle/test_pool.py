@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable
 from typing import Any
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery.exceptions import Retry
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from crm.models import AuditEntry, Campus, ContractStatus, Stage, Student, User
@@ -25,6 +24,7 @@ from lifecycle.services import pool as pool_services
 from lifecycle.services.pool import pool_claim, pool_release, pool_students, pool_sweep
 from lifecycle.tasks.pool import pool_sweep as pool_sweep_task
 from tests import factories
+from tests.concurrency import race
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2025, 3, 20, 10, 0, tzinfo=SHANGHAI)
@@ -340,28 +340,6 @@ class TestRelease:
 
 
 # Two requests at the same instant, each on its own PostgreSQL connection.
-
-
-def race(*calls: Callable[[], object]) -> list[object]:
-    start = threading.Barrier(len(calls))
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            start.wait(timeout=10)
-            outcomes[index] = call()
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "a racer hung: a lock was never released"
-    return outcomes
 
 
 def widen_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
