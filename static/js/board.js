@@ -208,6 +208,16 @@
     );
   });
 
+  // "Load more" continues after the cards a column shows now, not after the page it was
+  // rendered with: a card moved out of (or into) a column would otherwise make the next
+  // page skip (or repeat) one.
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var target = event.detail.target;
+    if (!target || !target.matches || !target.matches("[data-cards]")) return;
+    var shown = target.querySelectorAll(".board-card").length;
+    event.detail.path = event.detail.path.replace(/([?&]offset=)\d+/, "$1" + shown);
+  });
+
   // Filters apply as soon as a choice changes; the text field on Enter.
   var filters = document.querySelector("[data-board-filters]");
   if (filters) {

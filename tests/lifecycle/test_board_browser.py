@@ -201,3 +201,28 @@ def test_a_finger_drags_a_card_on_a_tablet(live_server, page: Page, front_desk, 
     expect(dialog).to_be_hidden()
     expect(column(page, "consulting").locator(f"[data-student='{lead.pk}']")).to_be_visible()
     assert Consultation.objects.filter(student=lead).count() == 1
+
+
+def test_load_more_after_a_move_shows_every_card_once(live_server, page: Page, front_desk, campus_a):
+    leads = [factories.StudentFactory(name=f"线索{i:02d}", campus=campus_a, stage=Stage.LEAD) for i in range(22)]
+    open_board(page, live_server.url, "alice")
+    lead_column = column(page, "lead")
+    expect(lead_column.locator(".board-card")).to_have_count(20)
+
+    moved = lead_column.locator(".board-card").first
+    moved_id = int(moved.get_attribute("data-student") or 0)
+    drag(page, moved, column(page, "lost"))
+    dialog = page.locator("#board-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("#id_l-reason").fill("家长选择了别家")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, "lost").locator(f"[data-student='{moved_id}']")).to_be_visible()
+    expect(lead_column.locator(".board-card")).to_have_count(19)
+
+    page.locator("#more-lead button").click()
+    expect(lead_column.locator(".board-card")).to_have_count(21)
+    shown = [
+        int(pk or 0) for pk in lead_column.locator(".board-card").evaluate_all("cs => cs.map(c => c.dataset.student)")
+    ]
+    assert sorted(shown) == sorted(s.pk for s in leads if s.pk != moved_id)
