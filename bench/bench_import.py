@@ -42,20 +42,13 @@ TAGS = {
 }
 MOBILE_PREFIXES = ["130", "133", "135", "137", "138", "139", "150", "152", "158", "177", "186", "189"]
 OWNERS = [f"bench_fd{i}" for i in range(5)]
-HEADER = [
-    "学生姓名",
-    "性别",
-    "出生日期",
-    "年级",
-    "学校",
-    "来源渠道",
-    "家长姓名",
-    "关系",
-    "家长电话",
-    "标签",
-    "备注",
-    "负责顾问",
-]
+
+
+def _header() -> list[str]:
+    """The Chinese headers institutions use, as the import itself defines them."""
+    from crm.services.imports.columns import STUDENT_COLUMNS
+
+    return [column.header for column in STUDENT_COLUMNS]
 
 
 def _phone_formats(national: str) -> list[str]:
@@ -72,7 +65,7 @@ def generate_students_csv(rows: int = ROWS, seed: int = 20240901, offset: int = 
     rng = random.Random(seed)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEADER)
+    writer.writerow(_header())
     written = family = 0
     while written < rows:
         family += 1
