@@ -124,7 +124,13 @@ class Student(models.Model):
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     grade = models.CharField(_("grade"), max_length=20, blank=True)
     school = models.CharField(_("school"), max_length=100, blank=True)
-    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.PROTECT, related_name="students")
+    # No single-column indexes on campus, owner or created_by (and a partial one on referrer):
+    # the composite indexes below lead with campus and owner, staff are deactivated rather than
+    # deleted, and every index on this table is written again whenever the lifecycle engine
+    # moves a student's stage (hundreds of thousands of rows in a big nightly run).
+    campus = models.ForeignKey(
+        Campus, verbose_name=_("campus"), on_delete=models.PROTECT, related_name="students", db_index=False
+    )
     channel = models.CharField(_("source channel"), max_length=20, choices=Channel.choices, default=Channel.WALK_IN)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -133,6 +139,7 @@ class Student(models.Model):
         null=True,
         blank=True,
         related_name="owned_students",
+        db_index=False,
     )
     referrer = models.ForeignKey(
         "self",
@@ -141,6 +148,7 @@ class Student(models.Model):
         null=True,
         blank=True,
         related_name="referrals",
+        db_index=False,
     )
     notes = models.TextField(_("notes"), blank=True)
     guardians = models.ManyToManyField(Guardian, verbose_name=_("guardians"), related_name="students", blank=True)
@@ -156,7 +164,7 @@ class Student(models.Model):
     lost_at = models.DateTimeField(_("closed as lost at"), null=True, blank=True)
     lost_reason = models.CharField(_("lost reason"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -171,6 +179,8 @@ class Student(models.Model):
             models.Index(fields=["owner", "next_follow_up_at"]),
             models.Index(fields=["campus", "next_follow_up_at"]),
             models.Index(fields=["name"]),
+            # Few students are referred: a partial index keeps the referral lookups cheap.
+            models.Index(fields=["referrer"], condition=models.Q(referrer__isnull=False), name="student_referrer"),
         ]
 
     def __str__(self) -> str:

@@ -78,18 +78,27 @@ class StudentActivity(models.Model):
     last_present_at = models.DateTimeField(null=True, blank=True)
     consecutive_absences = models.PositiveSmallIntegerField(default=0)
     # Flags of the last run, with the numbers their reasons are worded from.
-    at_risk = models.BooleanField(default=False, db_index=True)
+    at_risk = models.BooleanField(default=False)
     risk_recent = models.PositiveIntegerField(default=0)
     risk_before = models.PositiveIntegerField(default=0)
-    renewal_due = models.BooleanField(default=False, db_index=True)
+    renewal_due = models.BooleanField(default=False)
     # When the decision may next change with no new fact (lifecycle.rules.NEVER if never);
     # NULL when the facts changed since the last decision. The nightly run decides only the
     # students whose recheck_at has come (or is NULL).
-    recheck_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    recheck_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("student activity")
         verbose_name_plural = _("student activity")
+        # Every decision rewrites recheck_at and most event refreshes rewrite aggregates: with no
+        # index on those columns (and free space in each page, see migration 0005) PostgreSQL
+        # rewrites the row in place (a HOT update) instead of adding an entry to every index.
+        # The nightly run finds the due students with a scan of this narrow table; the flags
+        # have small partial indexes (a flag changes far less often than recheck_at).
+        indexes = [
+            models.Index(fields=["student"], condition=Q(at_risk=True), name="activity_at_risk"),
+            models.Index(fields=["student"], condition=Q(renewal_due=True), name="activity_renewal_due"),
+        ]
 
     def __str__(self) -> str:
         return str(self.student_id)
@@ -104,14 +113,19 @@ class StageSource(models.TextChoices):
 class StageChange(models.Model):
     """One row per real stage change, never on a rerun that changes nothing."""
 
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="stage_changes")
+    # No database foreign key: a big nightly run appends hundreds of thousands of rows, and the
+    # deferred check of each at COMMIT costs seconds. The history is written only by the engine
+    # for students it has just read, and Django's collector deletes it with its student.
+    student = models.ForeignKey(
+        Student, on_delete=models.CASCADE, related_name="stage_changes", db_index=False, db_constraint=False
+    )
     from_stage = models.CharField(_("from"), max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(_("to"), max_length=20, choices=Stage.choices)
     changed_at = models.DateTimeField(_("changed at"), db_index=True)
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=StageSource.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     won_back = models.BooleanField(_("won back"), default=False)
 
@@ -119,7 +133,10 @@ class StageChange(models.Model):
         verbose_name = _("stage change")
         verbose_name_plural = _("stage history")
         ordering = ["-changed_at", "-pk"]
-        indexes = [models.Index(fields=["student", "changed_at"])]
+        indexes = [
+            models.Index(fields=["student", "changed_at"]),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="stagechange_actor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.student_id}: {self.from_stage} -> {self.to_stage}"
