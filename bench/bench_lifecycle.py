@@ -248,13 +248,14 @@ def pick_moment() -> dt.datetime:
 
 
 def analyze() -> float:
-    """What autovacuum does after a big change: fresh statistics for the planner."""
+    """What autovacuum does after a big change: dead row versions cleared (so index-only scans
+    need not visit the heap) and fresh statistics for the planner."""
     from django.db import connection
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
         for table in ("crm_student", "lifecycle_studentactivity", "lifecycle_stagechange"):
-            cursor.execute(f"ANALYZE {table}")
+            cursor.execute(f"VACUUM ANALYZE {table}")
     return time.perf_counter() - started
 
 
@@ -292,7 +293,7 @@ def main() -> list[str]:
             [CAMPUS_PREFIX + "%"],
         )
         out.append("    stages: " + ", ".join(f"{stage} {n:,}" for stage, n in cursor.fetchall()))
-    out.append(f"    ANALYZE of the three written tables afterwards (as autovacuum would): {analyze():.1f} s")
+    out.append(f"    VACUUM ANALYZE of the three written tables afterwards (as autovacuum would): {analyze():.1f} s")
 
     # (b) nothing changed
     result, seconds_b = timed(lambda: recompute_stages(now=moment, source="nightly"))

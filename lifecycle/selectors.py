@@ -1,7 +1,7 @@
 """Reads of the lifecycle app: the pipeline board.
 
 The board's first render runs a constant number of queries whatever the data size:
-one grouped count for the eight columns, one UNION ALL of eight small ordered
+one query counting the eight columns (each count stops at COUNT_CAP), one UNION ALL of eight small ordered
 `LIMIT` queries for the first page of every column (each is an index range scan on
 (campus, stage, stage_changed_at, id) where that index exists), then the cards' rows with
 their owner and activity, and their tags.
@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -27,6 +28,10 @@ from lifecycle.rules import Thresholds
 from lifecycle.services.facts import thresholds_of
 
 PAGE_SIZE = 20
+# A column counts its cards exactly up to this many and shows "50,000+" beyond: each count is
+# then a bounded index range, so the board of an administrator over a million students renders
+# as fast as a campus's (an exact count of a million rows costs about 200 ms on its own).
+COUNT_CAP = 50_000
 # Newest arrival in a column first. Matches an index (campus, stage, -stage_changed_at, -id):
 # every column's page is then a short index range scan, whatever the table's size.
 BOARD_ORDER = ("-stage_changed_at", "-id")
@@ -61,6 +66,10 @@ class BoardColumn:
     count: int
     cards: list[BoardCard]
     next_offset: int | None  # where "load more" continues, None when the column is complete
+
+    @property
+    def count_label(self) -> str:
+        return count_label(self.count)
 
 
 def _campus_thresholds(student: Student) -> Thresholds:
@@ -121,11 +130,24 @@ def _order_key(student: Student) -> tuple[bool, dt.datetime, int]:
 
 
 def board_counts(students: QuerySet[Student]) -> dict[str, int]:
-    """Every column's count in one GROUP BY stage (an index-only scan on (campus, stage))."""
-    rows = students.order_by().values_list("stage").annotate(n=Count("*"))
-    counts = dict.fromkeys(Stage.values, 0)
-    counts.update({stage: n for stage, n in rows})
-    return counts
+    """Every column's count, up to COUNT_CAP + 1 (more than the cap), in one query."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for stage in Stage.values:
+        sql, stage_params = (
+            students.filter(stage=stage).order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
+        )
+        parts.append(f"(SELECT count(*) FROM ({sql}) AS column_{len(parts)})")
+        params.extend(stage_params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    assert row is not None
+    return dict(zip(Stage.values, row, strict=True))
+
+
+def count_label(count: int) -> str:
+    return f"{COUNT_CAP:,}+" if count > COUNT_CAP else f"{count:,}"
 
 
 def board_first_pages(students: QuerySet[Student], stages: list[str]) -> dict[str, list[BoardCard]]:

@@ -28,7 +28,7 @@ from crm.views.access import FRONT_OFFICE, role_required
 # The student page's forms and fact runners: the board records exactly what that page records.
 from crm.views.students import ACTIONS, _action_forms
 from lifecycle.filters import StudentFilter
-from lifecycle.selectors import board_card_get, board_column, board_columns, board_counts
+from lifecycle.selectors import board_card_get, board_column, board_columns, board_counts, count_label
 
 # Which fact explains a move from one column to another. Anything else is refused.
 MOVES: dict[tuple[str, str], str] = {
@@ -213,7 +213,7 @@ def _moved(request: HttpRequest, viewer: User, student_id: int, to_stage: str, m
             "moved": stage == to_stage,
             "message": message,
             "card": render_to_string("lifecycle/partials/board_card.html", {"card": card}, request),
-            "counts": board_counts(_filterset(request).qs),
+            "counts": {stage: count_label(n) for stage, n in board_counts(_filterset(request).qs).items()},
         }
     )
 

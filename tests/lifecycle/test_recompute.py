@@ -122,6 +122,35 @@ def test_a_churned_student_who_signs_again_is_won_back(
     assert StageChange.objects.filter(won_back=True).count() == 1
 
 
+def test_deleting_a_student_deletes_their_history(campus_a: Campus) -> None:
+    """The history has no database foreign key (see StageChange.student): Django's collector
+    must still take it with the student, and nothing else's."""
+    # Stored as trial with no fact behind it: the engine moves both back to lead.
+    student, other = (factories.StudentFactory(campus=campus_a, stage="trial") for _ in range(2))
+    activity_refresh([student.pk, other.pk])
+    recompute_stages([student.pk, other.pk], now=day(1), source="event")
+    assert StageChange.objects.count() == 2
+    Student.objects.filter(pk=student.pk).delete()
+    assert list(StageChange.objects.values_list("student_id", flat=True)) == [other.pk]
+
+
+def test_columns_every_decision_rewrites_stay_unindexed() -> None:
+    """A decision rewrites an activity row's flags and recheck moment; an index on any column it
+    changes would turn every such in-place (HOT) update into a new entry in every index of the
+    table. The flags have partial indexes, which only the far rarer flag changes touch."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'lifecycle_studentactivity'")
+        definitions = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'lifecycle_studentactivity'")
+        options = cursor.fetchone()[0]
+    rewritten = ("recheck_at", "risk_recent", "risk_before", "last_touch_at", "last_present_at")
+    assert not [d for d in definitions if any(column in d for column in rewritten)], definitions
+    assert all("WHERE" in d for d in definitions if "at_risk" in d or "renewal_due" in d), definitions
+    assert "fillfactor=80" in (options or []), options
+
+
 # --- events and people ------------------------------------------------------------------------
 
 
