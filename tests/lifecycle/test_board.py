@@ -287,6 +287,16 @@ def move(client, s, to, **data):
     return client.post(reverse("board_move", args=[s.pk]), {"to": to, **data})
 
 
+def trial_form(course, teacher, when):
+    """The booking form's fields as the board's trial dialog posts them."""
+    return {
+        "t-course": course.pk,
+        "t-teacher": teacher.pk,
+        "t-scheduled_at": when.strftime("%Y-%m-%dT%H:%M"),
+        "t-duration_minutes": "60",
+    }
+
+
 class TestMoves:
     @pytest.mark.parametrize(
         ("from_stage", "to", "field"),
@@ -386,18 +396,7 @@ class TestMoves:
     def test_booking_a_trial(self, client, front_desk, campus_a, course_a, teacher):
         s = student(campus_a, Stage.CONSULTING)
         when = (timezone.localtime() + dt.timedelta(days=2)).replace(hour=16, minute=0, second=0, microsecond=0)
-        response = move(
-            login(client, front_desk),
-            s,
-            Stage.TRIAL,
-            record="1",
-            **{
-                "t-course": course_a.pk,
-                "t-teacher": teacher.pk,
-                "t-scheduled_at": when.strftime("%Y-%m-%dT%H:%M"),
-                "t-duration_minutes": "60",
-            },
-        )
+        response = move(login(client, front_desk), s, Stage.TRIAL, record="1", **trial_form(course_a, teacher, when))
         assert response.status_code == 200
         trial = TrialLesson.objects.get(student=s)
         assert (trial.teacher, trial.scheduled_at, trial.booked_by) == (teacher, when, front_desk)
@@ -433,18 +432,7 @@ class TestMoves:
     def test_a_service_error_is_shown_on_the_form(self, client, front_desk, campus_a, course_a, teacher):
         s = student(campus_a, Stage.LEAD)
         past = timezone.localtime() - dt.timedelta(days=1)
-        response = move(
-            login(client, front_desk),
-            s,
-            Stage.TRIAL,
-            record="1",
-            **{
-                "t-course": course_a.pk,
-                "t-teacher": teacher.pk,
-                "t-scheduled_at": past.strftime("%Y-%m-%dT%H:%M"),
-                "t-duration_minutes": "60",
-            },
-        )
+        response = move(login(client, front_desk), s, Stage.TRIAL, record="1", **trial_form(course_a, teacher, past))
         assert response.status_code == 422
         assert "cannot be booked in the past" in response.content.decode()
         assert not TrialLesson.objects.exists()
