@@ -29,8 +29,8 @@ def _lists() -> list[tuple[str, dict[str, str]]]:
         guardian = cursor.fetchone()
     lists = [
         ("unfiltered", {}),
-        ("filtered by stage", {"stage__exact": "active"}),
-        ("filtered by stage and channel", {"stage__exact": "dormant", "channel__exact": "douyin"}),
+        ("filtered by stage", {"pipeline__stage__exact": "active"}),
+        ("filtered by stage and channel", {"pipeline__stage__exact": "dormant", "channel__exact": "douyin"}),
         ("search by part of a name", {"q": name[1:3] if len(name) > 2 else name}),
     ]
     if guardian:

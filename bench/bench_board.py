@@ -28,13 +28,13 @@ ADMIN = "bench_board_admin"
 
 
 def _board_index() -> str | None:
-    """An index that serves every column's page: (campus, stage, stage_changed_at DESC, id DESC)."""
+    """An index that serves every column's page: (campus_id, stage, changed_at DESC, student_id DESC)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'crm_student' "
-            "AND indexdef LIKE '%%(campus_id, stage, stage_changed_at DESC, id DESC)%%'"
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'crm_studentstage' "
+            "AND indexdef LIKE '%%(campus_id, stage, changed_at DESC, student_id DESC)%%'"
         )
         row = cursor.fetchone()
     return row[0] if row else None
@@ -96,7 +96,7 @@ def main() -> list[str]:
     ensure_data(out)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FILTER (WHERE stage <> 'lead') FROM crm_student s JOIN crm_campus c "
+            "SELECT count(*) FILTER (WHERE stage <> 'lead') FROM crm_studentstage s JOIN crm_campus c "
             "ON c.id = s.campus_id WHERE c.code LIKE %s",
             [CAMPUS_PREFIX + "%"],
         )
@@ -109,7 +109,7 @@ def main() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM crm_student")
         total = cursor.fetchone()[0]  # type: ignore[index]
-        cursor.execute("VACUUM ANALYZE crm_student")
+        cursor.execute("VACUUM ANALYZE crm_studentstage")
     index = _board_index()
     out.append(f"students in the database: {total:,}; column index: {index or 'none (each column sorts its rows)'}")
 

@@ -51,10 +51,10 @@ GENERATE_SQL = [
     FROM generate_series(0, %(students)s - 1) AS n
     """,
     """
-    INSERT INTO crm_student (name, gender, grade, school, campus_id, channel, notes, stage, lost_reason,
+    INSERT INTO crm_student (name, gender, grade, school, campus_id, channel, notes, lost_reason,
                              created_at, updated_at, lost_at)
     SELECT 'bench' || n, '', '', '', (SELECT id FROM crm_campus WHERE code = %(prefix)s || (n %% %(campuses)s)),
-           'douyin', '', 'lead', CASE WHEN r >= 0.34 AND r < 0.40 THEN 'bench' ELSE '' END,
+           'douyin', '', CASE WHEN r >= 0.34 AND r < 0.40 THEN 'bench' ELSE '' END,
            t0 - (r2 * 20) * interval '1 day', t0,
            CASE WHEN r >= 0.34 AND r < 0.40 THEN t0 + interval '10 days' END
     FROM gen ORDER BY n
@@ -65,6 +65,13 @@ GENERATE_SQL = [
     SELECT g.*, s.id AS sid, s.created_at
     FROM gen g JOIN crm_student s ON s.name = 'bench' || g.n
     WHERE s.campus_id IN (SELECT id FROM crm_campus WHERE code LIKE %(prefix)s || '%%')
+    """,
+    # Every student starts as a lead (as crm.services creates them).
+    """
+    INSERT INTO crm_studentstage (student_id, campus_id, stage, changed_at, at_risk, risk_recent, risk_before,
+                                  renewal_due, recheck_at)
+    SELECT s.id, s.campus_id, 'lead', s.created_at, false, 0, 0, false, NULL
+    FROM ids JOIN crm_student s ON s.id = ids.sid ORDER BY s.id
     """,
     # Consultations: 1-3 for everyone but the 10% leads.
     """
@@ -214,7 +221,7 @@ def orm_loop(student_ids: list[int], now: dt.datetime) -> float:
 
     started = time.perf_counter()
     for sid in student_ids:
-        student = Student.objects.get(pk=sid)
+        student = Student.objects.select_related("pipeline").get(pk=sid)
         thresholds = thresholds_of(LifecycleSettings.objects.get(campus_id=student.campus_id))
         history = histories_of([sid])[sid]
         decision = stage_for(facts_from_history(history, now, thresholds), now, thresholds)
@@ -227,8 +234,9 @@ def orm_loop(student_ids: list[int], now: dt.datetime) -> float:
                 reason=decision.reason,
                 source="nightly",
             )
-            student.stage, student.stage_changed_at = decision.stage, now
-            student.save(update_fields=["stage", "stage_changed_at"])
+            row = student.pipeline
+            row.stage, row.changed_at = decision.stage, now
+            row.save(update_fields=["stage", "changed_at"])
     return time.perf_counter() - started
 
 
@@ -254,7 +262,7 @@ def analyze() -> float:
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        for table in ("crm_student", "lifecycle_studentactivity", "lifecycle_stagechange"):
+        for table in ("crm_studentstage", "lifecycle_studentactivity", "lifecycle_stagechange"):
             cursor.execute(f"VACUUM ANALYZE {table}")
     return time.perf_counter() - started
 
@@ -279,7 +287,7 @@ def main() -> list[str]:
     out.append(
         lines_budget(
             f"(a) full recompute, most change ({result.decided:,} decided, {result.changed:,} stage changes, "
-            f"{result.flags_written:,} flag rows)",
+            f"{result.rows_written:,} flag rows)",
             seconds_a,
             "s",
             f"<= {BUDGET_MOST_CHANGE:.0f} s",
@@ -288,7 +296,7 @@ def main() -> list[str]:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT stage, count(*) FROM crm_student s JOIN crm_campus c ON c.id = s.campus_id "
+            "SELECT stage, count(*) FROM crm_studentstage s JOIN crm_campus c ON c.id = s.campus_id "
             "WHERE c.code LIKE %s GROUP BY stage ORDER BY 2 DESC",
             [CAMPUS_PREFIX + "%"],
         )
@@ -309,13 +317,13 @@ def main() -> list[str]:
     result, seconds = timed(lambda: recompute_stages(now=moment, source="nightly", full=True))
     out.append(
         f"    every student decided again (full=True), nothing changed: {seconds:.2f} s "
-        f"({result.decided:,} decided, {result.changed} changes, {result.flags_written} rows written)"
+        f"({result.decided:,} decided, {result.changed} changes, {result.rows_written} rows written)"
     )
     next_night = moment + dt.timedelta(days=1)
     result, seconds = timed(lambda: recompute_stages(now=next_night, source="nightly"))
     out.append(
         f"    the next night ({next_night:%Y-%m-%d}): {seconds:.2f} s "
-        f"({result.decided:,} due, {result.changed:,} stage changes, {result.flags_written:,} rows written)"
+        f"({result.decided:,} due, {result.changed:,} stage changes, {result.rows_written:,} rows written)"
     )
 
     # (c) per-student ORM loop on a sample

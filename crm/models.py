@@ -1,12 +1,13 @@
 """The CRM's facts: campuses, staff, families, and what happened to each student.
 
 Models hold fields, constraints and small properties only. Every write goes through
-`crm.services`; `Student.stage` and `Student.stage_changed_at` are written only by the
+`crm.services`; a student's stage and flags (`StudentStage`) are written only by the
 lifecycle engine.
 """
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -155,9 +156,6 @@ class Student(models.Model):
     tags: models.ManyToManyField[Tag, StudentTag] = models.ManyToManyField(
         "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
     )
-    # Written only by the lifecycle engine.
-    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD)
-    stage_changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
     # The open follow-up of the latest consultation; written by consultation_log.
     next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
     # "Close as lost": a fact a person records, with a reason.
@@ -173,9 +171,6 @@ class Student(models.Model):
         verbose_name = _("student")
         verbose_name_plural = _("students")
         indexes = [
-            # The board: each column's newest arrivals are a short range scan, per campus or all.
-            models.Index(fields=["campus", "stage", "-stage_changed_at", "-id"], name="student_board_campus"),
-            models.Index(fields=["stage", "-stage_changed_at", "-id"], name="student_board_all"),
             models.Index(fields=["owner", "next_follow_up_at"]),
             models.Index(fields=["campus", "next_follow_up_at"]),
             models.Index(fields=["name"]),
@@ -185,6 +180,62 @@ class Student(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # The stage lives in StudentStage (see there); these read it through `pipeline`, which every
+    # list selects with its students (select_related), so a page reads it with no extra query.
+    @property
+    def stage(self) -> str:
+        return self.pipeline.stage
+
+    @property
+    def stage_changed_at(self) -> datetime.datetime | None:
+        return self.pipeline.changed_at
+
+    def get_stage_display(self) -> str:
+        return self.pipeline.get_stage_display()
+
+
+class StudentStage(models.Model):
+    """A student's lifecycle stage and flags: what the lifecycle engine last decided from their
+    facts. Written only by `lifecycle.services` (crm.services creates the row, as a lead, with
+    the student).
+
+    A narrow table of its own, because a nightly run rewrites hundreds of thousands of these
+    rows: on the student's wide row every index (name, follow-ups, ...) would be written again
+    for each move. Here a stage change writes the board indexes, and a change of the flags'
+    numbers or of `recheck_at` alone touches no index at all, so PostgreSQL rewrites the row in
+    place (a HOT update, helped by the free space each page keeps, see migration 0007).
+    """
+
+    student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="pipeline")
+    # The student's campus, copied for the board's index: a student never changes campus.
+    campus = models.ForeignKey(Campus, on_delete=models.CASCADE, related_name="+", db_index=False)
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD)
+    changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
+    # Flags beside the stage, with the numbers their reasons are worded from.
+    at_risk = models.BooleanField(_("at risk"), default=False)
+    risk_recent = models.PositiveIntegerField(default=0)
+    risk_before = models.PositiveIntegerField(default=0)
+    renewal_due = models.BooleanField(_("renewal due"), default=False)
+    # When the decision may next change with no new fact (lifecycle.rules.NEVER if never);
+    # NULL when the facts changed since the last decision. The nightly run decides only the
+    # students whose recheck_at has come (or is NULL), found with a scan of this narrow table.
+    recheck_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("student stage")
+        verbose_name_plural = _("student stages")
+        indexes = [
+            # The board: each column's newest arrivals are a short range scan, per campus or all.
+            models.Index(fields=["campus", "stage", "-changed_at", "-student"], name="stage_board_campus"),
+            models.Index(fields=["stage", "-changed_at", "-student"], name="stage_board_all"),
+            # Flags change far less often than the numbers beside them: small partial indexes.
+            models.Index(fields=["student"], condition=Q(at_risk=True), name="stage_at_risk"),
+            models.Index(fields=["student"], condition=Q(renewal_due=True), name="stage_renewal_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.stage}"
 
 
 class TagGroup(models.Model):

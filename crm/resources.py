@@ -187,7 +187,7 @@ class StudentResource(CrmResource):
         chunk_size = 2000
 
     def filter_export(self, queryset: QuerySet[Student], **kwargs: Any) -> QuerySet[Student]:
-        return queryset.select_related("campus", "owner").prefetch_related(
+        return queryset.select_related("campus", "owner", "pipeline").prefetch_related(
             "guardians", Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group"))
         )
 

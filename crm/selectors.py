@@ -91,7 +91,7 @@ def followups_for(
         students = students.filter(owner=owner)
     last = Consultation.objects.filter(student=OuterRef("pk")).order_by("-consulted_at", "-pk")
     rows = list(
-        students.select_related("owner")
+        students.select_related("owner", "pipeline")
         .prefetch_related("guardians", _tags_prefetch())
         .annotate(
             last_content=Subquery(last.values("content")[:1]),
@@ -124,8 +124,12 @@ def student_search(*, viewer: User, query: str = "", stage: str = "") -> QuerySe
         else:
             students = students.filter(Q(name__contains=query) | Q(guardians__name__contains=query)).distinct()
     if stage:
-        students = students.filter(stage=stage)
-    return students.select_related("owner", "campus").prefetch_related("guardians", _tags_prefetch()).order_by("-pk")
+        students = students.filter(pipeline__stage=stage)
+    return (
+        students.select_related("owner", "campus", "pipeline")
+        .prefetch_related("guardians", _tags_prefetch())
+        .order_by("-pk")
+    )
 
 
 @dataclass
@@ -150,12 +154,16 @@ def student_profile(*, viewer: User, student_id: int) -> StudentProfile:
     """The student page: the family, tags, contracts and a timeline of every touch."""
     visible = students_visible_to(viewer)
     student = (
-        visible.select_related("campus", "owner", "referrer")
+        visible.select_related("campus", "owner", "referrer", "pipeline")
         .prefetch_related(
             Prefetch(
                 "guardians",
                 queryset=Guardian.objects.prefetch_related(
-                    Prefetch("students", queryset=visible.only("id", "name", "stage"), to_attr="visible_children")
+                    Prefetch(
+                        "students",
+                        queryset=visible.select_related("pipeline").only("id", "name", "pipeline__stage"),
+                        to_attr="visible_children",
+                    )
                 ),
             ),
             _tags_prefetch(),

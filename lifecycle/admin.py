@@ -24,7 +24,7 @@ from crm.roles import sees_all_campuses
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.services.activity import AGGREGATE_COLUMNS
-from lifecycle.services.facts import settings_ensure, thresholds_of
+from lifecycle.services.facts import settings_ensure
 from lifecycle.services.recompute import recompute_campus_now, settings_changed
 
 
@@ -164,26 +164,45 @@ class StageChangeAdmin(LifecycleAdmin):
 
 @admin.register(StudentActivity)
 class StudentActivityAdmin(LifecycleAdmin):
+    """The kept aggregates, with the stage and flags the engine decided from them."""
+
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
     campus_lookup = "student__campus_id"
     paginator = EstimatedCountPaginator
-    list_display = ("student", "at_risk", "renewal_due", "last_present_at", "active_hours_remaining", "recheck_at")
-    list_filter = ("at_risk", "renewal_due")
-    list_select_related = ("student",)
+    list_display = ("student", "stage", "at_risk", "renewal_due", "last_present_at", "active_hours_remaining")
+    list_filter = (
+        ("student__pipeline__at_risk", admin.BooleanFieldListFilter),
+        ("student__pipeline__renewal_due", admin.BooleanFieldListFilter),
+    )
+    list_select_related = ("student__pipeline",)
     search_fields = ("student__name",)
     readonly_fields = (
         "student",
         *AGGREGATE_COLUMNS,
+        "stage",
         "at_risk",
-        "risk_recent",
-        "risk_before",
         "renewal_due",
         "flag_reasons_words",
         "recheck_at",
     )
     exclude = ()
 
+    @admin.display(description=gettext_lazy("stage"))
+    def stage(self, obj: StudentActivity) -> str:
+        return obj.student.pipeline.get_stage_display()
+
+    @admin.display(description=gettext_lazy("at risk"), boolean=True)
+    def at_risk(self, obj: StudentActivity) -> bool:
+        return obj.student.pipeline.at_risk
+
+    @admin.display(description=gettext_lazy("renewal due"), boolean=True)
+    def renewal_due(self, obj: StudentActivity) -> bool:
+        return obj.student.pipeline.renewal_due
+
+    @admin.display(description=gettext_lazy("decided again at"))
+    def recheck_at(self, obj: StudentActivity) -> Any:
+        return obj.student.pipeline.recheck_at
+
     @admin.display(description=gettext_lazy("why flagged"))
     def flag_reasons_words(self, obj: StudentActivity) -> str:
-        row = LifecycleSettings.objects.filter(campus__students=obj.student_id).first()
-        return "; ".join(flag_reasons(obj, thresholds_of(row) if row else None))
+        return "; ".join(flag_reasons(obj.student.pipeline, obj))

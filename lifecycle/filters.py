@@ -47,7 +47,7 @@ class StudentFilter(django_filters.FilterSet):
         label=_("Tag"), queryset=Tag.objects.select_related("group"), method="filter_tag"
     )
     flag = django_filters.ChoiceFilter(label=_("Flag"), choices=Flag.choices, method="filter_flag")
-    stage = django_filters.MultipleChoiceFilter(label=_("Stage"), choices=Stage.choices)
+    stage = django_filters.MultipleChoiceFilter(label=_("Stage"), field_name="pipeline__stage", choices=Stage.choices)
 
     class Meta:
         model = Student
@@ -80,7 +80,23 @@ class StudentFilter(django_filters.FilterSet):
 
     def filter_flag(self, queryset: QuerySet[Student], name: str, value: str) -> QuerySet[Student]:
         if value == Flag.AT_RISK:
-            return queryset.filter(activity__at_risk=True)
+            return queryset.filter(pipeline__at_risk=True)
         if value == Flag.RENEWAL_DUE:
-            return queryset.filter(activity__renewal_due=True)
+            return queryset.filter(pipeline__renewal_due=True)
         return queryset
+
+    def filter_queryset(self, queryset: QuerySet[Student]) -> QuerySet[Student]:
+        queryset = super().filter_queryset(queryset)
+        campus_id = self.campus_id()
+        if campus_id is not None:
+            # The same campus said on the stage's own table too: a stage's list of one campus is
+            # then a range of StudentStage's board index instead of a walk over every campus.
+            queryset = queryset.filter(pipeline__campus_id=campus_id)
+        return queryset
+
+    def campus_id(self) -> int | None:
+        """The one campus this list is confined to (the viewer's, or the one chosen), if any."""
+        if not sees_all_campuses(self.viewer):
+            return self.viewer.campus_id
+        campus = self.form.cleaned_data.get("campus")
+        return campus.pk if campus else None

@@ -1,8 +1,8 @@
-"""Lifecycle state beside each student: thresholds per campus, kept per-student
-aggregates of their facts, the flags of the last run, stage history and the lead pool.
+"""The lifecycle engine's own tables: thresholds per campus, kept per-student aggregates of
+their facts, stage history and the lead pool.
 
-`crm.Student.stage` / `stage_changed_at` stay on the student (every list filters by them)
-and are written only by `lifecycle.services`.
+What the engine decides (stage and flags) lives in `crm.StudentStage` (every list of crm and
+lifecycle filters by it) and is written only by `lifecycle.services`.
 """
 
 from __future__ import annotations
@@ -61,10 +61,14 @@ class LifecycleSettings(models.Model):
 
 
 class StudentActivity(models.Model):
-    """Kept per-student aggregates of the facts (refreshed by lifecycle.services after every
-    fact change) and the flags of the last recomputation. One row per student."""
+    """Kept per-student aggregates of the facts, refreshed by lifecycle.services after every
+    fact change: everything the rules read, so a nightly run reads this narrow row and the
+    student's StudentStage, never the wide student row. One row per student."""
 
     student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="activity")
+    # Copied from the student: when they were created, and closed as lost (a person's fact).
+    created_at = models.DateTimeField(null=True, blank=True)
+    lost_at = models.DateTimeField(null=True, blank=True)
     last_touch_at = models.DateTimeField(null=True, blank=True)
     has_consultation = models.BooleanField(default=False)
     has_trial = models.BooleanField(default=False)
@@ -77,28 +81,10 @@ class StudentActivity(models.Model):
     # The latest attendance with status present, and the absences recorded after it.
     last_present_at = models.DateTimeField(null=True, blank=True)
     consecutive_absences = models.PositiveSmallIntegerField(default=0)
-    # Flags of the last run, with the numbers their reasons are worded from.
-    at_risk = models.BooleanField(default=False)
-    risk_recent = models.PositiveIntegerField(default=0)
-    risk_before = models.PositiveIntegerField(default=0)
-    renewal_due = models.BooleanField(default=False)
-    # When the decision may next change with no new fact (lifecycle.rules.NEVER if never);
-    # NULL when the facts changed since the last decision. The nightly run decides only the
-    # students whose recheck_at has come (or is NULL).
-    recheck_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("student activity")
         verbose_name_plural = _("student activity")
-        # Every decision rewrites recheck_at and most event refreshes rewrite aggregates: with no
-        # index on those columns (and free space in each page, see migration 0005) PostgreSQL
-        # rewrites the row in place (a HOT update) instead of adding an entry to every index.
-        # The nightly run finds the due students with a scan of this narrow table; the flags
-        # have small partial indexes (a flag changes far less often than recheck_at).
-        indexes = [
-            models.Index(fields=["student"], condition=Q(at_risk=True), name="activity_at_risk"),
-            models.Index(fields=["student"], condition=Q(renewal_due=True), name="activity_renewal_due"),
-        ]
 
     def __str__(self) -> str:
         return str(self.student_id)

@@ -1,7 +1,8 @@
 """The engine's decisions in words for staff: why a stage, why a flag.
 
 Reason codes are decided by `lifecycle.rules.stage_for` (and stored on each StageChange);
-flag reasons are worded from the numbers the last run stored on StudentActivity.
+flag reasons are worded from the numbers the last run stored on crm.StudentStage, with the
+kept aggregates (StudentActivity) they came from.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from crm.models import StudentStage
 from lifecycle.models import LifecycleSettings, StudentActivity
 from lifecycle.rules import Thresholds
 
@@ -35,22 +37,24 @@ def stage_reason_label(code: str) -> str:
     return str(STAGE_REASON_LABELS.get(code, code))
 
 
-def flag_reasons(activity: StudentActivity, thresholds: Thresholds | None = None) -> list[str]:
+def flag_reasons(
+    flags: StudentStage, activity: StudentActivity | None, thresholds: Thresholds | None = None
+) -> list[str]:
     """Why the student is flagged at_risk / renewal_due, in words (empty when not flagged).
 
     Pass the campus's thresholds when wording many students (a list page); otherwise they
     are read for this student's campus.
     """
-    if not (activity.at_risk or activity.renewal_due):
+    if activity is None or not (flags.at_risk or flags.renewal_due):
         return []
     if thresholds is None:
         from lifecycle.services.facts import thresholds_of
 
-        row = LifecycleSettings.objects.filter(campus__students=activity.student_id).first()
+        row = LifecycleSettings.objects.filter(campus_id=flags.campus_id).first()
         thresholds = thresholds_of(row) if row else Thresholds()
     reasons: list[str] = []
-    if activity.at_risk:
-        recent, before = activity.risk_recent, activity.risk_before
+    if flags.at_risk:
+        recent, before = flags.risk_recent, flags.risk_before
         if before > 0 and recent * 100 <= before * (100 - thresholds.risk_drop_pct):
             reasons.append(
                 _("attended %(recent)d lessons in the last %(days)d days against %(before)d before: -%(pct)d%%")
@@ -64,7 +68,7 @@ def flag_reasons(activity: StudentActivity, thresholds: Thresholds | None = None
         n = activity.consecutive_absences
         if thresholds.risk_consecutive_absences and n >= thresholds.risk_consecutive_absences:
             reasons.append(ngettext("%(n)d missed lesson in a row", "%(n)d missed lessons in a row", n) % {"n": n})
-    if activity.renewal_due:
+    if flags.renewal_due:
         hours = activity.active_hours_remaining
         if hours is not None and hours <= thresholds.renewal_hours:
             shown = f"{hours.normalize():f}" if hours == hours.to_integral() else f"{hours:f}"

@@ -2,9 +2,9 @@
 
 The board's first render runs a constant number of queries whatever the data size:
 one query counting the eight columns (each count stops at COUNT_CAP), one UNION ALL of eight small ordered
-`LIMIT` queries for the first page of every column (each is an index range scan on
-(campus, stage, stage_changed_at, id) where that index exists), then the cards' rows with
-their owner and activity, and their tags.
+`LIMIT` queries for the first page of every column (each is a range scan of crm.StudentStage's
+index on (campus, stage, changed_at, student), or (stage, changed_at, student) across
+campuses), then the cards' rows with their stage, owner and activity, and their tags.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ PAGE_SIZE = 20
 # then a bounded index range, so the board of an administrator over a million students renders
 # as fast as a campus's (an exact count of a million rows costs about 200 ms on its own).
 COUNT_CAP = 50_000
-# Newest arrival in a column first. Matches an index (campus, stage, -stage_changed_at, -id):
-# every column's page is then a short index range scan, whatever the table's size.
-BOARD_ORDER = ("-stage_changed_at", "-id")
+# Newest arrival in a column first. Matches StudentStage's indexes (campus, stage, -changed_at,
+# -student) and (stage, -changed_at, -student): every column's page is then a short index range
+# scan, whatever the table's size.
+BOARD_ORDER = ("-pipeline__changed_at", "-pipeline__student")
 
 
 @dataclass
@@ -82,14 +83,15 @@ def _campus_thresholds(student: Student) -> Thresholds:
 
 
 def _card_flags(student: Student) -> list[CardFlag]:
-    activity = getattr(student, "activity", None)  # a missing reverse one-to-one raises; getattr answers None
-    if activity is None or not (activity.at_risk or activity.renewal_due):
+    flags = student.pipeline
+    if not (flags.at_risk or flags.renewal_due):
         return []
+    activity = getattr(student, "activity", None)  # a missing reverse one-to-one raises; getattr answers None
     labels = dict(Flag.choices)
-    reason = "; ".join(flag_reasons(activity, _campus_thresholds(student)))
+    reason = "; ".join(flag_reasons(flags, activity, _campus_thresholds(student)))
     return [
         CardFlag(code=code, label=str(labels[code]), reason=reason)
-        for code, on in (("at_risk", activity.at_risk), ("renewal_due", activity.renewal_due))
+        for code, on in (("at_risk", flags.at_risk), ("renewal_due", flags.renewal_due))
         if on
     ]
 
@@ -118,7 +120,7 @@ def board_card_for(student: Student, now: dt.datetime | None = None) -> BoardCar
 
 
 def _with_card_relations(students: QuerySet[Student]) -> QuerySet[Student]:
-    return students.select_related("owner", "activity", "campus__lifecycle_settings").prefetch_related(
+    return students.select_related("pipeline", "owner", "activity", "campus__lifecycle_settings").prefetch_related(
         Prefetch("student_tags", queryset=StudentTag.objects.select_related("tag__group").order_by("tag_id"))
     )
 
@@ -135,7 +137,7 @@ def board_counts(students: QuerySet[Student]) -> dict[str, int]:
     params: list[Any] = []
     for stage in Stage.values:
         sql, stage_params = (
-            students.filter(stage=stage).order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
+            students.filter(pipeline__stage=stage).order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
         )
         parts.append(f"(SELECT count(*) FROM ({sql}) AS column_{len(parts)})")
         params.extend(stage_params)
@@ -155,7 +157,7 @@ def board_first_pages(students: QuerySet[Student], stages: list[str]) -> dict[st
     if not stages:
         return {}
     parts = [
-        students.filter(stage=stage).order_by(*BOARD_ORDER).values_list("pk", flat=True)[: PAGE_SIZE + 1]
+        students.filter(pipeline__stage=stage).order_by(*BOARD_ORDER).values_list("pk", flat=True)[: PAGE_SIZE + 1]
         for stage in stages
     ]
     if connection.features.supports_slicing_ordering_in_compound:
@@ -175,7 +177,9 @@ def board_first_pages(students: QuerySet[Student], stages: list[str]) -> dict[st
 def board_column_page(students: QuerySet[Student], stage: str, offset: int) -> list[BoardCard]:
     """One more page of one column: PAGE_SIZE + 1 cards from `offset`."""
     rows = list(
-        _with_card_relations(students.filter(stage=stage).order_by(*BOARD_ORDER))[offset : offset + PAGE_SIZE + 1]
+        _with_card_relations(students.filter(pipeline__stage=stage).order_by(*BOARD_ORDER))[
+            offset : offset + PAGE_SIZE + 1
+        ]
     )
     now = timezone.now()
     return [board_card_for(student, now) for student in rows]

@@ -51,15 +51,36 @@ class GuardianFactory(factory.django.DjangoModelFactory):
     relation = "妈妈"
 
 
+class StudentStageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.StudentStage
+
+    stage = models.Stage.LEAD
+
+
 class StudentFactory(factory.django.DjangoModelFactory):
+    """A student with their StudentStage row (as crm.services creates it); `stage=` and
+    `stage_changed_at=` set it, as if the lifecycle engine had decided it."""
+
     class Meta:
         model = models.Student
         skip_postgeneration_save = True
+
+    class Params:
+        stage = models.Stage.LEAD
+        stage_changed_at = None
 
     name = factory.Sequence(lambda n: f"学生{n}")
     campus = factory.SubFactory(CampusFactory)
     channel = models.Channel.DOUYIN
     grade = "三年级"
+    pipeline = factory.RelatedFactory(
+        StudentStageFactory,
+        factory_related_name="student",
+        campus=factory.SelfAttribute("..campus"),
+        stage=factory.SelfAttribute("..stage"),
+        changed_at=factory.SelfAttribute("..stage_changed_at"),
+    )
 
     @factory.post_generation
     def guardians(self, create: bool, extracted: list[models.Guardian] | None, **kwargs: object) -> None:

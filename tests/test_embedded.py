@@ -15,7 +15,7 @@ PAGES_SCRIPT = """
 import django
 django.setup()
 from django.test import Client
-from crm.models import Student, TrialLesson
+from crm.models import Student, StudentStage, TrialLesson
 
 student = Student.objects.order_by("pk").first()
 pages = {
@@ -32,7 +32,7 @@ for username, urls in pages.items():
     for url in urls:
         status = client.get(url).status_code
         assert status == 200, (username, url, status)
-stages = set(Student.objects.values_list("stage", flat=True))
+stages = set(StudentStage.objects.values_list("stage", flat=True))
 assert {"lead", "consulting", "trial", "active"} <= stages, stages
 print("embedded ok", sorted(stages))
 """

@@ -263,10 +263,10 @@ class ContractInline(HistoryInline):
 class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
     paginator = EstimatedCountPaginator
     list_display = ("name", "campus", "stage", "channel", "owner", "guardian_phones", "next_follow_up_at", "created_at")
-    list_select_related = ("campus", "owner")
+    list_select_related = ("campus", "owner", "pipeline")
     list_prefetch_related = ("guardians",)
     list_filter = (
-        "stage",
+        "pipeline__stage",
         "channel",
         ("owner", ScopedRelatedFieldListFilter),
         ("tags", ScopedRelatedFieldListFilter),
@@ -343,6 +343,15 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
         if actor.campus_id is not None:
             initial.setdefault("campus", str(actor.campus_id))
         return initial
+
+    # The stage lives in StudentStage (written only by the lifecycle engine): shown, never edited.
+    @admin.display(description=gettext_lazy("stage"))
+    def stage(self, obj: Student) -> str:
+        return obj.get_stage_display()
+
+    @admin.display(description=gettext_lazy("stage changed at"))
+    def stage_changed_at(self, obj: Student) -> Any:
+        return obj.stage_changed_at
 
     @admin.display(description=gettext_lazy("guardians' phones"))
     def guardian_phones(self, obj: Student) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,7 @@ from crm.models import (
     Role,
     Stage,
     Student,
+    StudentStage,
     StudentTag,
     Tag,
     TagSource,
@@ -145,13 +147,21 @@ def lead_capture(
         owner=owner,
         referrer=referrer,
         created_by=actor,
-        stage=Stage.LEAD,
-        stage_changed_at=timezone.now(),
     )
+    stages_open([student.pk], campus_id=campus.pk, at=student.created_at)
     student.guardians.add(guardian)
     audit(actor=actor, action="lead_capture", student=student, phone=e164, new_family=new_family)
     student_facts_changed([student.pk])
     return LeadCaptured(student=student, guardian=guardian, new_family=new_family)
+
+
+def stages_open(student_ids: Sequence[int], *, campus_id: int, at: dt.datetime) -> None:
+    """New students start as leads: their StudentStage rows, which only the lifecycle engine
+    writes from then on (the students' creation is its first event)."""
+    StudentStage.objects.bulk_create(
+        [StudentStage(student_id=pk, campus_id=campus_id, stage=Stage.LEAD, changed_at=at) for pk in student_ids],
+        batch_size=5000,
+    )
 
 
 @transaction.atomic
@@ -185,7 +195,7 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
         setattr(locked, field, value)
     errors: dict[str, list[str]] = {}
     try:
-        locked.full_clean(exclude=["campus", "stage"])
+        locked.full_clean(exclude=["campus"])
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if "owner" in changes:

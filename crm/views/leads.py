@@ -23,7 +23,12 @@ def _family_context(viewer: User, phone: str) -> dict[str, object]:
     guardian = Guardian.objects.filter(phone=e164).first()
     if guardian is None:
         return {"phone_entered": True, "phone_valid": True, "guardian": None}
-    children = list(students_visible_to(viewer).filter(guardians=guardian).only("id", "name", "grade", "stage"))
+    children = list(
+        students_visible_to(viewer)
+        .filter(guardians=guardian)
+        .select_related("pipeline")
+        .only("id", "name", "grade", "pipeline__stage")
+    )
     hidden = guardian.students.count() - len(children)
     return {"phone_entered": True, "phone_valid": True, "guardian": guardian, "children": children, "hidden": hidden}
 

@@ -2,8 +2,9 @@
 
 On PostgreSQL one INSERT ... ON CONFLICT DO UPDATE from GROUP BY subqueries refreshes a
 list of students (after an event) or everyone (after a bulk import; `activity_rebuild_all`).
-A row whose aggregates changed gets `recheck_at = NULL`, so the next run decides it; a row
-whose aggregates did not change is not written. Elsewhere (SQLite, the embedded default)
+A student whose aggregates changed gets `recheck_at = NULL` on their crm.StudentStage (the
+row is created, as a lead, if it is missing), so the next run decides them; a row whose
+aggregates did not change is not written. Elsewhere (SQLite, the embedded default)
 the same aggregates are computed in Python by `lifecycle.rules.aggregates_from_history`.
 
 What each aggregate means is `lifecycle.rules.StudentFacts` / `aggregates_from_history`;
@@ -16,12 +17,14 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from crm.models import Student
+from crm.models import Student, StudentStage
 from lifecycle.models import StudentActivity
 from lifecycle.rules import aggregates_from_history
 from lifecycle.services.facts import histories_of
 
 AGGREGATE_COLUMNS = (
+    "created_at",
+    "lost_at",
     "last_touch_at",
     "has_consultation",
     "has_trial",
@@ -76,13 +79,14 @@ absences AS (
     FROM crm_attendance x LEFT JOIN present p ON p.student_id = x.student_id
     WHERE x.status = 'absent' AND {where_x} AND (p.last_present_at IS NULL OR x.lesson_at > p.last_present_at)
     GROUP BY x.student_id
-)
+),
+refreshed AS (
 INSERT INTO lifecycle_studentactivity (
-    student_id, last_touch_at, has_consultation, has_trial, ever_contracted, last_active_signed_at,
-    active_until, active_hours_remaining, last_ended_at, last_ended_refunded, last_present_at,
-    consecutive_absences, at_risk, risk_recent, risk_before, renewal_due, recheck_at
+    student_id, created_at, lost_at, last_touch_at, has_consultation, has_trial, ever_contracted,
+    last_active_signed_at, active_until, active_hours_remaining, last_ended_at, last_ended_refunded,
+    last_present_at, consecutive_absences
 )
-SELECT s.id,
+SELECT s.id, s.created_at, s.lost_at,
        greatest(cons.last_at, trials.last_at),
        cons.student_id IS NOT NULL,
        trials.student_id IS NOT NULL,
@@ -93,8 +97,7 @@ SELECT s.id,
        contracts.last_ended_at,
        coalesce(contracts.last_ended_refunded, false),
        present.last_present_at,
-       coalesce(absences.n, 0),
-       false, 0, 0, false, NULL
+       coalesce(absences.n, 0)
 FROM crm_student s
 LEFT JOIN cons ON cons.student_id = s.id
 LEFT JOIN trials ON trials.student_id = s.id
@@ -103,9 +106,16 @@ LEFT JOIN present ON present.student_id = s.id
 LEFT JOIN absences ON absences.student_id = s.id
 WHERE {where_s}
 ON CONFLICT (student_id) DO UPDATE SET
-    {assignments},
-    recheck_at = NULL
+    {assignments}
 WHERE ({current}) IS DISTINCT FROM ({excluded})
+RETURNING student_id
+)
+INSERT INTO crm_studentstage (student_id, campus_id, stage, changed_at, at_risk, risk_recent, risk_before,
+                              renewal_due, recheck_at)
+SELECT s.id, s.campus_id, 'lead', s.created_at, false, 0, 0, false, NULL
+FROM refreshed r JOIN crm_student s ON s.id = r.student_id
+ORDER BY s.id
+ON CONFLICT (student_id) DO UPDATE SET recheck_at = NULL
 """
 
 
@@ -159,7 +169,8 @@ def _refresh_in_python(ids: list[int]) -> int:
         rows.append(
             StudentActivity(
                 student_id=sid,
-                recheck_at=None,
+                created_at=facts.created_at,
+                lost_at=facts.lost_at,
                 last_touch_at=facts.last_touch_at,
                 has_consultation=facts.has_consultation,
                 has_trial=facts.has_trial,
@@ -173,11 +184,15 @@ def _refresh_in_python(ids: list[int]) -> int:
                 consecutive_absences=facts.consecutive_absences,
             )
         )
+    campuses = dict(Student.objects.filter(pk__in=ids).values_list("pk", "campus_id"))
     with transaction.atomic():
         StudentActivity.objects.bulk_create(
-            rows,
+            rows, update_conflicts=True, unique_fields=["student"], update_fields=list(AGGREGATE_COLUMNS)
+        )
+        StudentStage.objects.bulk_create(
+            [StudentStage(student_id=row.pk, campus_id=campuses[row.pk], changed_at=row.created_at) for row in rows],
             update_conflicts=True,
             unique_fields=["student"],
-            update_fields=[*AGGREGATE_COLUMNS, "recheck_at"],
+            update_fields=["recheck_at"],
         )
     return len(rows)

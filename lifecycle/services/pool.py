@@ -61,6 +61,7 @@ from crm.models import (
     Role,
     Stage,
     Student,
+    StudentStage,
     TrialLesson,
     TrialStatus,
     User,
@@ -84,7 +85,12 @@ def campus_settings(campus_id: int) -> LifecycleSettings:
 def pool_eligible(students: QuerySet[Student]) -> QuerySet[Student]:
     """Students a pool may hold: open leads without an active contract."""
     active_contract = Contract.objects.filter(student=OuterRef("pk"), status=ContractStatus.ACTIVE)
-    return students.filter(stage__in=POOL_STAGES, lost_at__isnull=True).exclude(Exists(active_contract))
+    # The stage as a subquery, not a join: the claim's conditional UPDATE must stay an UPDATE of
+    # the student row alone, so that a second claimer blocked on the row re-checks `owner IS NULL`
+    # against the winner's write (with a join, Django moves every condition into a subquery
+    # read from the statement's snapshot, and both claims would pass).
+    open_lead = StudentStage.objects.filter(student=OuterRef("pk"), stage__in=POOL_STAGES)
+    return students.filter(Exists(open_lead), lost_at__isnull=True).exclude(Exists(active_contract))
 
 
 def pool_students(campus_id: int | None = None) -> QuerySet[Student]:
@@ -331,7 +337,7 @@ def pool_list_for(*, viewer: User) -> QuerySet[Student]:
     last_release = PoolEvent.objects.filter(student=OuterRef("pk"), kind=PoolEvent.Kind.RELEASED).order_by("-at", "-pk")
     last_consultation = Consultation.objects.filter(student=OuterRef("pk")).order_by("-consulted_at", "-pk")
     return (
-        students.select_related("campus")
+        students.select_related("campus", "pipeline")
         .annotate(
             released_at=Subquery(last_release.values("at")[:1]),
             former_owner_id=Subquery(last_release.values("user_id")[:1]),

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import AuditEntry, Channel, Consultation, Contract, Stage, Student, TrialLesson
+from crm.models import AuditEntry, Channel, Consultation, Contract, Stage, Student, StudentStage, TrialLesson
 from lifecycle.models import StudentActivity
 from lifecycle.selectors import PAGE_SIZE
 from tests import factories
@@ -46,6 +46,12 @@ def board(client, **params):
 
 def counts(response):
     return {col.stage: col.count for col in response.context["columns"]}
+
+
+def set_flags(s, **flags):
+    """Flags as the engine would have set them, beside the student's (empty) activity."""
+    StudentStage.objects.filter(student=s).update(**flags)
+    StudentActivity.objects.get_or_create(student=s)
 
 
 def names(response, stage=None):
@@ -96,7 +102,7 @@ class TestColumns:
             next_follow_up_at=timezone.now() - dt.timedelta(days=1),
         )
         s.student_tags.create(tag=factories.TagFactory(name="高意向"))
-        StudentActivity.objects.update_or_create(student=s, defaults={"at_risk": True, "renewal_due": True})
+        set_flags(s, at_risk=True, renewal_due=True)
         response = board(login(client, front_desk))
         (card,) = response.context["columns"][list(Stage.values).index("active")].cards
         assert card.days_in_stage == 12
@@ -149,9 +155,9 @@ class TestFilters:
     @pytest.mark.parametrize(("flag", "expected"), [("at_risk", {"有风险"}), ("renewal_due", {"要续费"})])
     def test_flag(self, client, front_desk, campus_a, flag, expected):
         risky = student(campus_a, Stage.ACTIVE, name="有风险")
-        StudentActivity.objects.update_or_create(student=risky, defaults={"at_risk": True})
+        set_flags(risky, at_risk=True)
         due = student(campus_a, Stage.ACTIVE, name="要续费")
-        StudentActivity.objects.update_or_create(student=due, defaults={"renewal_due": True})
+        set_flags(due, renewal_due=True)
         student(campus_a, Stage.ACTIVE, name="一切正常")
         assert names(board(login(client, front_desk), flag=flag)) == expected
 
@@ -247,7 +253,7 @@ def grow(campus, owners, n):
         )
         s.student_tags.create(tag=tags[i % 3])
         s.student_tags.create(tag=tags[(i + 1) % 3])
-        StudentActivity.objects.update_or_create(student=s, defaults={"at_risk": i % 2 == 0, "renewal_due": i % 3 == 0})
+        set_flags(s, at_risk=i % 2 == 0, renewal_due=i % 3 == 0)
 
 
 def queries_of(client, url, params=None):
@@ -486,9 +492,8 @@ class TestMoveDenials:
 
 def test_flag_badges_say_why_in_words(client, front_desk, campus_a):
     s = factories.StudentFactory(campus=campus_a, stage=Stage.ACTIVE)
-    StudentActivity.objects.create(
-        student=s, at_risk=True, risk_recent=2, risk_before=6, renewal_due=True, active_hours_remaining=3
-    )
+    StudentStage.objects.filter(student=s).update(at_risk=True, risk_recent=2, risk_before=6, renewal_due=True)
+    StudentActivity.objects.create(student=s, active_hours_remaining=3)
     login(client, front_desk)
     html = client.get(reverse("board")).content.decode()
     assert "attended 2 lessons in the last 28 days against 6 before: -67%" in html

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
-from crm.models import Consultation, Stage, TrialLesson, TrialStatus
+from crm.models import Consultation, Stage, StudentStage, TrialLesson, TrialStatus
 from lifecycle.models import StudentActivity
 from tests import factories
 from tests.browser import log_in, snapshot
@@ -61,7 +61,8 @@ def test_dragging_a_lead_onto_trial_books_a_trial_and_the_card_lands_there(
     other.student_tags.create(tag=factories.TagFactory(name="编程"))
     other.student_tags.create(tag=factories.TagFactory(name="高意向"))
     active = factories.StudentFactory(name="赵子轩", campus=campus_a, stage=Stage.ACTIVE, owner=front_desk)
-    StudentActivity.objects.update_or_create(student=active, defaults={"at_risk": True, "renewal_due": True})
+    StudentStage.objects.filter(student=active).update(at_risk=True, renewal_due=True)
+    StudentActivity.objects.get_or_create(student=active)
     open_board(page, live_server.url, "alice")
     expect(page.locator("[data-count='lead']")).to_have_text("2")
     expect(card_of(page, other)).to_contain_text("9 days")

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm import services
-from crm.models import Attendance, Campus, Contract, Course, Student, User
+from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.rules import facts_from_history, stage_for
 from lifecycle.services.activity import activity_rebuild_all, activity_refresh
@@ -51,7 +51,7 @@ def attending_student(campus: Campus, course: Course, teacher: User, *, last_les
 
 
 def stage_of(student: Student) -> str:
-    return Student.objects.values_list("stage", flat=True).get(pk=student.pk)
+    return StudentStage.objects.values_list("stage", flat=True).get(pk=student.pk)
 
 
 # --- history ----------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_one_history_row_per_real_change_none_on_a_rerun(campus_a: Campus, cours
     assert (first.changed, stage_of(student)) == (1, "active")
     again = recompute_stages([student.pk], now=day(1), source="event")
     nightly = recompute_stages(now=day(1), source="nightly", full=True)
-    assert (again.changed, again.flags_written, nightly.changed, nightly.flags_written) == (0, 0, 0, 0)
+    assert (again.changed, again.rows_written, nightly.changed, nightly.rows_written) == (0, 0, 0, 0)
     change = StageChange.objects.get(student=student)
     assert (change.from_stage, change.to_stage, change.reason, change.source, change.changed_at) == (
         "lead",
@@ -231,13 +231,9 @@ def test_flags_are_stored_with_their_numbers(campus_a: Campus, course_a: Course,
         )
     recompute_after_event([student.pk], now=day(0))
     activity = StudentActivity.objects.get(student=student)
-    assert (activity.at_risk, activity.risk_recent, activity.risk_before, activity.consecutive_absences) == (
-        True,
-        1,
-        4,
-        2,
-    )
-    assert activity.renewal_due and activity.active_hours_remaining == Decimal(3)
+    flags = StudentStage.objects.get(student=student)
+    assert (flags.at_risk, flags.risk_recent, flags.risk_before, activity.consecutive_absences) == (True, 1, 4, 2)
+    assert flags.renewal_due and activity.active_hours_remaining == Decimal(3)
 
 
 # --- the Python path (SQLite) decides like the SQL -------------------------------------------
@@ -250,9 +246,9 @@ def test_the_python_fallback_decides_like_the_sql(campus_a: Campus, course_a: Co
     activity_refresh(ids)
     result = _recompute_in_python(ids, now=day(1), source="nightly", actor=None, campus_id=None, full=False)
     assert result.changed == 3
-    python_stages = dict(Student.objects.filter(pk__in=ids).values_list("pk", "stage"))
+    python_stages = dict(StudentStage.objects.filter(pk__in=ids).values_list("pk", "stage"))
     sql = recompute_stages(ids, now=day(1), source="nightly")
-    assert (sql.changed, sql.flags_written) == (0, 0)
+    assert (sql.changed, sql.rows_written) == (0, 0)
     assert python_stages == {
         students[0].pk: "active",
         students[1].pk: "dormant",
@@ -353,13 +349,13 @@ def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     from crm.management.demo import MIN_STUDENTS
 
     call_command("seed_demo", students=MIN_STUDENTS, stdout=StringIO())
-    stages = set(Student.objects.values_list("stage", flat=True))
+    stages = set(StudentStage.objects.values_list("stage", flat=True))
     assert stages == {"lead", "consulting", "trial", "enrolled", "active", "dormant", "churned", "lost"}
     # Every stage is the pure function's decision from the demo's facts, and nothing is left to change.
     now = timezone.now()
     thresholds = thresholds_by_campus()
     students = dict(Student.objects.values_list("pk", "campus_id"))
-    stage_by_id = dict(Student.objects.values_list("pk", "stage"))
+    stage_by_id = dict(StudentStage.objects.values_list("pk", "stage"))
     for sid, history in histories_of(list(students)).items():
         t = thresholds[students[sid]]
         assert stage_by_id[sid] == stage_for(facts_from_history(history, now, t), now, t).stage

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import translation
 
+from crm.models import StudentStage
 from lifecycle.models import StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.rules import (
@@ -222,29 +223,21 @@ def test_aggregates_from_history() -> None:
 
 @pytest.mark.django_db
 def test_flag_reasons_in_words() -> None:
+    flags = StudentStage(at_risk=True, risk_recent=2, risk_before=6, renewal_due=True)
     activity = StudentActivity(
-        at_risk=True,
-        risk_recent=2,
-        risk_before=6,
         consecutive_absences=2,
-        renewal_due=True,
         active_hours_remaining=Decimal("3.0"),
         active_until=dt.date.today() + dt.timedelta(days=10),
     )
     with translation.override("en"):
-        reasons = flag_reasons(activity, T)
+        reasons = flag_reasons(flags, activity, T)
     assert reasons == [
         "attended 2 lessons in the last 28 days against 6 before: -67%",
         "2 missed lessons in a row",
         "3 hours left",
         f"contract ends on {activity.active_until.isoformat()}",  # type: ignore[union-attr]
     ]
-    assert flag_reasons(replace_flags(activity), T) == []
-
-
-def replace_flags(activity: StudentActivity) -> StudentActivity:
-    activity.at_risk = activity.renewal_due = False
-    return activity
+    assert flag_reasons(StudentStage(at_risk=False, renewal_due=False), activity, T) == []
 
 
 def test_thresholds_are_honoured() -> None:

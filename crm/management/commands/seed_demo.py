@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
 from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
-from crm.models import Role, Student, User
+from crm.models import Role, Student, StudentStage, User
 
 ROLE_LABELS: dict[str, str] = {
     Role.FRONT_DESK: "前台/顾问",
@@ -75,7 +75,7 @@ class Command(BaseCommand):
             summary = DemoBuilder(students=students, seed=seed).build()
         activity_rebuild_all()
         result = recompute_stages(source=StageSource.NIGHTLY, full=True)
-        stages = Student.objects.values("stage").annotate(n=Count("pk")).order_by("stage")
+        stages = StudentStage.objects.values("stage").annotate(n=Count("pk")).order_by("stage")
         self.stdout.write(
             f"Lifecycle engine: {result.changed} stage changes; "
             + ", ".join(f"{row['stage']} {row['n']}" for row in stages)

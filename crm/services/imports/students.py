@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from crm.models import Guardian, Stage, Student, StudentTag, TagSource, User
+from crm.models import Guardian, Student, StudentTag, TagSource, User
 from crm.phones import national_digits
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
@@ -23,6 +23,7 @@ from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
 from crm.services.imports.lookups import FamilyIndex, StaffIndex, TagCatalogue, filter_in
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.tables import SheetRow
+from crm.services.leads import stages_open
 
 # Student fields a row may set, in the order changes are listed.
 STUDENT_FIELDS = ("gender", "birth_date", "grade", "school", "channel", "notes", "owner")
@@ -341,11 +342,11 @@ class StudentImporter(Importer):
                     campus_id=ctx.campus.pk,
                     owner_id=p.values.get("owner"),
                     created_by_id=ctx.actor.pk,
-                    stage=Stage.LEAD.value,
-                    stage_changed_at=now,
                 )
                 rows.append(row)
-            new_ids.extend(insert_rows(Student, rows, now=now))
+            batch_ids = insert_rows(Student, rows, now=now)
+            stages_open(batch_ids, campus_id=ctx.campus.pk, at=now)
+            new_ids.extend(batch_ids)
             ctx.tick(WRITING, len(new_ids), total)
 
         by_fields: dict[tuple[str, ...], list[Student]] = {}
