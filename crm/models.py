@@ -202,7 +202,7 @@ class StudentStage(models.Model):
 
     A narrow table of its own, because a nightly run rewrites hundreds of thousands of these
     rows: on the student's wide row every index (name, follow-ups, ...) would be written again
-    for each move. Here a stage change writes the board indexes, and a change of the flags'
+    for each move. Here a stage change writes the board's index, and a change of the flags'
     numbers or of `recheck_at` alone touches no index at all, so PostgreSQL rewrites the row in
     place (a HOT update, helped by the free space each page keeps, see migration 0007).
     """
@@ -226,9 +226,10 @@ class StudentStage(models.Model):
         verbose_name = _("student stage")
         verbose_name_plural = _("student stages")
         indexes = [
-            # The board: each column's newest arrivals are a short range scan, per campus or all.
+            # The board: each column's newest arrivals in a campus are a short range scan. One index
+            # only (a board over every campus unions its campuses' ranges): each is written again
+            # for every stage change of a big nightly run.
             models.Index(fields=["campus", "stage", "-changed_at", "-student"], name="stage_board_campus"),
-            models.Index(fields=["stage", "-changed_at", "-student"], name="stage_board_all"),
             # Flags change far less often than the numbers beside them: small partial indexes.
             models.Index(fields=["student"], condition=Q(at_risk=True), name="stage_at_risk"),
             models.Index(fields=["student"], condition=Q(renewal_due=True), name="stage_renewal_due"),

@@ -152,6 +152,9 @@ class StageChangeAdmin(LifecycleAdmin):
     list_display = ("changed_at", "student", "from_stage", "to_stage", "reason_words", "source", "actor", "won_back")
     list_filter = ("to_stage", "source", "won_back")
     list_select_related = ("student", "actor")
+    # Newest first by key: rows are appended as they happen, and the key is indexed.
+    ordering = ("-pk",)
+    sortable_by = ()
     search_fields = ("student__name",)
     date_hierarchy = None
     readonly_fields = ("student", "from_stage", "to_stage", "changed_at", "reason", "source", "actor", "won_back")

@@ -98,5 +98,5 @@ class StudentFilter(django_filters.FilterSet):
         """The one campus this list is confined to (the viewer's, or the one chosen), if any."""
         if not sees_all_campuses(self.viewer):
             return self.viewer.campus_id
-        campus = self.form.cleaned_data.get("campus")
+        campus = self.form.cleaned_data.get("campus") if self.is_valid() else None
         return campus.pk if campus else None

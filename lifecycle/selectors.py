@@ -2,9 +2,10 @@
 
 The board's first render runs a constant number of queries whatever the data size:
 one query counting the eight columns (each count stops at COUNT_CAP), one UNION ALL of eight small ordered
-`LIMIT` queries for the first page of every column (each is a range scan of crm.StudentStage's
-index on (campus, stage, changed_at, student), or (stage, changed_at, student) across
-campuses), then the cards' rows with their stage, owner and activity, and their tags.
+`LIMIT` queries for the first page of every column in every campus (each is a range scan of
+crm.StudentStage's index on (campus, stage, changed_at, student)), then the cards' rows with
+their stage, owner and activity, and their tags. A board over every campus first reads the
+campuses' keys.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from crm.models import Stage, Student, StudentTag, User
+from crm.models import Campus, Stage, Student, StudentTag, User
 from crm.selectors import students_visible_to
 from lifecycle.filters import Flag
 from lifecycle.models import LifecycleSettings
@@ -32,9 +33,9 @@ PAGE_SIZE = 20
 # then a bounded index range, so the board of an administrator over a million students renders
 # as fast as a campus's (an exact count of a million rows costs about 200 ms on its own).
 COUNT_CAP = 50_000
-# Newest arrival in a column first. Matches StudentStage's indexes (campus, stage, -changed_at,
-# -student) and (stage, -changed_at, -student): every column's page is then a short index range
-# scan, whatever the table's size.
+# Newest arrival in a column first. Matches StudentStage's index (campus, stage, -changed_at,
+# -student): every column's page in a campus is then a short index range scan, whatever the
+# table's size.
 BOARD_ORDER = ("-pipeline__changed_at", "-pipeline__student")
 
 
@@ -125,20 +126,44 @@ def _with_card_relations(students: QuerySet[Student]) -> QuerySet[Student]:
     )
 
 
-def _order_key(student: Student) -> tuple[bool, dt.datetime, int]:
-    """BOARD_ORDER in Python: PostgreSQL puts NULLs first in a descending order."""
-    changed = student.stage_changed_at
-    return (changed is None, changed or dt.datetime.min.replace(tzinfo=dt.UTC), student.pk)
+Key = tuple[bool, dt.datetime, int]
 
 
-def board_counts(students: QuerySet[Student]) -> dict[str, int]:
+def _order_key(changed: dt.datetime | None, pk: int) -> Key:
+    """BOARD_ORDER in Python, reversed: PostgreSQL puts NULLs first in a descending order."""
+    return (changed is None, changed or dt.datetime.min.replace(tzinfo=dt.UTC), pk)
+
+
+def _column_parts(students: QuerySet[Student], stage: str, campus_ids: list[int]) -> list[QuerySet[Student]]:
+    """A column as one queryset per campus. A stage's students in one campus are a range of
+    StudentStage's index (campus, stage, -changed_at, -student); PostgreSQL 15 cannot skip
+    through that index from campus to campus, so a column over several campuses is the union of
+    its campuses' ranges (one index instead of a second one the nightly run would also write)."""
+    column = students.filter(pipeline__stage=stage)
+    return [column.filter(pipeline__campus_id=campus_id) for campus_id in campus_ids]
+
+
+def _union_rows(parts: list[QuerySet[Any]]) -> list[Any]:
+    """The rows of `parts`, each an ordered slice, in one UNION ALL query on PostgreSQL."""
+    if not parts:
+        return []
+    if connection.features.supports_slicing_ordering_in_compound:
+        return list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    # SQLite (the embedded default) cannot LIMIT inside a UNION: one small query per part.
+    return [row for part in parts for row in part]
+
+
+def board_counts(students: QuerySet[Student], campus_ids: list[int]) -> dict[str, int]:
     """Every column's count, up to COUNT_CAP + 1 (more than the cap), in one query."""
     parts: list[str] = []
     params: list[Any] = []
     for stage in Stage.values:
-        sql, stage_params = (
-            students.filter(pipeline__stage=stage).order_by().values("pk")[: COUNT_CAP + 1].query.sql_with_params()
-        )
+        keys = [part.order_by().values("pk") for part in _column_parts(students, stage, campus_ids)]
+        if not keys:
+            parts.append("0")
+            continue
+        column = keys[0].union(*keys[1:], all=True) if len(keys) > 1 else keys[0]
+        sql, stage_params = column[: COUNT_CAP + 1].query.sql_with_params()
         parts.append(f"(SELECT count(*) FROM ({sql}) AS column_{len(parts)})")
         params.extend(stage_params)
     with connection.cursor() as cursor:
@@ -152,37 +177,53 @@ def count_label(count: int) -> str:
     return f"{COUNT_CAP:,}+" if count > COUNT_CAP else f"{count:,}"
 
 
-def board_first_pages(students: QuerySet[Student], stages: list[str]) -> dict[str, list[BoardCard]]:
-    """The first PAGE_SIZE + 1 cards of every column in one query (the extra one says "more")."""
-    if not stages:
-        return {}
+def _cards(ids: list[int]) -> dict[int, BoardCard]:
+    """The cards of these students with everything they show: a constant number of queries."""
+    now = timezone.now()
+    return {
+        student.pk: board_card_for(student, now) for student in _with_card_relations(Student.objects.filter(pk__in=ids))
+    }
+
+
+def board_first_pages(
+    students: QuerySet[Student], stages: list[str], campus_ids: list[int]
+) -> dict[str, list[BoardCard]]:
+    """The first PAGE_SIZE + 1 cards of every column (the extra one says "more"): one query for
+    the keys of every column in every campus, then the cards of each column's newest."""
     parts = [
-        students.filter(pipeline__stage=stage).order_by(*BOARD_ORDER).values_list("pk", flat=True)[: PAGE_SIZE + 1]
+        part.order_by(*BOARD_ORDER).values_list("pk", "pipeline__stage", "pipeline__changed_at")[: PAGE_SIZE + 1]
         for stage in stages
+        for part in _column_parts(students, stage, campus_ids)
     ]
-    if connection.features.supports_slicing_ordering_in_compound:
-        ids = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
-    else:  # SQLite (the embedded default) cannot LIMIT inside a UNION: one small query per column
-        ids = [pk for part in parts for pk in part]
-    if not ids:
-        return {stage: [] for stage in stages}
-    now = timezone.now()
-    rows = sorted(_with_card_relations(Student.objects.filter(pk__in=ids)), key=_order_key, reverse=True)
-    pages: dict[str, list[BoardCard]] = {stage: [] for stage in stages}
-    for student in rows:
-        pages.setdefault(student.stage, []).append(board_card_for(student, now))
-    return pages
+    newest: dict[str, list[Key]] = {stage: [] for stage in stages}
+    for pk, stage, changed in _union_rows(parts):
+        newest[stage].append(_order_key(changed, pk))
+    for stage, keys in newest.items():
+        newest[stage] = sorted(keys, reverse=True)[: PAGE_SIZE + 1]
+    cards = _cards([key[2] for keys in newest.values() for key in keys])
+    return {stage: [cards[key[2]] for key in keys if key[2] in cards] for stage, keys in newest.items()}
 
 
-def board_column_page(students: QuerySet[Student], stage: str, offset: int) -> list[BoardCard]:
+def board_column_page(students: QuerySet[Student], stage: str, offset: int, campus_ids: list[int]) -> list[BoardCard]:
     """One more page of one column: PAGE_SIZE + 1 cards from `offset`."""
-    rows = list(
-        _with_card_relations(students.filter(pipeline__stage=stage).order_by(*BOARD_ORDER))[
-            offset : offset + PAGE_SIZE + 1
+    parts = _column_parts(students, stage, campus_ids)
+    if len(parts) == 1:
+        keys = [
+            _order_key(changed, pk)
+            for pk, changed in parts[0]
+            .order_by(*BOARD_ORDER)
+            .values_list("pk", "pipeline__changed_at")[offset : offset + PAGE_SIZE + 1]
         ]
-    )
-    now = timezone.now()
-    return [board_card_for(student, now) for student in rows]
+    else:
+        rows = _union_rows(
+            [
+                part.order_by(*BOARD_ORDER).values_list("pk", "pipeline__changed_at")[: offset + PAGE_SIZE + 1]
+                for part in parts
+            ]
+        )
+        keys = sorted((_order_key(changed, pk) for pk, changed in rows), reverse=True)[offset : offset + PAGE_SIZE + 1]
+    cards = _cards([key[2] for key in keys])
+    return [cards[key[2]] for key in keys if key[2] in cards]
 
 
 def _column(stage: str, count: int, cards: list[BoardCard], offset: int) -> BoardColumn:
@@ -196,16 +237,24 @@ def _column(stage: str, count: int, cards: list[BoardCard], offset: int) -> Boar
     )
 
 
-def board_columns(students: QuerySet[Student]) -> list[BoardColumn]:
-    """The board's first render: every stage's column with its count and first page."""
-    counts = board_counts(students)
+def board_columns(students: QuerySet[Student], campus_ids: list[int]) -> list[BoardColumn]:
+    """The board's first render: every stage's column with its count and first page.
+    `campus_ids`: the campuses the list may span (see `board_campuses`)."""
+    counts = board_counts(students, campus_ids)
     stages = [stage for stage in Stage.values if counts[stage]]
-    pages = board_first_pages(students, stages)
+    pages = board_first_pages(students, stages, campus_ids)
     return [_column(stage, counts[stage], pages.get(stage, []), 0) for stage in Stage.values]
 
 
-def board_column(students: QuerySet[Student], stage: str, offset: int) -> BoardColumn:
-    return _column(stage, 0, board_column_page(students, stage, offset), offset)
+def board_column(students: QuerySet[Student], stage: str, offset: int, campus_ids: list[int]) -> BoardColumn:
+    return _column(stage, 0, board_column_page(students, stage, offset, campus_ids), offset)
+
+
+def board_campuses(campus_id: int | None) -> list[int]:
+    """The campuses a board list spans: the one it is confined to, or every campus."""
+    if campus_id is not None:
+        return [campus_id]
+    return list(Campus.objects.order_by("pk").values_list("pk", flat=True))
 
 
 def board_card_get(*, viewer: User, student_id: int) -> BoardCard:

@@ -85,10 +85,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="studentstage",
-            index=models.Index(fields=["stage", "-changed_at", "-student"], name="stage_board_all"),
-        ),
-        migrations.AddIndex(
-            model_name="studentstage",
             index=models.Index(condition=models.Q(("at_risk", True)), fields=["student"], name="stage_at_risk"),
         ),
         migrations.AddIndex(

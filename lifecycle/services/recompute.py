@@ -168,13 +168,13 @@ decided0 AS (
     ) r
     WHERE {{target}}
 ),
-decided AS (
-    -- Which rows must be written, decided once here, so the update below joins only those.
-    SELECT d.*, d.stage IS DISTINCT FROM d.old_stage AS stage_changed,
-           (d.at_risk, d.risk_recent, d.risk_before, d.renewal_due, d.recheck_at)
-               IS DISTINCT FROM (d.old_at_risk, d.old_risk_recent, d.old_risk_before, d.old_renewal_due,
-                                 d.old_recheck_at) AS flags_changed
+decided AS MATERIALIZED (
+    -- Only the decisions that differ from the stored ones are kept (and written below).
+    SELECT d.*, d.stage IS DISTINCT FROM d.old_stage AS stage_changed
     FROM decided0 d
+    WHERE (d.stage, d.at_risk, d.risk_recent, d.risk_before, d.renewal_due, d.recheck_at)
+          IS DISTINCT FROM (d.old_stage, d.old_at_risk, d.old_risk_recent, d.old_risk_before, d.old_renewal_due,
+                            d.old_recheck_at)
 ),
 changed AS (
     -- One write per student whatever changed, in key order: the table's pages are then visited
@@ -183,7 +183,7 @@ changed AS (
     SET stage = d.stage, changed_at = CASE WHEN d.stage_changed THEN %(now)s ELSE s.changed_at END,
         at_risk = d.at_risk, risk_recent = d.risk_recent, risk_before = d.risk_before,
         renewal_due = d.renewal_due, recheck_at = d.recheck_at
-    FROM (SELECT * FROM decided WHERE stage_changed OR flags_changed ORDER BY student_id) d
+    FROM (SELECT * FROM decided ORDER BY student_id) d
     WHERE s.student_id = d.student_id
     RETURNING s.student_id AS id, d.old_stage, d.stage, d.reason, d.stage_changed
 ),
@@ -203,7 +203,8 @@ history AS (
     WHERE c.stage_changed
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM history), (SELECT count(*) FROM changed)
+SELECT (SELECT count(*) FROM crm_studentstage s WHERE {{target}}), (SELECT count(*) FROM history),
+       (SELECT count(*) FROM changed)
 """
 
 
@@ -284,6 +285,19 @@ def recompute_stages(
     return RecomputeResult(decided=row[0], changed=row[1], rows_written=row[2])
 
 
+def _every_student_has_rows() -> bool:
+    """Three counts instead of a search: each activity and stage row belongs to one student (its
+    primary key is the student's, and it is deleted with them), so equal counts mean none is missing."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM crm_student), (SELECT count(*) FROM lifecycle_studentactivity), "
+            "(SELECT count(*) FROM crm_studentstage)"
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return row[0] == row[1] == row[2]
+
+
 # Up to this many due students, the nightly run names them (see recompute_stages).
 DUE_BY_KEY_LIMIT = 100_000
 
@@ -295,6 +309,8 @@ def _activity_ensure(ids: list[int] | None, campus_id: int | None, *, now: dt.da
     rest (rows written by hand or by a bulk load without events): a full run looks at every
     student; the nightly run at the students created in the last two days or after the newest row.
     """
+    if ids is None and campus_id is None and thorough and _every_student_has_rows():
+        return
     students = Student.objects.filter(Q(activity__isnull=True) | Q(pipeline__isnull=True))
     if ids is not None:
         students = students.filter(pk__in=ids)

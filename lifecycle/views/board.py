@@ -28,7 +28,14 @@ from crm.views.access import FRONT_OFFICE, role_required
 # The student page's forms and fact runners: the board records exactly what that page records.
 from crm.views.students import ACTIONS, _action_forms
 from lifecycle.filters import StudentFilter
-from lifecycle.selectors import board_card_get, board_column, board_columns, board_counts, count_label
+from lifecycle.selectors import (
+    board_campuses,
+    board_card_get,
+    board_column,
+    board_columns,
+    board_counts,
+    count_label,
+)
 
 # Which fact explains a move from one column to another. Anything else is refused.
 MOVES: dict[tuple[str, str], str] = {
@@ -108,7 +115,7 @@ def board(request: HttpRequest) -> HttpResponse:
         request,
         "lifecycle/board.html",
         {
-            "columns": board_columns(filters.qs),
+            "columns": board_columns(filters.qs, board_campuses(filters.campus_id())),
             "filter": filters,
             "filter_query": data.urlencode(),
             "filtered": bool(data),
@@ -131,7 +138,10 @@ def board_column_more(request: HttpRequest, stage: str) -> HttpResponse:
     return render(
         request,
         "lifecycle/partials/board_column_page.html",
-        {"col": board_column(filters.qs, stage, offset), "filter_query": _filter_data(request).urlencode()},
+        {
+            "col": board_column(filters.qs, stage, offset, board_campuses(filters.campus_id())),
+            "filter_query": _filter_data(request).urlencode(),
+        },
     )
 
 
@@ -200,6 +210,8 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
 def _moved(request: HttpRequest, viewer: User, student_id: int, to_stage: str, message: str) -> JsonResponse:
     """The fact is committed (and, with the engine in place, the stage recomputed after commit)."""
     card = board_card_get(viewer=viewer, student_id=student_id)
+    filters = _filterset(request)
+    campuses = board_campuses(filters.campus_id())
     stage = card.student.stage
     if stage != to_stage:
         message = _("%(message)s %(name)s stays in %(stage)s for now.") % {
@@ -213,7 +225,7 @@ def _moved(request: HttpRequest, viewer: User, student_id: int, to_stage: str, m
             "moved": stage == to_stage,
             "message": message,
             "card": render_to_string("lifecycle/partials/board_card.html", {"card": card}, request),
-            "counts": {stage: count_label(n) for stage, n in board_counts(_filterset(request).qs).items()},
+            "counts": {stage: count_label(n) for stage, n in board_counts(filters.qs, campuses).items()},
         }
     )
 

@@ -221,6 +221,30 @@ class TestLoadMore:
         assert third.context["col"].next_offset is None
         assert "offset=" not in third.content.decode()
 
+    def test_over_every_campus_a_column_interleaves_them_newest_first(
+        self, client, admin_user, campus_a, campus_b, monkeypatch
+    ):
+        """An administrator's column merges each campus's newest arrivals: in time order, counted
+        together (up to the cap), and "load more" continues with no card twice or left out."""
+        now = timezone.now()
+        leads = [
+            student(campus_a if i % 3 else campus_b, name=f"线索{i:02d}", stage_changed_at=now - dt.timedelta(hours=i))
+            for i in range(45)
+        ]
+        login(client, admin_user)
+        lead_col = board(client).context["columns"][0]
+        assert (lead_col.count, lead_col.next_offset) == (45, PAGE_SIZE)
+        shown = [c.student.pk for c in lead_col.cards]
+        url = reverse("board_column", args=["lead"])
+        for offset in (PAGE_SIZE, 2 * PAGE_SIZE):
+            shown += [c.student.pk for c in client.get(url, {"offset": offset}).context["col"].cards]
+        assert shown == [s.pk for s in leads]
+        # One campus chosen: that campus's leads only, in the same order.
+        only_b = board(client, campus=campus_b.pk).context["columns"][0]
+        assert [c.student.pk for c in only_b.cards] == [s.pk for s in leads if s.campus_id == campus_b.pk]
+        monkeypatch.setattr("lifecycle.selectors.COUNT_CAP", 40)
+        assert board(client).context["columns"][0].count_label == "40+"
+
     def test_load_more_keeps_the_filters(self, client, front_desk, manager, campus_a):
         for i in range(25):
             student(campus_a, owner=front_desk if i % 2 else manager, name=f"线索{i:02d}")

@@ -135,20 +135,30 @@ def test_deleting_a_student_deletes_their_history(campus_a: Campus) -> None:
 
 
 def test_columns_every_decision_rewrites_stay_unindexed() -> None:
-    """A decision rewrites an activity row's flags and recheck moment; an index on any column it
+    """A decision rewrites a stage row's flags and recheck moment; an index on any column it
     changes would turn every such in-place (HOT) update into a new entry in every index of the
-    table. The flags have partial indexes, which only the far rarer flag changes touch."""
+    table. The flags have partial indexes, which only the far rarer flag changes touch; the
+    stage has the board's index and nothing else, and never sits on the student row."""
     from django.db import connection
 
+    def indexes(table: str) -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [table])
+            return [row[0] for row in cursor.fetchall()]
+
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'lifecycle_studentactivity'")
-        definitions = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'lifecycle_studentactivity'")
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'crm_studentstage'")
         options = cursor.fetchone()[0]
-    rewritten = ("recheck_at", "risk_recent", "risk_before", "last_touch_at", "last_present_at")
-    assert not [d for d in definitions if any(column in d for column in rewritten)], definitions
-    assert all("WHERE" in d for d in definitions if "at_risk" in d or "renewal_due" in d), definitions
+    stage = indexes("crm_studentstage")
+    assert not [d for d in stage if any(c in d for c in ("recheck_at", "risk_recent", "risk_before"))], stage
+    assert all("WHERE" in d for d in stage if "at_risk" in d or "renewal_due" in d), stage
+    assert len([d for d in stage if "(stage" in d or ", stage" in d]) == 1, stage
     assert "fillfactor=80" in (options or []), options
+    assert indexes("lifecycle_studentactivity") == [
+        "CREATE UNIQUE INDEX lifecycle_studentactivity_pkey ON public.lifecycle_studentactivity USING btree "
+        "(student_id)"
+    ]
+    assert not [d for d in indexes("crm_student") if "stage" in d]
 
 
 # --- events and people ------------------------------------------------------------------------
@@ -201,6 +211,23 @@ def test_facts_written_without_events_are_picked_up_by_the_nightly_run(campus_a:
     assert stage_of(student) == "consulting"
     # A rebuild of every aggregate finds nothing to change.
     assert activity_rebuild_all() == 0
+
+
+def test_a_full_run_gives_students_written_by_hand_their_rows(campus_a: Campus) -> None:
+    """A student inserted outside the services has neither a stage row nor an activity row, long
+    after the nightly run's look at new students: a full run finds and decides them."""
+    bare = Student.objects.create(name="手工录入", campus=campus_a)
+    Student.objects.filter(pk=bare.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
+    factories.ConsultationFactory(student=bare)
+    decided = factories.StudentFactory(campus=campus_a)
+    factories.ConsultationFactory(student=decided)
+    recompute_after_event([decided.pk])
+    recompute_stages(source="nightly")
+    assert not StudentStage.objects.filter(student=bare).exists()  # too old for the nightly look
+    result = recompute_stages(source="nightly", full=True)
+    assert result.decided == 2
+    assert stage_of(bare) == "consulting"
+    assert StudentActivity.objects.filter(student=bare).exists()
 
 
 # --- thresholds per campus ----------------------------------------------------------------------
