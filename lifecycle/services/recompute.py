@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -98,6 +100,7 @@ win AS (
     WHERE x.status = 'present'
       AND x.lesson_at > (SELECT min(before_from) FROM windows)
       AND x.lesson_at > w.before_from
+      AND {{win_range}}
     GROUP BY x.student_id, w.days, w.span, w.recent_from
 ),
 decided0 AS (
@@ -168,7 +171,7 @@ decided0 AS (
     ) r
     WHERE {{target}}
 ),
-decided AS MATERIALIZED (
+decided AS (
     -- Only the decisions that differ from the stored ones are kept (and written below).
     SELECT d.*, d.stage IS DISTINCT FROM d.old_stage AS stage_changed
     FROM decided0 d
@@ -261,9 +264,6 @@ def recompute_stages(
         conditions.append("(s.recheck_at IS NULL OR s.recheck_at <= %(now)s)")
     if campus_id is not None:
         conditions.append("s.campus_id = %(campus)s")
-    sql = RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE").replace(
-        "{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else ""
-    )
     params = {
         "ids": ids,
         "now": now,
@@ -274,8 +274,29 @@ def recompute_stages(
         "actor": actor.pk if actor else None,
         "campus": campus_id,
     }
+    if ids is None and not connection.in_atomic_block and _stage_rows_estimate() >= IN_HALVES_FROM:
+        return _in_halves(conditions, params)
+    return _decide_and_write(conditions, params, big=ids is None or len(ids) > 1000)
+
+
+# From this many students (the planner's estimate) a run with no list of ids is split in two
+# halves by key, decided and written at once over two database connections (each its own
+# transaction): PostgreSQL plans no parallel workers for a statement that writes, and the
+# decision is CPU-bound. Below it, or inside a caller's transaction, one statement does it all.
+IN_HALVES_FROM = 200_000
+
+
+def _decide_and_write(conditions: list[str], params: dict[str, Any], *, big: bool) -> RecomputeResult:
+    """One statement (RECOMPUTE_SQL) over the students matching `conditions`, in a transaction."""
+    ranged = [c for c in conditions if c.startswith("s.student_id ") and "ANY" not in c]
+    others = [c for c in conditions if c not in ranged]
+    sql = (
+        RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE")
+        .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if others else "")
+        .replace("{win_range}", " AND ".join(c.replace("s.student_id", "x.student_id") for c in ranged) or "TRUE")
+    )
     with transaction.atomic(), connection.cursor() as cursor:
-        if ids is None or len(ids) > 1000:
+        if big:
             # Big runs: hash joins in memory; no JIT (its compile time outweighs its gain here).
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
@@ -283,6 +304,39 @@ def recompute_stages(
         row = cursor.fetchone()
     assert row is not None
     return RecomputeResult(decided=row[0], changed=row[1], rows_written=row[2])
+
+
+def _stage_rows_estimate() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'crm_studentstage'")
+        row = cursor.fetchone()
+    return max(row[0], 0) if row else 0
+
+
+def _in_halves(conditions: list[str], params: dict[str, Any]) -> RecomputeResult:
+    """The run in two key ranges at once, each on a connection of its own thread."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(student_id), max(student_id) FROM crm_studentstage")
+        row = cursor.fetchone()
+    assert row is not None
+    if row[0] is None:
+        return RecomputeResult(0, 0, 0)
+    split = (row[0] + row[1]) // 2 + 1
+    halves = ["s.student_id < %(split)s", "s.student_id >= %(split)s"]
+
+    def half(condition: str) -> RecomputeResult:
+        try:
+            return _decide_and_write([*conditions, condition], {**params, "split": split}, big=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(half, halves))
+    return RecomputeResult(
+        decided=sum(r.decided for r in results),
+        changed=sum(r.changed for r in results),
+        rows_written=sum(r.rows_written for r in results),
+    )
 
 
 def _every_student_has_rows() -> bool:

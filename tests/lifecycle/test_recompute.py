@@ -263,6 +263,43 @@ def test_flags_are_stored_with_their_numbers(campus_a: Campus, course_a: Course,
     assert flags.renewal_due and activity.active_hours_remaining == Decimal(3)
 
 
+# --- a big run in two halves ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_run_decides_in_two_halves_at_once_like_one_statement(
+    campus_a: Campus, course_a: Course, teacher: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a transaction and from IN_HALVES_FROM students, a run with no ids is split by key
+    over two connections; every student is decided once, as the single statement decides."""
+    from lifecycle.services import recompute
+
+    students = [attending_student(campus_a, course_a, teacher, last_lesson_day=d) for d in (0, -30, -80, -5, -40)]
+    leads = [factories.StudentFactory(campus=campus_a) for _ in range(3)]
+    factories.ConsultationFactory(student=leads[0])
+    ids = [s.pk for s in students + leads]
+    activity_refresh(ids)
+    calls: list[dict] = []
+    decide_and_write = recompute._decide_and_write
+
+    def spy(conditions, params, *, big):  # type: ignore[no-untyped-def]
+        calls.append({"conditions": conditions, "split": params.get("split")})
+        return decide_and_write(conditions, params, big=big)
+
+    monkeypatch.setattr(recompute, "_decide_and_write", spy)
+    monkeypatch.setattr(recompute, "IN_HALVES_FROM", 0)
+    result = recompute_stages(now=day(1), source="nightly", full=True)
+    assert len(calls) == 2 and calls[0]["split"] == calls[1]["split"] is not None
+    split = calls[0]["split"]
+    assert min(ids) < split <= max(ids), "both halves hold students"
+    assert (result.decided, result.changed) == (8, 6)
+    assert [stage_of(s) for s in students] == ["active", "dormant", "churned", "active", "dormant"]
+    assert [stage_of(s) for s in leads] == ["consulting", "lead", "lead"]
+    assert StageChange.objects.count() == 6
+    rerun = recompute_stages(now=day(1), source="nightly", full=True)
+    assert (rerun.changed, rerun.rows_written) == (0, 0)
+
+
 # --- the Python path (SQLite) decides like the SQL -------------------------------------------
 
 
