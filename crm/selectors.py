@@ -25,6 +25,7 @@ from crm.models import (
     Lesson,
     Role,
     Student,
+    StudentStage,
     StudentTag,
     TrialLesson,
     TrialStatus,
@@ -41,6 +42,17 @@ def students_visible_to(viewer: User) -> QuerySet[Student]:
     if viewer.campus_id is None or viewer.role is None:
         return students.none()
     return students.filter(campus_id=viewer.campus_id)
+
+
+def stage_rows_visible_to(viewer: User) -> QuerySet[StudentStage]:
+    """The StudentStage rows of exactly the students `students_visible_to(viewer)` returns, by the
+    same rule, read without joining the student row (the board counts its columns on them)."""
+    rows = StudentStage.objects.all()
+    if sees_all_campuses(viewer):
+        return rows
+    if viewer.campus_id is None or viewer.role is None:
+        return rows.none()
+    return rows.filter(campus_id=viewer.campus_id)
 
 
 def student_get(*, viewer: User, student_id: int) -> Student:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -21,8 +22,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.forms import apply_service_errors
-from crm.models import Stage, Student, User
-from crm.selectors import student_get
+from crm.models import Stage, Student, StudentStage, User
+from crm.selectors import stage_rows_visible_to, student_get
 from crm.views.access import FRONT_OFFICE, role_required
 
 # The student page's forms and fact runners: the board records exactly what that page records.
@@ -101,6 +102,13 @@ def _filter_data(request: HttpRequest) -> QueryDict:
     return data
 
 
+def _unfiltered_rows(request: HttpRequest) -> QuerySet[StudentStage] | None:
+    """The viewer's stage rows when the board has no filter (its counts read only them)."""
+    if _filter_data(request):
+        return None
+    return stage_rows_visible_to(request.user)  # type: ignore[arg-type]
+
+
 def _filterset(request: HttpRequest) -> StudentFilter:
     viewer: User = request.user  # type: ignore[assignment]
     return StudentFilter(_filter_data(request), viewer=viewer)
@@ -115,7 +123,7 @@ def board(request: HttpRequest) -> HttpResponse:
         request,
         "lifecycle/board.html",
         {
-            "columns": board_columns(filters.qs, board_campuses(filters.campus_id())),
+            "columns": board_columns(filters.qs, board_campuses(filters.campus_id()), _unfiltered_rows(request)),
             "filter": filters,
             "filter_query": data.urlencode(),
             "filtered": bool(data),
@@ -225,7 +233,10 @@ def _moved(request: HttpRequest, viewer: User, student_id: int, to_stage: str, m
             "moved": stage == to_stage,
             "message": message,
             "card": render_to_string("lifecycle/partials/board_card.html", {"card": card}, request),
-            "counts": {stage: count_label(n) for stage, n in board_counts(filters.qs, campuses).items()},
+            "counts": {
+                stage: count_label(n)
+                for stage, n in board_counts(filters.qs, campuses, _unfiltered_rows(request)).items()
+            },
         }
     )
 

@@ -300,6 +300,7 @@ class TestQueryCounts:
         assert len(large) == len(small)
         counting = [sql for sql in large if sql.count("count(*)") == len(Stage.values)]
         assert len(counting) == 1, "the eight counts come from one query"
+        assert '"crm_student"' not in counting[0], "an unfiltered board counts stage rows, no student look-ups"
         assert len([sql for sql in large if "UNION ALL" in sql]) == 1, "first pages of all columns in one query"
 
     def test_filtered_render_and_load_more_are_constant_too(self, client, front_desk, manager, campus_a):
