@@ -25,6 +25,7 @@ tests/lifecycle/test_agreement.py proves they agree.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ win AS (
     WHERE x.status = 'present'
       AND x.lesson_at > (SELECT min(before_from) FROM windows)
       AND x.lesson_at > w.before_from
-      AND {{win_range}}
+      AND {{part_x}}
     GROUP BY x.student_id, w.days, w.span, w.recent_from
 ),
 decided0 AS (
@@ -169,7 +170,7 @@ decided0 AS (
         x1.has_active AND (coalesce(a.active_until <= %(today)s + ls.renewal_days, false)
                            OR coalesce(a.active_hours_remaining <= ls.renewal_hours, false)) AS renewal_due
     ) r
-    WHERE {{target}}
+    WHERE {{target}} AND {{part_a}}
 ),
 decided AS (
     -- Only the decisions that differ from the stored ones are kept (and written below).
@@ -187,7 +188,7 @@ changed AS (
         at_risk = d.at_risk, risk_recent = d.risk_recent, risk_before = d.risk_before,
         renewal_due = d.renewal_due, recheck_at = d.recheck_at
     FROM (SELECT * FROM decided ORDER BY student_id) d
-    WHERE s.student_id = d.student_id
+    WHERE s.student_id = d.student_id AND {{part_s}}
     RETURNING s.student_id AS id, d.old_stage, d.stage, d.reason, d.stage_changed
 ),
 history AS (
@@ -279,6 +280,12 @@ def recompute_stages(
     return _decide_and_write(conditions, params, big=ids is None or len(ids) > 1000)
 
 
+# The halves of a big run: the key range cut into this many blocks, given to the halves in
+# turn, so each half holds students of every age (as much work as the other) in runs of
+# neighbouring rows. Ranges, not a modulo: the planner estimates ranges well.
+HALF_BLOCKS = 16
+
+
 # From this many students (the planner's estimate) a run with no list of ids is split in two
 # halves by key, decided and written at once over two database connections (each its own
 # transaction): PostgreSQL plans no parallel workers for a statement that writes, and the
@@ -286,14 +293,24 @@ def recompute_stages(
 IN_HALVES_FROM = 200_000
 
 
-def _decide_and_write(conditions: list[str], params: dict[str, Any], *, big: bool) -> RecomputeResult:
-    """One statement (RECOMPUTE_SQL) over the students matching `conditions`, in a transaction."""
-    ranged = [c for c in conditions if c.startswith("s.student_id ") and "ANY" not in c]
-    others = [c for c in conditions if c not in ranged]
+def _decide_and_write(
+    conditions: list[str], params: dict[str, Any], *, big: bool, half: list[tuple[int, int]] | None = None
+) -> RecomputeResult:
+    """One statement (RECOMPUTE_SQL) over the students matching `conditions`, and with a key in
+    one of the `half` ranges [start, end) if given (said on every table the statement reads, so
+    each half joins only its own rows)."""
+
+    def in_half(column: str) -> str:
+        if half is None:
+            return "TRUE"
+        return "(" + " OR ".join(f"({column} >= {int(a)} AND {column} < {int(b)})" for a, b in half) + ")"
+
     sql = (
-        RECOMPUTE_SQL.replace("{target}", " AND ".join(conditions) or "TRUE")
-        .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if others else "")
-        .replace("{win_range}", " AND ".join(c.replace("s.student_id", "x.student_id") for c in ranged) or "TRUE")
+        RECOMPUTE_SQL.replace("{target}", " AND ".join([*conditions, in_half("s.student_id")]))
+        .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else "")
+        .replace("{part_a}", in_half("a.student_id"))
+        .replace("{part_x}", in_half("x.student_id"))
+        .replace("{part_s}", in_half("s.student_id"))
     )
     with transaction.atomic(), connection.cursor() as cursor:
         if big:
@@ -314,24 +331,26 @@ def _stage_rows_estimate() -> int:
 
 
 def _in_halves(conditions: list[str], params: dict[str, Any]) -> RecomputeResult:
-    """The run in two key ranges at once, each on a connection of its own thread."""
+    """The run in two halves at once, each on a connection of its own thread."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(student_id), max(student_id) FROM crm_studentstage")
         row = cursor.fetchone()
     assert row is not None
     if row[0] is None:
         return RecomputeResult(0, 0, 0)
-    split = (row[0] + row[1]) // 2 + 1
-    halves = ["s.student_id < %(split)s", "s.student_id >= %(split)s"]
+    low, high = row[0], row[1] + 1
+    cuts = sorted({low + (high - low) * i // HALF_BLOCKS for i in range(HALF_BLOCKS)} | {high})
+    blocks = list(itertools.pairwise(cuts))
+    halves = [blocks[0::2], blocks[1::2]]
 
-    def half(condition: str) -> RecomputeResult:
+    def run(half: list[tuple[int, int]]) -> RecomputeResult:
         try:
-            return _decide_and_write([*conditions, condition], {**params, "split": split}, big=True)
+            return _decide_and_write(conditions, params, big=True, half=half)
         finally:
             connection.close()  # this thread's own connection
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(half, halves))
+        results = list(pool.map(run, [h for h in halves if h]))
     return RecomputeResult(
         decided=sum(r.decided for r in results),
         changed=sum(r.changed for r in results),

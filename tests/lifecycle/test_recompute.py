@@ -279,19 +279,19 @@ def test_a_big_run_decides_in_two_halves_at_once_like_one_statement(
     factories.ConsultationFactory(student=leads[0])
     ids = [s.pk for s in students + leads]
     activity_refresh(ids)
-    calls: list[dict] = []
+    halves: list[recompute.RecomputeResult] = []
     decide_and_write = recompute._decide_and_write
 
-    def spy(conditions, params, *, big):  # type: ignore[no-untyped-def]
-        calls.append({"conditions": conditions, "split": params.get("split")})
-        return decide_and_write(conditions, params, big=big)
+    def spy(conditions, params, *, big, half=None):  # type: ignore[no-untyped-def]
+        halves.append(decide_and_write(conditions, params, big=big, half=half))
+        return halves[-1]
 
     monkeypatch.setattr(recompute, "_decide_and_write", spy)
     monkeypatch.setattr(recompute, "IN_HALVES_FROM", 0)
     result = recompute_stages(now=day(1), source="nightly", full=True)
-    assert len(calls) == 2 and calls[0]["split"] == calls[1]["split"] is not None
-    split = calls[0]["split"]
-    assert min(ids) < split <= max(ids), "both halves hold students"
+    assert len(halves) == 2
+    assert halves[0].decided and halves[1].decided, "both halves hold students"
+    assert halves[0].decided + halves[1].decided == 8
     assert (result.decided, result.changed) == (8, 6)
     assert [stage_of(s) for s in students] == ["active", "dormant", "churned", "active", "dormant"]
     assert [stage_of(s) for s in leads] == ["consulting", "lead", "lead"]
