@@ -4,9 +4,10 @@ The data is generated in SQL (generate_series, a fixed random seed) into ten cam
 their own, once: a later run finds the marker table and reuses it. The clock is fixed
 (NOW below), so every run decides the same stages. Measured in one run:
 
-(a) the full recomputation when most students change: every student decided at a moment
-    400 days away from the previous run's (runs alternate between NOW and NOW + 400 days,
-    so every run starts from stages most of which must move) - budget 6 s;
+(a) the full recomputation when most students change, both ways: every student decided at
+    NOW + 400 days from the stages of NOW, then at NOW again from those (each run ends with
+    the stages of NOW, all eight columns filled, which the board bench reads) - budget 6 s
+    each way;
 (b) the same nightly run again, nothing changed - budget 1 s (also shown: every student
     decided again with full=True, and the next night's run);
 (c) a straightforward per-student ORM loop (load the facts, stage_for, save if different)
@@ -240,19 +241,25 @@ def orm_loop(student_ids: list[int], now: dt.datetime) -> float:
     return time.perf_counter() - started
 
 
-def pick_moment() -> dt.datetime:
-    """The moment of this run: NOW, or 400 days later, whichever the stored stages are not at,
-    so that the first recomputation of every run moves most students (without a slow reset)."""
+LATER = NOW + dt.timedelta(days=400)
+
+
+def stored_moment() -> dt.datetime | None:
+    """The moment the stored stages were decided at by the last run (None: never decided)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {MARKER} ADD COLUMN IF NOT EXISTS last_now timestamptz")
         cursor.execute(f"SELECT last_now FROM {MARKER}")
         row = cursor.fetchone()
-        last = row[0] if row else None
-        moment = NOW + dt.timedelta(days=400) if last is None or last == NOW else NOW
+    return row[0] if row else None
+
+
+def store_moment(moment: dt.datetime) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {MARKER} SET last_now = %s", [moment])
-    return moment
 
 
 def analyze() -> float:
@@ -279,29 +286,41 @@ def main() -> list[str]:
         _, seconds = timed(activity_rebuild_all)
         out.append(f"activity_rebuild_all (every aggregate from the fact tables): {seconds:.1f} s")
         analyze()
-    moment = pick_moment()
-    out.append(f"clock fixed at {moment.isoformat()}")
+    if stored_moment() != NOW:
+        # Fresh data (every student a lead) or stages left at LATER: decide them at NOW first.
+        result, seconds = timed(lambda: recompute_stages(now=NOW, source="nightly", full=True))
+        store_moment(NOW)
+        out.append(f"stages decided at NOW first (not measured against the budget): {seconds:.1f} s")
+        analyze()
+    out.append(f"clock fixed at {NOW.isoformat()} (and {LATER.isoformat()} for the way there)")
+    moment = NOW
 
-    # (a) every student decided, most change
-    result, seconds_a = timed(lambda: recompute_stages(now=moment, source="nightly", full=True))
-    out.append(
-        lines_budget(
-            f"(a) full recompute, most change ({result.decided:,} decided, {result.changed:,} stage changes, "
-            f"{result.rows_written:,} flag rows)",
-            seconds_a,
-            "s",
-            f"<= {BUDGET_MOST_CHANGE:.0f} s",
-            seconds_a <= BUDGET_MOST_CHANGE,
+    # (a) every student decided, most change: there (LATER) and back (NOW)
+    seconds_a = 0.0
+    for label, at in (("there, NOW -> +400 days", LATER), ("back, +400 days -> NOW", NOW)):
+        result, seconds = timed(lambda at=at: recompute_stages(now=at, source="nightly", full=True))  # type: ignore[misc]
+        store_moment(at)
+        seconds_a = max(seconds_a, seconds)
+        out.append(
+            lines_budget(
+                f"(a) full recompute, most change, {label} ({result.decided:,} decided, {result.changed:,} stage "
+                f"changes, {result.rows_written:,} stage rows written)",
+                seconds,
+                "s",
+                f"<= {BUDGET_MOST_CHANGE:.0f} s",
+                seconds <= BUDGET_MOST_CHANGE,
+            )
         )
-    )
+        out.append(
+            f"    VACUUM ANALYZE of the three written tables afterwards (as autovacuum would): {analyze():.1f} s"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT stage, count(*) FROM crm_studentstage s JOIN crm_campus c ON c.id = s.campus_id "
             "WHERE c.code LIKE %s GROUP BY stage ORDER BY 2 DESC",
             [CAMPUS_PREFIX + "%"],
         )
-        out.append("    stages: " + ", ".join(f"{stage} {n:,}" for stage, n in cursor.fetchall()))
-    out.append(f"    VACUUM ANALYZE of the three written tables afterwards (as autovacuum would): {analyze():.1f} s")
+        out.append("    stages at NOW: " + ", ".join(f"{stage} {n:,}" for stage, n in cursor.fetchall()))
 
     # (b) nothing changed
     result, seconds_b = timed(lambda: recompute_stages(now=moment, source="nightly"))
@@ -339,7 +358,7 @@ def main() -> list[str]:
     out.append(f"(c) per-student ORM loop: {SAMPLE:,} students in {seconds_c:.1f} s = {loop_rate:,.0f} students/s")
     out.append(
         lines_budget(
-            f"    set-based (a): {set_rate:,.0f} students/s; ratio",
+            f"    set-based (a), the slower way: {set_rate:,.0f} students/s; ratio",
             ratio,
             "x",
             f">= {BUDGET_RATIO:.0f}x",
