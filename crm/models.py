@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -183,16 +184,23 @@ class Student(models.Model):
 
     # The stage lives in StudentStage (see there); these read it through `pipeline`, which every
     # list selects with its students (select_related), so a page reads it with no extra query.
+    # A student written outside the services has no row until the engine's next run: a lead.
+    def _pipeline_or_new(self) -> StudentStage:
+        try:
+            return self.pipeline
+        except ObjectDoesNotExist:
+            return StudentStage(student_id=self.pk, campus_id=self.campus_id)
+
     @property
     def stage(self) -> str:
-        return self.pipeline.stage
+        return self._pipeline_or_new().stage
 
     @property
     def stage_changed_at(self) -> datetime.datetime | None:
-        return self.pipeline.changed_at
+        return self._pipeline_or_new().changed_at
 
     def get_stage_display(self) -> str:
-        return self.pipeline.get_stage_display()
+        return self._pipeline_or_new().get_stage_display()
 
 
 class StudentStage(models.Model):

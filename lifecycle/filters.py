@@ -94,6 +94,16 @@ class StudentFilter(django_filters.FilterSet):
             queryset = queryset.filter(pipeline__campus_id=campus_id)
         return queryset
 
+    def campus_ids(self) -> list[int]:
+        """The campuses this list may span: the viewer's (none if they have none), the one an
+        administrator chose, or every campus."""
+        if not sees_all_campuses(self.viewer):
+            return [] if self.viewer.campus_id is None else [self.viewer.campus_id]
+        campus_id = self.campus_id()
+        if campus_id is not None:
+            return [campus_id]
+        return list(Campus.objects.order_by("pk").values_list("pk", flat=True))
+
     def campus_id(self) -> int | None:
         """The one campus this list is confined to (the viewer's, or the one chosen), if any."""
         if not sees_all_campuses(self.viewer):

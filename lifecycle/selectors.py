@@ -14,13 +14,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from crm.models import Campus, Stage, Student, StudentStage, StudentTag, User
+from crm.models import Stage, Student, StudentStage, StudentTag, User
 from crm.selectors import students_visible_to
 from lifecycle.filters import Flag
 from lifecycle.models import LifecycleSettings
@@ -174,7 +175,11 @@ def board_counts(
             parts.append("0")
             continue
         column = keys[0].union(*keys[1:], all=True) if len(keys) > 1 else keys[0]
-        sql, stage_params = column[: COUNT_CAP + 1].query.sql_with_params()
+        try:
+            sql, stage_params = column[: COUNT_CAP + 1].query.sql_with_params()
+        except EmptyResultSet:  # the viewer may see no student at all
+            parts.append("0")
+            continue
         parts.append(f"(SELECT count(*) FROM ({sql}) AS column_{len(parts)})")
         params.extend(stage_params)
     with connection.cursor() as cursor:
@@ -252,7 +257,7 @@ def board_columns(
     students: QuerySet[Student], campus_ids: list[int], stage_rows: QuerySet[StudentStage] | None = None
 ) -> list[BoardColumn]:
     """The board's first render: every stage's column with its count and first page.
-    `campus_ids`: the campuses the list may span (see `board_campuses`); `stage_rows`: see
+    `campus_ids`: the campuses the list may span (`StudentFilter.campus_ids`); `stage_rows`: see
     `board_counts`."""
     counts = board_counts(students, campus_ids, stage_rows)
     stages = [stage for stage in Stage.values if counts[stage]]
@@ -262,13 +267,6 @@ def board_columns(
 
 def board_column(students: QuerySet[Student], stage: str, offset: int, campus_ids: list[int]) -> BoardColumn:
     return _column(stage, 0, board_column_page(students, stage, offset, campus_ids), offset)
-
-
-def board_campuses(campus_id: int | None) -> list[int]:
-    """The campuses a board list spans: the one it is confined to, or every campus."""
-    if campus_id is not None:
-        return [campus_id]
-    return list(Campus.objects.order_by("pk").values_list("pk", flat=True))
 
 
 def board_card_get(*, viewer: User, student_id: int) -> BoardCard:

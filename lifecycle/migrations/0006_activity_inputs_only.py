@@ -24,9 +24,10 @@ UPDATE lifecycle_studentactivity SET
 """
 COPY_DECISIONS_BACK = """
 UPDATE lifecycle_studentactivity SET
-    at_risk = coalesce((SELECT st.at_risk FROM crm_studentstage st WHERE st.student_id = lifecycle_studentactivity.student_id), false),
-    renewal_due = coalesce((SELECT st.renewal_due FROM crm_studentstage st WHERE st.student_id = lifecycle_studentactivity.student_id), false),
-    recheck_at = NULL
+    (at_risk, risk_recent, risk_before, renewal_due, recheck_at) = (
+        SELECT st.at_risk, st.risk_recent, st.risk_before, st.renewal_due, st.recheck_at
+        FROM crm_studentstage st WHERE st.student_id = lifecycle_studentactivity.student_id)
+WHERE student_id IN (SELECT student_id FROM crm_studentstage)
 """
 
 

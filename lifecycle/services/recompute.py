@@ -183,12 +183,18 @@ decided AS (
 changed AS (
     -- One write per student whatever changed, in key order: the table's pages are then visited
     -- once each, in order, instead of at random (several times faster on a big run).
+    -- Only where the row still holds what was decided from: a row another transaction wrote
+    -- meanwhile (an event's newer decision, new thresholds clearing recheck_at) is re-read by
+    -- PostgreSQL after that transaction commits, fails this test and is left as it wrote it.
     UPDATE crm_studentstage s
     SET stage = d.stage, changed_at = CASE WHEN d.stage_changed THEN %(now)s ELSE s.changed_at END,
         at_risk = d.at_risk, risk_recent = d.risk_recent, risk_before = d.risk_before,
         renewal_due = d.renewal_due, recheck_at = d.recheck_at
     FROM (SELECT * FROM decided ORDER BY student_id) d
     WHERE s.student_id = d.student_id AND {{part_s}}
+      AND (s.stage, s.at_risk, s.risk_recent, s.risk_before, s.renewal_due, s.recheck_at)
+          IS NOT DISTINCT FROM (d.old_stage, d.old_at_risk, d.old_risk_recent, d.old_risk_before, d.old_renewal_due,
+                                d.old_recheck_at)
     RETURNING s.student_id AS id, d.old_stage, d.stage, d.reason, d.stage_changed
 ),
 history AS (
@@ -242,7 +248,7 @@ def recompute_stages(
         return RecomputeResult(0, 0, 0)
     if not prepared:
         settings_ensure()
-        _activity_ensure(ids, campus_id, now=now, thorough=full)
+        _activity_ensure(ids, campus_id)
     if connection.vendor != "postgresql":
         return _recompute_in_python(ids, now=now, source=source, actor=actor, campus_id=campus_id, full=full)
     if ids is None and not full:
@@ -375,21 +381,18 @@ def _every_student_has_rows() -> bool:
 DUE_BY_KEY_LIMIT = 100_000
 
 
-def _activity_ensure(ids: list[int] | None, campus_id: int | None, *, now: dt.datetime, thorough: bool) -> None:
+def _activity_ensure(ids: list[int] | None, campus_id: int | None) -> None:
     """Students with no StudentActivity or StudentStage row yet (written outside the services) get them.
 
     The services create every new student's StudentStage, and their event the activity. For the
-    rest (rows written by hand or by a bulk load without events): a full run looks at every
-    student; the nightly run at the students created in the last two days or after the newest row.
+    rest (rows written by hand or by a bulk load without events), every run without ids first
+    compares three counts and searches only when they differ.
     """
-    if ids is None and campus_id is None and thorough and _every_student_has_rows():
+    if ids is None and _every_student_has_rows():
         return
     students = Student.objects.filter(Q(activity__isnull=True) | Q(pipeline__isnull=True))
     if ids is not None:
         students = students.filter(pk__in=ids)
-    elif not thorough:
-        newest = StudentActivity.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        students = students.filter(Q(pk__gt=newest) | Q(created_at__gte=now - dt.timedelta(days=2)))
     if campus_id is not None:
         students = students.filter(campus_id=campus_id)
     missing = list(students.values_list("pk", "campus_id", "created_at"))

@@ -30,7 +30,6 @@ from crm.views.access import FRONT_OFFICE, role_required
 from crm.views.students import ACTIONS, _action_forms
 from lifecycle.filters import StudentFilter
 from lifecycle.selectors import (
-    board_campuses,
     board_card_get,
     board_column,
     board_columns,
@@ -123,7 +122,7 @@ def board(request: HttpRequest) -> HttpResponse:
         request,
         "lifecycle/board.html",
         {
-            "columns": board_columns(filters.qs, board_campuses(filters.campus_id()), _unfiltered_rows(request)),
+            "columns": board_columns(filters.qs, filters.campus_ids(), _unfiltered_rows(request)),
             "filter": filters,
             "filter_query": data.urlencode(),
             "filtered": bool(data),
@@ -147,7 +146,7 @@ def board_column_more(request: HttpRequest, stage: str) -> HttpResponse:
         request,
         "lifecycle/partials/board_column_page.html",
         {
-            "col": board_column(filters.qs, stage, offset, board_campuses(filters.campus_id())),
+            "col": board_column(filters.qs, stage, offset, filters.campus_ids()),
             "filter_query": _filter_data(request).urlencode(),
         },
     )
@@ -219,7 +218,7 @@ def _moved(request: HttpRequest, viewer: User, student_id: int, to_stage: str, m
     """The fact is committed (and, with the engine in place, the stage recomputed after commit)."""
     card = board_card_get(viewer=viewer, student_id=student_id)
     filters = _filterset(request)
-    campuses = board_campuses(filters.campus_id())
+    campuses = filters.campus_ids()
     stage = card.student.stage
     if stage != to_stage:
         message = _("%(message)s %(name)s stays in %(stage)s for now.") % {

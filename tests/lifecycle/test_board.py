@@ -71,6 +71,16 @@ class TestColumns:
         assert counts(response) == {**dict.fromkeys(Stage.values, 0), "lead": 3, "trial": 2, "active": 1}
         assert "别的校区" not in response.content.decode()
 
+    @pytest.mark.parametrize("params", [{}, {"owner": ""}, {"q": "学生"}])
+    def test_a_consultant_with_no_campus_sees_an_empty_board(self, client, campus_a, campus_b, params):
+        student(campus_a)
+        student(campus_b)
+        nowhere = factories.UserFactory(campus=None, role="front_desk")
+        response = board(login(client, nowhere), **params)
+        assert counts(response) == dict.fromkeys(Stage.values, 0)
+        assert names(response) == set()
+        assert login(client, nowhere).get(reverse("board_column", args=["lead"])).context["col"].cards == []
+
     def test_manager_of_another_campus_sees_only_theirs(self, client, manager_b, campus_a, campus_b):
         student(campus_a, Stage.LEAD)
         student(campus_b, Stage.DORMANT, name="中关村的")

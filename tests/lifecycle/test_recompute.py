@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from io import StringIO
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from crm.models import Attendance, Campus, Contract, Course, Student, StudentSta
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.rules import facts_from_history, stage_for
 from lifecycle.services.activity import activity_rebuild_all, activity_refresh
-from lifecycle.services.facts import histories_of, thresholds_by_campus
+from lifecycle.services.facts import histories_of, settings_ensure, thresholds_by_campus
 from lifecycle.services.recompute import (
     _recompute_in_python,
     recompute_after_event,
@@ -213,21 +214,20 @@ def test_facts_written_without_events_are_picked_up_by_the_nightly_run(campus_a:
     assert activity_rebuild_all() == 0
 
 
-def test_a_full_run_gives_students_written_by_hand_their_rows(campus_a: Campus) -> None:
-    """A student inserted outside the services has neither a stage row nor an activity row, long
-    after the nightly run's look at new students: a full run finds and decides them."""
+def test_a_run_gives_students_written_by_hand_their_rows(campus_a: Campus) -> None:
+    """A student inserted outside the services has neither a stage row nor an activity row: the
+    next run finds them (the counts of the three tables differ) and decides them."""
     bare = Student.objects.create(name="手工录入", campus=campus_a)
     Student.objects.filter(pk=bare.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
     factories.ConsultationFactory(student=bare)
     decided = factories.StudentFactory(campus=campus_a)
     factories.ConsultationFactory(student=decided)
     recompute_after_event([decided.pk])
+    assert bare.stage == "lead"  # until the engine has decided them
     recompute_stages(source="nightly")
-    assert not StudentStage.objects.filter(student=bare).exists()  # too old for the nightly look
-    result = recompute_stages(source="nightly", full=True)
-    assert result.decided == 2
     assert stage_of(bare) == "consulting"
     assert StudentActivity.objects.filter(student=bare).exists()
+    assert recompute_stages(source="nightly", full=True).decided == 2
 
 
 # --- thresholds per campus ----------------------------------------------------------------------
@@ -298,6 +298,52 @@ def test_a_big_run_decides_in_two_halves_at_once_like_one_statement(
     assert StageChange.objects.count() == 6
     rerun = recompute_stages(now=day(1), source="nightly", full=True)
     assert (rerun.changed, rerun.rows_written) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_leaves_alone_a_decision_written_while_it_ran(campus_a: Campus) -> None:
+    """A run decides from the snapshot its statement started with. A stage row another
+    transaction rewrites meanwhile (an event's newer decision; new thresholds clearing
+    recheck_at) keeps that write: the run neither overwrites it nor writes history for it."""
+    import threading
+
+    from django.db import connection, transaction
+
+    student = factories.StudentFactory(campus=campus_a)
+    factories.ConsultationFactory(student=student)
+    activity_refresh([student.pk])  # the facts say consulting; the stored stage is still lead
+    settings_ensure()
+    results: list[object] = []
+
+    def nightly() -> None:
+        try:
+            results.append(recompute_stages(source="nightly", full=True))
+        except Exception as error:  # reported by the assertion below
+            results.append(error)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        # The "event": holds the row until it commits, as a concurrent recomputation would.
+        StudentStage.objects.filter(pk=student.pk).update(stage="trial", recheck_at=None)
+        run = threading.Thread(target=nightly)
+        run.start()
+        with connection.cursor() as cursor:
+            for _ in range(200):  # until the run waits for the row
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cursor.fetchone()[0]:  # type: ignore[index]
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the run never waited for the row")
+    run.join(timeout=30)
+    assert len(results) == 1 and not isinstance(results[0], Exception), results
+    assert stage_of(student) == "trial"
+    assert not StageChange.objects.filter(student=student).exists()
+    # The next run decides from what is stored now, and writes its history.
+    recompute_stages(source="nightly")
+    assert stage_of(student) == "consulting"
+    assert StageChange.objects.get(student=student).from_stage == "trial"
 
 
 # --- the Python path (SQLite) decides like the SQL -------------------------------------------
