@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from crm.models import Attendance, AuditEntry, Campus, Role, Student, StudentStage, User
 from crm.roles import require_campus, require_role
-from lifecycle.models import StageChange, StageSource, StudentActivity
+from lifecycle.models import LifecycleSettings, StageChange, StageSource, StudentActivity
 from lifecycle.rules import (
     NEVER,
     WON_BACK_FROM,
@@ -81,29 +81,7 @@ ls AS (
            %(now)s - make_interval(days => stale_lead_days) AS stale_from
     FROM lifecycle_lifecyclesettings
 ),
-windows AS (
-    SELECT days, span, %(now)s - span AS recent_from, %(now)s - 2 * span AS before_from
-    FROM (SELECT DISTINCT risk_window_days AS days, make_interval(days => risk_window_days) AS span
-          FROM lifecycle_lifecyclesettings) w
-),
-win AS (
-    -- Present attendance in (now - W, now] and (now - 2W, now - W], per window length W in use, and
-    -- the next moment one of them enters or leaves a window (at t, t + W or t + 2W).
-    SELECT x.student_id, w.days,
-           count(*) FILTER (WHERE x.lesson_at > w.recent_from AND x.lesson_at <= %(now)s) AS recent,
-           count(*) FILTER (WHERE x.lesson_at <= w.recent_from) AS before,
-           least(min(x.lesson_at) FILTER (WHERE x.lesson_at > %(now)s),
-                 min(x.lesson_at) FILTER (WHERE x.lesson_at > w.recent_from AND x.lesson_at <= %(now)s) + w.span,
-                 min(x.lesson_at) FILTER (WHERE x.lesson_at <= w.recent_from) + 2 * w.span) AS next_change_at
-    FROM crm_attendance x
-    {{win_targets}}
-    CROSS JOIN windows w
-    WHERE x.status = 'present'
-      AND x.lesson_at > (SELECT min(before_from) FROM windows)
-      AND x.lesson_at > w.before_from
-      AND {{part_x}}
-    GROUP BY x.student_id, w.days, w.span, w.recent_from
-),
+{{windows}}
 decided0 AS (
     SELECT a.student_id, s.stage AS old_stage,
            s.at_risk AS old_at_risk, s.risk_recent AS old_risk_recent, s.risk_before AS old_risk_before,
@@ -218,6 +196,53 @@ SELECT (SELECT count(*) FROM crm_studentstage s WHERE {{target}}), (SELECT count
 """
 
 
+# The at-risk window counts (the `win` CTE): for any mix of window lengths, or for the one
+# length every campus uses.
+WINDOWS_ANY = """
+windows AS (
+    SELECT days, span, %(now)s - span AS recent_from, %(now)s - 2 * span AS before_from
+    FROM (SELECT DISTINCT risk_window_days AS days, make_interval(days => risk_window_days) AS span
+          FROM lifecycle_lifecyclesettings) w
+),
+win AS (
+    -- Present attendance in (now - W, now] and (now - 2W, now - W], per window length W in use, and
+    -- the next moment one of them enters or leaves a window (at t, t + W or t + 2W).
+    SELECT x.student_id, w.days,
+           count(*) FILTER (WHERE x.lesson_at > w.recent_from AND x.lesson_at <= %(now)s) AS recent,
+           count(*) FILTER (WHERE x.lesson_at <= w.recent_from) AS before,
+           least(min(x.lesson_at) FILTER (WHERE x.lesson_at > %(now)s),
+                 min(x.lesson_at) FILTER (WHERE x.lesson_at > w.recent_from AND x.lesson_at <= %(now)s) + w.span,
+                 min(x.lesson_at) FILTER (WHERE x.lesson_at <= w.recent_from) + 2 * w.span) AS next_change_at
+    FROM crm_attendance x
+    {win_targets}
+    CROSS JOIN windows w
+    WHERE x.status = 'present'
+      AND x.lesson_at > (SELECT min(before_from) FROM windows)
+      AND x.lesson_at > w.before_from
+      AND {part_x}
+    GROUP BY x.student_id, w.days, w.span, w.recent_from
+),
+"""
+WINDOWS_ONE = """
+win AS (
+    -- One window length W in use by every campus (the usual case): the same counts, with the
+    -- window's bounds given as constants rather than joined in.
+    SELECT x.student_id, %(window_days)s AS days,
+           count(*) FILTER (WHERE x.lesson_at > %(recent_from)s AND x.lesson_at <= %(now)s) AS recent,
+           count(*) FILTER (WHERE x.lesson_at <= %(recent_from)s) AS before,
+           least(min(x.lesson_at) FILTER (WHERE x.lesson_at > %(now)s),
+                 min(x.lesson_at) FILTER (WHERE x.lesson_at > %(recent_from)s AND x.lesson_at <= %(now)s)
+                     + %(window_span)s,
+                 min(x.lesson_at) FILTER (WHERE x.lesson_at <= %(recent_from)s) + 2 * %(window_span)s)
+               AS next_change_at
+    FROM crm_attendance x
+    {win_targets}
+    WHERE x.status = 'present' AND x.lesson_at > %(before_from)s AND {part_x}
+    GROUP BY x.student_id
+),
+"""
+
+
 @dataclass(frozen=True)
 class RecomputeResult:
     decided: int  # students whose stage and flags were decided
@@ -271,7 +296,7 @@ def recompute_stages(
         conditions.append("(s.recheck_at IS NULL OR s.recheck_at <= %(now)s)")
     if campus_id is not None:
         conditions.append("s.campus_id = %(campus)s")
-    params = {
+    params: dict[str, Any] = {
         "ids": ids,
         "now": now,
         "today": timezone.localdate(now),
@@ -281,6 +306,10 @@ def recompute_stages(
         "actor": actor.pk if actor else None,
         "campus": campus_id,
     }
+    lengths = set(LifecycleSettings.objects.values_list("risk_window_days", flat=True))
+    if len(lengths) == 1:
+        span = dt.timedelta(days=lengths.pop())
+        params.update(window_days=span.days, window_span=span, recent_from=now - span, before_from=now - 2 * span)
     if ids is None and not connection.in_atomic_block and _stage_rows_estimate() >= IN_HALVES_FROM:
         return _in_halves(conditions, params)
     return _decide_and_write(conditions, params, big=ids is None or len(ids) > 1000)
@@ -312,7 +341,8 @@ def _decide_and_write(
         return "(" + " OR ".join(f"({column} >= {int(a)} AND {column} < {int(b)})" for a, b in half) + ")"
 
     sql = (
-        RECOMPUTE_SQL.replace("{target}", " AND ".join([*conditions, in_half("s.student_id")]))
+        RECOMPUTE_SQL.replace("{windows}", WINDOWS_ONE if "window_days" in params else WINDOWS_ANY)
+        .replace("{target}", " AND ".join([*conditions, in_half("s.student_id")]))
         .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else "")
         .replace("{part_a}", in_half("a.student_id"))
         .replace("{part_x}", in_half("x.student_id"))

@@ -102,8 +102,18 @@ students_st = st.builds(
 )
 
 
-@pytest.fixture
-def world(campus_a: Campus, campus_b: Campus, front_desk: User, teacher: User, course_a: Course, course_b: Course):
+# Campus B's at-risk window: another length than campus A's 28 days (the SQL joins the lengths
+# in use), or the same (the SQL takes the one length as constants).
+@pytest.fixture(params=[14, 28], ids=["two window lengths", "one window length"])
+def world(
+    request: pytest.FixtureRequest,
+    campus_a: Campus,
+    campus_b: Campus,
+    front_desk: User,
+    teacher: User,
+    course_a: Course,
+    course_b: Course,
+):
     LifecycleSettings.objects.create(campus=campus_a)
     LifecycleSettings.objects.create(
         campus=campus_b,
@@ -111,7 +121,7 @@ def world(campus_a: Campus, campus_b: Campus, front_desk: User, teacher: User, c
         churn_days=45,
         ended_grace_days=10,
         stale_lead_days=30,
-        risk_window_days=14,
+        risk_window_days=request.param,
         risk_drop_pct=50,
         risk_consecutive_absences=3,
         renewal_hours=Decimal("8.5"),
