@@ -31,6 +31,7 @@ from crm.models import (
     ImportJob,
     Lesson,
     Student,
+    StudentStage,
     StudentTag,
     TagGroup,
     TrialLesson,
@@ -781,3 +782,19 @@ def test_large_tables_show_no_full_counts_or_facets() -> None:
         assert model_admin.show_full_result_count is False, model
         assert model_admin.show_facets == admin.ShowFacets.NEVER, model
         assert model_admin.date_hierarchy is None, model  # its year list is a full-table DISTINCT
+
+
+def test_the_stage_is_shown_and_filtered_but_never_edited(manager: User, campus_a: Campus, campus_b: Campus) -> None:
+    """The stage comes from StudentStage (written only by the engine): the student list shows it
+    and filters by it within the manager's campus; the student's page shows it read-only."""
+    trial = factories.StudentFactory.create(campus=campus_a, name="试听中", stage="trial")
+    factories.StudentFactory.create(campus=campus_a, name="新线索", stage="lead")
+    factories.StudentFactory.create(campus=campus_b, name="别校试听", stage="trial")
+    client = client_for(manager)
+    response = client.get(url(Student, "changelist"), {"pipeline__stage__exact": "trial"})
+    assert [s.name for s in response.context["cl"].result_list] == ["试听中"]
+    assert '<td class="field-stage">Trial</td>' in response.content.decode()
+    page = client.get(url(Student, "change", trial.pk)).content.decode()
+    assert "Trial" in page and 'name="stage"' not in page
+    client.post(url(Student, "change", trial.pk), {"stage": "active"})
+    assert StudentStage.objects.get(pk=trial.pk).stage == "trial"

@@ -366,3 +366,23 @@ class TestQueryCounts:
         small = count_queries(client, reverse("student_list"))
         self.grow_followups(campus_a, front_desk, 10)
         assert count_queries(client, reverse("student_list")) == small
+
+    def test_a_family_and_its_children_with_their_stages(self, client, front_desk, campus_a):
+        """The phone check and the student page list a family's children with their stage
+        badges (read from StudentStage): as many queries for 2 children as for 8."""
+        guardian = factories.GuardianFactory(phone="+8613800138000")
+        first = factories.StudentFactory(campus=campus_a, guardians=[guardian], stage="trial")
+        login(client, front_desk)
+        check = reverse("lead_check_phone") + "?phone=13800138000"
+        page = reverse("student_detail", args=[first.pk])
+
+        def grow(n):
+            for _ in range(n):
+                factories.StudentFactory(campus=campus_a, guardians=[guardian], stage="active")
+
+        grow(1)
+        small = (count_queries(client, check), count_queries(client, page))
+        grow(6)
+        assert (count_queries(client, check), count_queries(client, page)) == small
+        html = client.get(check).content.decode()
+        assert html.count('class="badge stage-active"') == 7
