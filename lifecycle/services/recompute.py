@@ -25,11 +25,11 @@ tests/lifecycle/test_agreement.py proves they agree.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -64,6 +64,51 @@ def _from_now(expr: str) -> str:
     return f"CASE WHEN ({expr}) >= %(now)s THEN ({expr}) END"
 
 
+def _days(column: str) -> str:
+    """A number of days as an interval of seconds: adding it to a moment is plain arithmetic, where an
+    interval of days makes PostgreSQL convert every moment to calendar fields and back (the session
+    runs in UTC, where a day is 86,400 seconds either way)."""
+    return f"make_interval(secs => {column} * 86400)"
+
+
+def _local_midnight(day: str) -> str:
+    """The start of a local calendar day (rules.local_midnight). Within the span of dates where the
+    zone keeps one UTC offset (`fixed_offset_span`), a shift by that offset; elsewhere the zone's
+    rules, whose lookup costs several times more per row."""
+    return (
+        f"CASE WHEN ({day}) >= %(tz_fixed_from)s AND ({day}) < %(tz_fixed_to)s "
+        f"THEN ({day})::timestamp AT TIME ZONE make_interval(secs => %(tz_fixed_offset)s) "
+        f"ELSE ({day})::timestamp AT TIME ZONE %(tz)s END"
+    )
+
+
+def fixed_offset_span(time_zone: str, day: dt.date) -> tuple[dt.date, dt.date, dt.timedelta]:
+    """The dates [start, end) around `day` whose local midnights all have the same UTC offset (as
+    that of `day`), looked for within 30 years either way; kept per zone while `day` stays inside."""
+    known = _FIXED_SPANS.get(time_zone)
+    if known is not None and known[0] <= day < known[1]:
+        return known
+    zone = ZoneInfo(time_zone)
+
+    def offset(d: dt.date) -> dt.timedelta | None:
+        return dt.datetime.combine(d, dt.time(0), tzinfo=zone).utcoffset()
+
+    reference = offset(day)
+    assert reference is not None
+    start = end = day
+    limit = dt.timedelta(days=30 * 366)
+    while day - start < limit and offset(start - ONE_DAY) == reference:
+        start -= ONE_DAY
+    while end - day < limit and offset(end) == reference:
+        end += ONE_DAY
+    _FIXED_SPANS[time_zone] = (start, end, reference)
+    return _FIXED_SPANS[time_zone]
+
+
+_FIXED_SPANS: dict[str, tuple[dt.date, dt.date, dt.timedelta]] = {}
+ONE_DAY = dt.timedelta(days=1)
+
+
 RECOMPUTE_SQL = f"""
 WITH
 targets AS MATERIALIZED (
@@ -71,14 +116,14 @@ targets AS MATERIALIZED (
 ),
 ls AS (
     SELECT campus_id, risk_window_days, risk_drop_pct, risk_consecutive_absences, renewal_hours, renewal_days,
-           make_interval(days => active_days) AS active_span,
-           make_interval(days => churn_days) AS churn_span,
-           make_interval(days => ended_grace_days) AS grace_span,
-           make_interval(days => stale_lead_days) AS stale_span,
-           %(now)s - make_interval(days => active_days) AS active_from,
-           %(now)s - make_interval(days => churn_days) AS churn_from,
-           %(now)s - make_interval(days => ended_grace_days) AS grace_from,
-           %(now)s - make_interval(days => stale_lead_days) AS stale_from
+           {_days("active_days")} AS active_span,
+           {_days("churn_days")} AS churn_span,
+           {_days("ended_grace_days")} AS grace_span,
+           {_days("stale_lead_days")} AS stale_span,
+           %(now)s - {_days("active_days")} AS active_from,
+           %(now)s - {_days("churn_days")} AS churn_from,
+           %(now)s - {_days("ended_grace_days")} AS grace_from,
+           %(now)s - {_days("stale_lead_days")} AS stale_from
     FROM lifecycle_lifecyclesettings
 ),
 {{windows}}
@@ -98,7 +143,7 @@ decided0 AS (
                    {_from_now("x2.ref_at + ls.churn_span")},
                    {_from_now("x1.expiry_at")},
                    {_from_now("win.next_change_at")},
-                   {_from_now("(a.active_until - ls.renewal_days)::timestamp AT TIME ZONE %(tz)s")})
+                   {_from_now(_local_midnight("a.active_until - ls.renewal_days"))})
                WHEN a.ever_contracted THEN CASE WHEN NOT x2.refunded THEN {_from_now("x2.ended_at + ls.grace_span")} END
                WHEN r.reason = 'closed_lost' THEN NULL
                ELSE {_from_now("x2.touched_at + ls.stale_span")}
@@ -106,11 +151,11 @@ decided0 AS (
     FROM crm_studentstage s
     JOIN lifecycle_studentactivity a ON a.student_id = s.student_id
     JOIN ls ON ls.campus_id = s.campus_id
-    LEFT JOIN win ON win.student_id = s.student_id AND win.days = ls.risk_window_days
+    LEFT JOIN win ON win.student_id = s.student_id{{win_days}}
     CROSS JOIN LATERAL (SELECT
         a.last_active_signed_at IS NOT NULL AND (a.active_until IS NULL OR a.active_until >= %(today)s) AS has_active,
         CASE WHEN a.last_active_signed_at IS NOT NULL AND a.active_until IS NOT NULL
-             THEN (a.active_until + 1)::timestamp AT TIME ZONE %(tz)s END AS expiry_at
+             THEN {_local_midnight("a.active_until + 1")} END AS expiry_at
     ) x1
     CROSS JOIN LATERAL (SELECT
         (a.last_present_at IS NULL OR a.last_present_at < a.last_active_signed_at) AS not_started,
@@ -191,7 +236,7 @@ history AS (
     WHERE c.stage_changed
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM crm_studentstage s WHERE {{target}}), (SELECT count(*) FROM history),
+SELECT ({{count_targets}}), (SELECT count(*) FROM history),
        (SELECT count(*) FROM changed)
 """
 
@@ -201,7 +246,7 @@ SELECT (SELECT count(*) FROM crm_studentstage s WHERE {{target}}), (SELECT count
 WINDOWS_ANY = """
 windows AS (
     SELECT days, span, %(now)s - span AS recent_from, %(now)s - 2 * span AS before_from
-    FROM (SELECT DISTINCT risk_window_days AS days, make_interval(days => risk_window_days) AS span
+    FROM (SELECT DISTINCT risk_window_days AS days, make_interval(secs => risk_window_days * 86400) AS span
           FROM lifecycle_lifecyclesettings) w
 ),
 win AS (
@@ -232,8 +277,9 @@ win AS (
            count(*) FILTER (WHERE x.lesson_at <= %(recent_from)s) AS before,
            least(min(x.lesson_at) FILTER (WHERE x.lesson_at > %(now)s),
                  min(x.lesson_at) FILTER (WHERE x.lesson_at > %(recent_from)s AND x.lesson_at <= %(now)s)
-                     + %(window_span)s,
-                 min(x.lesson_at) FILTER (WHERE x.lesson_at <= %(recent_from)s) + 2 * %(window_span)s)
+                     + make_interval(secs => %(window_seconds)s),
+                 min(x.lesson_at) FILTER (WHERE x.lesson_at <= %(recent_from)s)
+                     + make_interval(secs => 2 * %(window_seconds)s))
                AS next_change_at
     FROM crm_attendance x
     {win_targets}
@@ -296,7 +342,11 @@ def recompute_stages(
         conditions.append("(s.recheck_at IS NULL OR s.recheck_at <= %(now)s)")
     if campus_id is not None:
         conditions.append("s.campus_id = %(campus)s")
+    fixed_from, fixed_to, fixed_offset = fixed_offset_span(settings.TIME_ZONE, timezone.localdate(now))
     params: dict[str, Any] = {
+        "tz_fixed_from": fixed_from,
+        "tz_fixed_to": fixed_to,
+        "tz_fixed_offset": int(fixed_offset.total_seconds()),
         "ids": ids,
         "now": now,
         "today": timezone.localdate(now),
@@ -309,15 +359,18 @@ def recompute_stages(
     lengths = set(LifecycleSettings.objects.values_list("risk_window_days", flat=True))
     if len(lengths) == 1:
         span = dt.timedelta(days=lengths.pop())
-        params.update(window_days=span.days, window_span=span, recent_from=now - span, before_from=now - 2 * span)
+        params.update(
+            window_days=span.days, window_seconds=span.days * 86400, recent_from=now - span, before_from=now - 2 * span
+        )
     if ids is None and not connection.in_atomic_block and _stage_rows_estimate() >= IN_HALVES_FROM:
         return _in_halves(conditions, params)
     return _decide_and_write(conditions, params, big=ids is None or len(ids) > 1000)
 
 
-# The halves of a big run: the key range cut into this many blocks, given to the halves in
-# turn, so each half holds students of every age (as much work as the other) in runs of
-# neighbouring rows. Ranges, not a modulo: the planner estimates ranges well.
+# The halves of a big run: the key range cut into this many blocks of equal size, given to the
+# halves in turn, so each half holds students of every age (as much work as the other) in runs
+# of neighbouring rows (pages). The stage and activity rows are selected by ranges, which the
+# planner estimates well; the attendance rows, filtered one by one, by the block's parity.
 HALF_BLOCKS = 16
 
 
@@ -328,26 +381,71 @@ HALF_BLOCKS = 16
 IN_HALVES_FROM = 200_000
 
 
-def _decide_and_write(
-    conditions: list[str], params: dict[str, Any], *, big: bool, half: list[tuple[int, int]] | None = None
-) -> RecomputeResult:
-    """One statement (RECOMPUTE_SQL) over the students matching `conditions`, and with a key in
-    one of the `half` ranges [start, end) if given (said on every table the statement reads, so
-    each half joins only its own rows)."""
+@dataclass(frozen=True)
+class Half:
+    """One half of a big run: the key blocks [k * size, (k + 1) * size) whose number k has this parity."""
+
+    size: int
+    parity: int
+    low: int  # the smallest and largest key + 1 of the table
+    high: int
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        first = self.low // self.size
+        if first % 2 != self.parity:
+            first += 1
+        return [
+            (max(k * self.size, self.low), min((k + 1) * self.size, self.high))
+            for k in range(first, (self.high - 1) // self.size + 1, 2)
+        ]
+
+
+def _statement(template: str, conditions: list[str], *, one_window: bool, half: Half | None) -> str:
+    """The template with its placeholders filled: the half's key ranges are said on every table the
+    statement reads, so each half joins only its own rows."""
 
     def in_half(column: str) -> str:
+        # As ranges, which the planner turns into index range scans of the stage and activity rows.
         if half is None:
             return "TRUE"
-        return "(" + " OR ".join(f"({column} >= {int(a)} AND {column} < {int(b)})" for a, b in half) + ")"
+        return "(" + " OR ".join(f"({column} >= {a} AND {column} < {b})" for a, b in half.ranges) + ")"
 
-    sql = (
-        RECOMPUTE_SQL.replace("{windows}", WINDOWS_ONE if "window_days" in params else WINDOWS_ANY)
-        .replace("{target}", " AND ".join([*conditions, in_half("s.student_id")]))
+    def in_half_block(column: str) -> str:
+        # As the block number's parity: for the attendance rows, which are filtered one by one.
+        if half is None:
+            return "TRUE"
+        return f"({column} / {int(half.size)}) %% 2 = {int(half.parity)}"
+
+    target = " AND ".join([*conditions, in_half("s.student_id")])
+    count_targets = f"SELECT count(*) FROM crm_studentstage s WHERE {target}"
+    if half is not None:
+        # One key range at a time, so an index-only scan of the primary key can count them.
+        ranges = ", ".join(f"({a}, {b})" for a, b in half.ranges)
+        count_targets = (
+            f"SELECT sum(c.n)::bigint FROM (VALUES {ranges}) b(low, high) CROSS JOIN LATERAL ("
+            "SELECT count(*) AS n FROM crm_studentstage s WHERE "
+            + " AND ".join([*conditions, "s.student_id >= b.low", "s.student_id < b.high"])
+            + ") c"
+        )
+    return (
+        template.replace("{windows}", WINDOWS_ONE if one_window else WINDOWS_ANY)
+        .replace("{win_days}", "" if one_window else " AND win.days = ls.risk_window_days")
+        .replace("{count_targets}", count_targets)
+        .replace("{target}", target)
         .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else "")
         .replace("{part_a}", in_half("a.student_id"))
-        .replace("{part_x}", in_half("x.student_id"))
+        .replace("{part_x}", in_half_block("x.student_id"))
         .replace("{part_s}", in_half("s.student_id"))
     )
+
+
+def _decide_and_write(
+    conditions: list[str], params: dict[str, Any], *, big: bool, half: Half | None = None
+) -> RecomputeResult:
+    """One statement (RECOMPUTE_SQL) over the students matching `conditions`, and with a key in
+    one of the `half` ranges [start, end) if given."""
+    sql = _statement(RECOMPUTE_SQL, conditions, one_window="window_days" in params, half=half)
     with transaction.atomic(), connection.cursor() as cursor:
         if big:
             # Big runs: hash joins in memory; no JIT (its compile time outweighs its gain here).
@@ -375,18 +473,17 @@ def _in_halves(conditions: list[str], params: dict[str, Any]) -> RecomputeResult
     if row[0] is None:
         return RecomputeResult(0, 0, 0)
     low, high = row[0], row[1] + 1
-    cuts = sorted({low + (high - low) * i // HALF_BLOCKS for i in range(HALF_BLOCKS)} | {high})
-    blocks = list(itertools.pairwise(cuts))
-    halves = [blocks[0::2], blocks[1::2]]
+    size = -(-(high - low) // HALF_BLOCKS)
+    halves = [Half(size=size, parity=parity, low=low, high=high) for parity in (0, 1)]
 
-    def run(half: list[tuple[int, int]]) -> RecomputeResult:
+    def run(half: Half) -> RecomputeResult:
         try:
             return _decide_and_write(conditions, params, big=True, half=half)
         finally:
             connection.close()  # this thread's own connection
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(run, [h for h in halves if h]))
+        results = list(pool.map(run, [h for h in halves if h.ranges]))
     return RecomputeResult(
         decided=sum(r.decided for r in results),
         changed=sum(r.changed for r in results),

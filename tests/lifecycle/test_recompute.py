@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from decimal import Decimal
 from io import StringIO
@@ -11,18 +12,26 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from crm import services
 from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
-from lifecycle.rules import facts_from_history, stage_for
+from lifecycle.rules import facts_from_history, local_midnight, stage_for
 from lifecycle.services.activity import activity_rebuild_all, activity_refresh
 from lifecycle.services.facts import histories_of, settings_ensure, thresholds_by_campus
 from lifecycle.services.recompute import (
+    HALF_BLOCKS,
+    Half,
+    _local_midnight,
     _recompute_in_python,
+    fixed_offset_span,
     recompute_after_event,
     recompute_campus_now,
     recompute_stages,
@@ -504,3 +513,58 @@ def test_new_thresholds_saved_in_the_admin_apply_at_once(
     assert response.status_code == 302, response.content[:2000]
     assert stage_of(student) == "dormant"
     assert StageChange.objects.filter(student=student).latest("pk").actor == manager
+
+
+# --- the set-based statement's building blocks ------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/London", "America/Sao_Paulo", "UTC"])
+def test_local_midnights_in_sql_follow_the_zone_inside_and_outside_its_fixed_offset(zone: str) -> None:
+    """The statement shifts dates by the zone's UTC offset within the span where the zone keeps one,
+    and asks the zone's rules elsewhere; either way a contract's end is the local midnight the
+    rules say (rules.local_midnight), across daylight-saving changes and decades away."""
+    anchor = dt.date(2026, 6, 1)
+    start, end, offset = fixed_offset_span(zone, anchor)
+    assert start <= anchor < end
+    days = [anchor, start, end - dt.timedelta(days=1), end, start - dt.timedelta(days=1), dt.date(1950, 7, 1)]
+    days += [dt.date(2026, 1, 1) + dt.timedelta(days=n) for n in range(0, 730, 3)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT d, {_local_midnight('d')} FROM unnest(%(days)s::date[]) AS d",
+            {
+                "days": days,
+                "tz": zone,
+                "tz_fixed_from": start,
+                "tz_fixed_to": end,
+                "tz_fixed_offset": int(offset.total_seconds()),
+            },
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == len(days)
+    for d, midnight in rows:
+        assert midnight == local_midnight(d, zone), d
+
+
+def test_a_zone_with_daylight_saving_keeps_its_offset_only_between_changes() -> None:
+    start, end, offset = fixed_offset_span("Europe/London", dt.date(2026, 7, 1))
+    assert (start, end, offset) == (dt.date(2026, 3, 30), dt.date(2026, 10, 26), dt.timedelta(hours=1))
+    start, end, offset = fixed_offset_span("Asia/Shanghai", dt.date(2026, 7, 1))
+    assert offset == dt.timedelta(hours=8) and end - start > dt.timedelta(days=50 * 365)
+
+
+@given(low=st.integers(min_value=1, max_value=10**7), span=st.integers(min_value=1, max_value=10**5))
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_the_two_halves_of_a_big_run_share_out_every_key_once(low: int, span: int) -> None:
+    """Each key of [low, high) is in exactly one half's ranges, and its block's parity (the test the
+    attendance rows get) names that same half."""
+    high = low + span
+    size = -(-(high - low) // HALF_BLOCKS)
+    halves = [Half(size=size, parity=parity, low=low, high=high) for parity in (0, 1)]
+    ranges = sorted((a, b, half.parity) for half in halves for a, b in half.ranges)
+    assert ranges[0][0] == low and ranges[-1][1] == high
+    for (_, b, _), (a, _, _) in itertools.pairwise(ranges):
+        assert a == b  # contiguous, no overlap
+    for a, b, parity in ranges:
+        assert a < b
+        assert {key // size % 2 for key in (a, b - 1)} == {parity}
+    assert all(len(half.ranges) <= HALF_BLOCKS // 2 + 1 for half in halves)
