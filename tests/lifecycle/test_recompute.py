@@ -555,8 +555,8 @@ def test_a_zone_with_daylight_saving_keeps_its_offset_only_between_changes() -> 
 @given(low=st.integers(min_value=1, max_value=10**7), span=st.integers(min_value=1, max_value=10**5))
 @hypothesis_settings(max_examples=200, deadline=None)
 def test_the_two_halves_of_a_big_run_share_out_every_key_once(low: int, span: int) -> None:
-    """Each key of [low, high) is in exactly one half's ranges, and its block's parity (the test the
-    attendance rows get) names that same half."""
+    """Each key of [low, high) is in exactly one half's ranges, and its ranges are whole blocks of the
+    half's parity (so the halves alternate and hold as many keys each, give or take a block)."""
     high = low + span
     size = -(-(high - low) // HALF_BLOCKS)
     halves = [Half(size=size, parity=parity, low=low, high=high) for parity in (0, 1)]
@@ -568,3 +568,5 @@ def test_the_two_halves_of_a_big_run_share_out_every_key_once(low: int, span: in
         assert a < b
         assert {key // size % 2 for key in (a, b - 1)} == {parity}
     assert all(len(half.ranges) <= HALF_BLOCKS // 2 + 1 for half in halves)
+    keys = [sum(b - a for a, b in half.ranges) for half in halves]
+    assert abs(keys[0] - keys[1]) <= size
