@@ -286,24 +286,30 @@ def analyze() -> float:
 # the rows whose stage differs and one history row each (without its from-stage). Less work than
 # the engine does, so measuring against it is on the strict side.
 REFERENCE_SQL = """
-WITH changed AS (
+WITH ls AS (
+    SELECT campus_id,
+           %(now)s - make_interval(days => active_days) AS active_from,
+           %(now)s - make_interval(days => churn_days) AS churn_from,
+           %(now)s - make_interval(days => ended_grace_days) AS grace_from,
+           %(now)s - make_interval(days => stale_lead_days) AS stale_from
+    FROM lifecycle_lifecyclesettings
+),
+changed AS (
     UPDATE crm_studentstage s SET stage = d.stage, changed_at = %(now)s
-    FROM lifecycle_studentactivity a, lifecycle_lifecyclesettings ls,
+    FROM lifecycle_studentactivity a, ls,
     LATERAL (SELECT CASE
         WHEN a.last_active_signed_at IS NOT NULL AND (a.active_until IS NULL OR a.active_until >= %(today)s) THEN
-            CASE WHEN a.last_present_at >= %(now)s - make_interval(days => ls.active_days) THEN 'active'
-                 WHEN greatest(a.last_present_at, a.last_active_signed_at)
-                      >= %(now)s - make_interval(days => ls.active_days) THEN 'enrolled'
-                 WHEN greatest(a.last_present_at, a.last_active_signed_at)
-                      >= %(now)s - make_interval(days => ls.churn_days) THEN 'dormant'
+            CASE WHEN a.last_present_at >= ls.active_from THEN 'active'
+                 WHEN greatest(a.last_present_at, a.last_active_signed_at) >= ls.active_from THEN 'enrolled'
+                 WHEN greatest(a.last_present_at, a.last_active_signed_at) >= ls.churn_from THEN 'dormant'
                  ELSE 'churned' END
         WHEN a.ever_contracted THEN
             CASE WHEN a.last_ended_refunded THEN 'churned'
-                 WHEN greatest(a.last_ended_at, (a.active_until + 1)::timestamp AT TIME ZONE %(tz)s)
-                      >= %(now)s - make_interval(days => ls.ended_grace_days) THEN 'dormant'
+                 WHEN greatest(a.last_ended_at, (a.active_until + 1)::timestamp AT TIME ZONE %(tz)s) >= ls.grace_from
+                     THEN 'dormant'
                  ELSE 'churned' END
         WHEN a.lost_at IS NOT NULL AND (a.last_touch_at IS NULL OR a.last_touch_at <= a.lost_at) THEN 'lost'
-        WHEN greatest(a.created_at, a.last_touch_at) < %(now)s - make_interval(days => ls.stale_lead_days) THEN 'lost'
+        WHEN greatest(a.created_at, a.last_touch_at) < ls.stale_from THEN 'lost'
         WHEN a.has_trial THEN 'trial'
         WHEN a.has_consultation THEN 'consulting'
         ELSE 'lead'
