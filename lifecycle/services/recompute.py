@@ -337,7 +337,7 @@ def recompute_stages(
 
     conditions = []
     if ids is not None:
-        conditions.append("s.student_id = ANY(%(ids)s::bigint[])")
+        conditions.append(BY_IDS)
     elif not full:
         conditions.append("(s.recheck_at IS NULL OR s.recheck_at <= %(now)s)")
     if campus_id is not None:
@@ -380,6 +380,9 @@ HALF_BLOCKS = 16
 IN_HALVES_FROM = 200_000
 
 
+BY_IDS = "s.student_id = ANY(%(ids)s::bigint[])"
+
+
 @dataclass(frozen=True)
 class Half:
     """One half of a big run: the key blocks [k * size, (k + 1) * size) whose number k has this parity."""
@@ -412,6 +415,10 @@ def _statement(template: str, conditions: list[str], *, one_window: bool, half: 
             return "TRUE"
         return "(" + " OR ".join(f"({column} >= {a} AND {column} < {b})" for a, b in half.ranges) + ")"
 
+    # A list of ids is said to the attendance rows directly: an index look-up per student for a
+    # few, a hashed test per row for thousands (joining the targets made the planner hash the
+    # attendance side instead).
+    by_ids = BY_IDS in conditions
     target = " AND ".join([*conditions, in_half("s.student_id")])
     count_targets = f"SELECT count(*) FROM crm_studentstage s WHERE {target}"
     if half is not None:
@@ -428,9 +435,9 @@ def _statement(template: str, conditions: list[str], *, one_window: bool, half: 
         .replace("{win_days}", "" if one_window else " AND win.days = ls.risk_window_days")
         .replace("{count_targets}", count_targets)
         .replace("{target}", target)
-        .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions else "")
+        .replace("{win_targets}", "JOIN targets t ON t.student_id = x.student_id" if conditions and not by_ids else "")
         .replace("{part_a}", in_half("a.student_id"))
-        .replace("{part_x}", in_half("x.student_id"))
+        .replace("{part_x}", "x.student_id = ANY(%(ids)s::bigint[])" if by_ids else in_half("x.student_id"))
         .replace("{part_s}", in_half("s.student_id"))
     )
 
