@@ -401,6 +401,21 @@ def test_a_manager_runs_it_from_the_admin(
     assert (change.source, change.actor) == ("person", manager)
 
 
+def test_deleting_a_person_keeps_their_changes_without_them(
+    campus_a: Campus, manager: User, course_a: Course, teacher: User
+) -> None:
+    """The history has no database foreign key to its actor; Django clears it when the person is deleted."""
+    student = attending_student(campus_a, course_a, teacher, last_lesson_day=0)
+    Attendance.objects.filter(student=student).update(lesson_at=timezone.now() - dt.timedelta(days=1))
+    activity_refresh([student.pk])
+    recompute_campus_now(campus=campus_a, actor=manager)
+    change = StageChange.objects.get(student=student)
+    assert change.actor_id == manager.pk
+    manager.delete()
+    change.refresh_from_db()
+    assert change.actor_id is None and change.to_stage == "active"
+
+
 def test_a_manager_of_another_campus_cannot(
     campus_a: Campus, manager_b: User, course_a: Course, teacher: User, client: Client
 ) -> None:
