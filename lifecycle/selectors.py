@@ -11,6 +11,7 @@ campuses' keys.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,23 +136,57 @@ def _order_key(changed: dt.datetime | None, pk: int) -> Key:
     return (changed is None, changed or dt.datetime.min.replace(tzinfo=dt.UTC), pk)
 
 
-def _column_parts(students: QuerySet[Student], stage: str, campus_ids: list[int]) -> list[QuerySet[Student]]:
-    """A column as one queryset per campus. A stage's students in one campus are a range of
-    StudentStage's index (campus, stage, -changed_at, -student); PostgreSQL 15 cannot skip
-    through that index from campus to campus, so a column over several campuses is the union of
-    its campuses' ranges (one index instead of a second one the nightly run would also write)."""
-    column = students.filter(pipeline__stage=stage)
-    return [column.filter(pipeline__campus_id=campus_id) for campus_id in campus_ids]
+def _column_part(students: QuerySet[Student], stage: str, campus_id: int) -> QuerySet[Student]:
+    """A column's students in one campus: a range of StudentStage's index (campus, stage,
+    -changed_at, -student). PostgreSQL 15 cannot skip through that index from campus to campus,
+    so a column over several campuses is the union of its campuses' ranges (one index instead of
+    a second one the nightly run would also write)."""
+    return students.filter(pipeline__stage=stage).filter(pipeline__campus_id=campus_id)
 
 
-def _union_rows(parts: list[QuerySet[Any]]) -> list[Any]:
-    """The rows of `parts`, each an ordered slice, in one UNION ALL query on PostgreSQL."""
-    if not parts:
+# Stand-ins for a part's stage and campus while its SQL is compiled once (see _parts_sql).
+STAGE_STAND_IN = "stage-stand-in"
+CAMPUS_STAND_IN = -1_999_999_937
+
+PartKey = tuple[str, int]  # (stage, campus id)
+
+
+def _parts_sql(build: Callable[[str, int], QuerySet[Any]], keys: list[PartKey]) -> list[tuple[str, list[Any]]]:
+    """The SQL and parameters of `build(stage, campus_id)` for every key. The parts differ only in
+    those two parameters, so one is compiled, with stand-ins, and the others reuse its text: the
+    ORM's compilation of the eighty parts of an all-campus board cost as much as their queries.
+    Raises EmptyResultSet if the parts can match nothing (the viewer sees no student)."""
+    sql, params = build(STAGE_STAND_IN, CAMPUS_STAND_IN).query.sql_with_params()
+    stage_at = [i for i, value in enumerate(params) if value == STAGE_STAND_IN]
+    campus_at = [i for i, value in enumerate(params) if value == CAMPUS_STAND_IN]
+    if len(stage_at) != 1 or len(campus_at) != 1:  # a shape this function does not know: compile each
+        return [
+            (part_sql, list(part_params))
+            for part_sql, part_params in (build(stage, campus_id).query.sql_with_params() for stage, campus_id in keys)
+        ]
+    parts = []
+    for stage, campus_id in keys:
+        values = list(params)
+        values[stage_at[0]], values[campus_at[0]] = stage, campus_id
+        parts.append((sql, values))
+    return parts
+
+
+def _union_rows(build: Callable[[str, int], QuerySet[Any]], keys: list[PartKey]) -> list[Any]:
+    """The rows of `build(stage, campus_id)` for every key, each an ordered slice: one UNION ALL
+    query on PostgreSQL."""
+    if not keys:
         return []
-    if connection.features.supports_slicing_ordering_in_compound:
-        return list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
-    # SQLite (the embedded default) cannot LIMIT inside a UNION: one small query per part.
-    return [row for part in parts for row in part]
+    if not connection.features.supports_slicing_ordering_in_compound:
+        # SQLite (the embedded default) cannot LIMIT inside a UNION: one small query per part.
+        return [row for stage, campus_id in keys for row in build(stage, campus_id)]
+    try:
+        parts = _parts_sql(build, keys)
+    except EmptyResultSet:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(f"({sql})" for sql, _ in parts), [p for _, values in parts for p in values])
+        return cursor.fetchall()
 
 
 def board_counts(
@@ -163,25 +198,27 @@ def board_counts(
     (`crm.selectors.stage_rows_visible_to`): each count is then a range of the board's index
     read on its own (an index-only scan), with no look-up of each student's row.
     """
+
+    def build(stage: str, campus_id: int) -> QuerySet[Any]:
+        if stage_rows is not None:
+            return stage_rows.filter(campus_id=campus_id, stage=stage).order_by().values("pk")
+        return students.filter(pipeline__stage=stage).filter(pipeline__campus_id=campus_id).order_by().values("pk")
+
+    try:
+        compiled = _parts_sql(build, [(stage, c) for stage in Stage.values for c in campus_ids]) if campus_ids else []
+    except EmptyResultSet:  # the viewer may see no student at all
+        compiled = []
+    if not compiled:
+        return dict.fromkeys(Stage.values, 0)
+    # SQLite accepts no parentheses around the members of a UNION.
+    member = "({})" if connection.features.supports_parentheses_in_compound else "SELECT * FROM ({})"
     parts: list[str] = []
     params: list[Any] = []
-    for stage in Stage.values:
-        keys: list[QuerySet[Any, Any]]
-        if stage_rows is not None:
-            keys = [stage_rows.filter(campus_id=c, stage=stage).order_by().values("pk") for c in campus_ids]
-        else:
-            keys = [part.order_by().values("pk") for part in _column_parts(students, stage, campus_ids)]
-        if not keys:
-            parts.append("0")
-            continue
-        column = keys[0].union(*keys[1:], all=True) if len(keys) > 1 else keys[0]
-        try:
-            sql, stage_params = column[: COUNT_CAP + 1].query.sql_with_params()
-        except EmptyResultSet:  # the viewer may see no student at all
-            parts.append("0")
-            continue
-        parts.append(f"(SELECT count(*) FROM ({sql}) AS column_{len(parts)})")
-        params.extend(stage_params)
+    for index in range(len(Stage.values)):
+        column = compiled[index * len(campus_ids) : (index + 1) * len(campus_ids)]
+        union = " UNION ALL ".join(member.format(sql) for sql, _ in column)
+        parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM ({union}) AS u LIMIT {COUNT_CAP + 1}) AS column_{index})")
+        params.extend(p for _, values in column for p in values)
     with connection.cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(parts), params)
         row = cursor.fetchone()
@@ -206,13 +243,16 @@ def board_first_pages(
 ) -> dict[str, list[BoardCard]]:
     """The first PAGE_SIZE + 1 cards of every column (the extra one says "more"): one query for
     the keys of every column in every campus, then the cards of each column's newest."""
-    parts = [
-        part.order_by(*BOARD_ORDER).values_list("pk", "pipeline__stage", "pipeline__changed_at")[: PAGE_SIZE + 1]
-        for stage in stages
-        for part in _column_parts(students, stage, campus_ids)
-    ]
+
+    def build(stage: str, campus_id: int) -> QuerySet[Any]:
+        return (
+            _column_part(students, stage, campus_id)
+            .order_by(*BOARD_ORDER)
+            .values_list("pk", "pipeline__stage", "pipeline__changed_at")[: PAGE_SIZE + 1]
+        )
+
     newest: dict[str, list[Key]] = {stage: [] for stage in stages}
-    for pk, stage, changed in _union_rows(parts):
+    for pk, stage, changed in _union_rows(build, [(stage, c) for stage in stages for c in campus_ids]):
         newest[stage].append(_order_key(changed, pk))
     for stage, keys in newest.items():
         newest[stage] = sorted(keys, reverse=True)[: PAGE_SIZE + 1]
@@ -222,21 +262,23 @@ def board_first_pages(
 
 def board_column_page(students: QuerySet[Student], stage: str, offset: int, campus_ids: list[int]) -> list[BoardCard]:
     """One more page of one column: PAGE_SIZE + 1 cards from `offset`."""
-    parts = _column_parts(students, stage, campus_ids)
-    if len(parts) == 1:
+    if len(campus_ids) == 1:
         keys = [
             _order_key(changed, pk)
-            for pk, changed in parts[0]
+            for pk, changed in _column_part(students, stage, campus_ids[0])
             .order_by(*BOARD_ORDER)
             .values_list("pk", "pipeline__changed_at")[offset : offset + PAGE_SIZE + 1]
         ]
     else:
-        rows = _union_rows(
-            [
-                part.order_by(*BOARD_ORDER).values_list("pk", "pipeline__changed_at")[: offset + PAGE_SIZE + 1]
-                for part in parts
-            ]
-        )
+
+        def build(stage: str, campus_id: int) -> QuerySet[Any]:
+            return (
+                _column_part(students, stage, campus_id)
+                .order_by(*BOARD_ORDER)
+                .values_list("pk", "pipeline__changed_at")[: offset + PAGE_SIZE + 1]
+            )
+
+        rows = _union_rows(build, [(stage, c) for c in campus_ids])
         keys = sorted((_order_key(changed, pk) for pk, changed in rows), reverse=True)[offset : offset + PAGE_SIZE + 1]
     cards = _cards([key[2] for key in keys])
     return [cards[key[2]] for key in keys if key[2] in cards]

@@ -533,3 +533,42 @@ def test_flag_badges_say_why_in_words(client, front_desk, campus_a):
     html = client.get(reverse("board")).content.decode()
     assert "attended 2 lessons in the last 28 days against 6 before: -67%" in html
     assert "3 hours left" in html
+
+
+class TestPartsCompiledOnce:
+    """A board over several campuses compiles one part's SQL and reuses it for every (stage,
+    campus): the result must be exactly what compiling each part gives."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [{}, {"q": "小"}, {"q": "stage-stand-in"}, {"channel": Channel.DOUYIN, "flag": "at_risk"}, {"stage": ["lead"]}],
+    )
+    def test_every_part_is_the_one_the_orm_compiles(self, admin_user, campus_a, campus_b, data):
+        from lifecycle.filters import StudentFilter
+        from lifecycle.selectors import BOARD_ORDER, _column_part, _parts_sql
+
+        students = StudentFilter(data, viewer=admin_user).qs
+
+        def build(stage, campus_id):
+            return (
+                _column_part(students, stage, campus_id)
+                .order_by(*BOARD_ORDER)
+                .values_list("pk", "pipeline__stage", "pipeline__changed_at")[: PAGE_SIZE + 1]
+            )
+
+        keys = [(stage, campus.pk) for stage in Stage.values for campus in (campus_a, campus_b)]
+        each = [(sql, list(params)) for sql, params in (build(*key).query.sql_with_params() for key in keys)]
+        assert _parts_sql(build, keys) == each
+
+    def test_a_part_naming_its_stage_twice_is_compiled_part_by_part(self, admin_user, campus_a, campus_b):
+        from lifecycle.selectors import _column_part, _parts_sql
+
+        students = Student.objects.all()
+
+        def build(stage, campus_id):
+            return _column_part(students, stage, campus_id).filter(pipeline__stage=stage).values("pk")
+
+        keys = [("lead", campus_a.pk), ("trial", campus_b.pk)]
+        parts = _parts_sql(build, keys)
+        assert parts == [(sql, list(params)) for sql, params in (build(*key).query.sql_with_params() for key in keys)]
+        assert [params.count("trial") for _, params in parts] == [0, 2]
