@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
@@ -34,25 +35,27 @@ from crm.models import (
 from crm.phones import try_normalize_phone
 from crm.roles import sees_all_campuses
 
-
-def students_visible_to(viewer: User) -> QuerySet[Student]:
-    students = Student.objects.all()
-    if sees_all_campuses(viewer):
-        return students
-    if viewer.campus_id is None or viewer.role is None:
-        return students.none()
-    return students.filter(campus_id=viewer.campus_id)
+CampusRows = TypeVar("CampusRows", Student, StudentStage)
 
 
-def stage_rows_visible_to(viewer: User) -> QuerySet[StudentStage]:
-    """The StudentStage rows of exactly the students `students_visible_to(viewer)` returns, by the
-    same rule, read without joining the student row (the board counts its columns on them)."""
-    rows = StudentStage.objects.all()
+def _in_viewers_campuses(rows: QuerySet[CampusRows], viewer: User) -> QuerySet[CampusRows]:
+    """The campus rule: every campus for an administrator, the viewer's campus for staff with a
+    role, nothing for anyone else."""
     if sees_all_campuses(viewer):
         return rows
     if viewer.campus_id is None or viewer.role is None:
         return rows.none()
     return rows.filter(campus_id=viewer.campus_id)
+
+
+def students_visible_to(viewer: User) -> QuerySet[Student]:
+    return _in_viewers_campuses(Student.objects.all(), viewer)
+
+
+def stage_rows_visible_to(viewer: User) -> QuerySet[StudentStage]:
+    """The StudentStage rows of exactly the students `students_visible_to(viewer)` returns, by the
+    same rule, read without joining the student row (the board counts its columns on them)."""
+    return _in_viewers_campuses(StudentStage.objects.all(), viewer)
 
 
 def student_get(*, viewer: User, student_id: int) -> Student:
