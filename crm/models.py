@@ -185,7 +185,7 @@ class Student(models.Model):
     # The stage lives in StudentStage (see there); these read it through `pipeline`, which every
     # list selects with its students (select_related), so a page reads it with no extra query.
     # A student written outside the services has no row until the engine's next run: a lead.
-    def _pipeline_or_new(self) -> StudentStage:
+    def stage_row(self) -> StudentStage:
         try:
             return self.pipeline
         except ObjectDoesNotExist:
@@ -193,14 +193,14 @@ class Student(models.Model):
 
     @property
     def stage(self) -> str:
-        return self._pipeline_or_new().stage
+        return self.stage_row().stage
 
     @property
     def stage_changed_at(self) -> datetime.datetime | None:
-        return self._pipeline_or_new().changed_at
+        return self.stage_row().changed_at
 
     def get_stage_display(self) -> str:
-        return self._pipeline_or_new().get_stage_display()
+        return self.stage_row().get_stage_display()
 
 
 class StudentStage(models.Model):

@@ -192,20 +192,20 @@ class StudentActivityAdmin(LifecycleAdmin):
 
     @admin.display(description=gettext_lazy("stage"))
     def stage(self, obj: StudentActivity) -> str:
-        return obj.student.pipeline.get_stage_display()
+        return obj.student.stage_row().get_stage_display()
 
     @admin.display(description=gettext_lazy("at risk"), boolean=True)
     def at_risk(self, obj: StudentActivity) -> bool:
-        return obj.student.pipeline.at_risk
+        return obj.student.stage_row().at_risk
 
     @admin.display(description=gettext_lazy("renewal due"), boolean=True)
     def renewal_due(self, obj: StudentActivity) -> bool:
-        return obj.student.pipeline.renewal_due
+        return obj.student.stage_row().renewal_due
 
     @admin.display(description=gettext_lazy("decided again at"))
     def recheck_at(self, obj: StudentActivity) -> Any:
-        return obj.student.pipeline.recheck_at
+        return obj.student.stage_row().recheck_at
 
     @admin.display(description=gettext_lazy("why flagged"))
     def flag_reasons_words(self, obj: StudentActivity) -> str:
-        return "; ".join(flag_reasons(obj.student.pipeline, obj))
+        return "; ".join(flag_reasons(obj.student.stage_row(), obj))

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -38,7 +38,9 @@ COUNT_CAP = 50_000
 # Newest arrival in a column first. Matches StudentStage's index (campus, stage, -changed_at,
 # -student): every column's page in a campus is then a short index range scan, whatever the
 # table's size.
-BOARD_ORDER = ("-pipeline__changed_at", "-pipeline__student")
+# NULLs first, said outright: PostgreSQL's default for a descending order (the index's order), but
+# not SQLite's, and the columns of several campuses are merged in Python in this order (_order_key).
+BOARD_ORDER = (F("pipeline__changed_at").desc(nulls_first=True), F("pipeline__student").desc())
 
 
 @dataclass
@@ -86,7 +88,7 @@ def _campus_thresholds(student: Student) -> Thresholds:
 
 
 def _card_flags(student: Student) -> list[CardFlag]:
-    flags = student.pipeline
+    flags = student.stage_row()
     if not (flags.at_risk or flags.renewal_due):
         return []
     activity = getattr(student, "activity", None)  # a missing reverse one-to-one raises; getattr answers None
@@ -132,7 +134,7 @@ Key = tuple[bool, dt.datetime, int]
 
 
 def _order_key(changed: dt.datetime | None, pk: int) -> Key:
-    """BOARD_ORDER in Python, reversed: PostgreSQL puts NULLs first in a descending order."""
+    """BOARD_ORDER in Python, reversed (NULLs first)."""
     return (changed is None, changed or dt.datetime.min.replace(tzinfo=dt.UTC), pk)
 
 

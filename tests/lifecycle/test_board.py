@@ -123,6 +123,15 @@ class TestColumns:
         for text in ("王小明", "前台小李", "高意向", 'data-flag="at_risk"', 'data-flag="renewal_due"'):
             assert text in html
 
+    def test_a_student_written_without_a_stage_row_shows_as_a_lead_card(self, front_desk, campus_a):
+        """Until the engine's next run, a student inserted outside the services has no StudentStage
+        row: their card reads as a lead with no flags instead of failing."""
+        from lifecycle.selectors import board_card_get
+
+        bare = Student.objects.create(name="手录学生", campus=campus_a)
+        card = board_card_get(viewer=front_desk, student_id=bare.pk)
+        assert (card.student.stage, card.flags) == ("lead", [])
+
     def test_teacher_may_not_open_the_board(self, client, teacher):
         login(client, teacher)
         assert client.get(reverse("board")).status_code == 403

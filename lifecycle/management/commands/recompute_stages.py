@@ -54,6 +54,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{result.decided} students decided, {result.changed} stage changes, "
-                f"{result.rows_written} flag rows written in {time.perf_counter() - started:.2f} s."
+                f"{result.rows_written} stage rows written in {time.perf_counter() - started:.2f} s."
             )
         )
