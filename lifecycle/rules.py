@@ -54,6 +54,11 @@ REASON_STAGE: dict[str, str] = {
 WON_BACK_FROM = (DORMANT, CHURNED)
 WON_BACK_TO = (ENROLLED, ACTIVE)
 
+# Attendance statuses of a lesson that was held for the student: a no-show's lesson went ahead
+# and consumed hours, while an excused leave (请假) is no lesson at all. A completed contract
+# ended at its last held lesson, so a leave recorded after the last lesson cannot move its end.
+HELD_LESSON_STATUSES: tuple[str, ...] = ("present", "absent")
+
 # recheck_at when no passing of time can change the decision (only a new fact can).
 NEVER = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 
@@ -226,7 +231,7 @@ class ContractRow:
     hours_consumed: Decimal = Decimal("0")
     valid_until: dt.date | None = None
     refunded_at: dt.datetime | None = None
-    # The latest lesson time of the attendance taken from this contract (when it completed).
+    # The latest held lesson (HELD_LESSON_STATUSES) taken from this contract (when it completed).
     last_lesson_at: dt.datetime | None = None
 
 
@@ -243,7 +248,7 @@ class StudentHistory:
 
 
 def contract_ended_at(contract: ContractRow) -> dt.datetime | None:
-    """When a completed or refunded contract ended: its refund, or its last lesson."""
+    """When a completed or refunded contract ended: its refund, or its last held lesson."""
     if contract.status == "refunded":
         return contract.refunded_at or contract.signed_at
     if contract.status == "completed":

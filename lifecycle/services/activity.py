@@ -19,7 +19,7 @@ from django.db import connection, transaction
 
 from crm.models import Student, StudentStage
 from lifecycle.models import StudentActivity
-from lifecycle.rules import aggregates_from_history
+from lifecycle.rules import HELD_LESSON_STATUSES, aggregates_from_history
 from lifecycle.services.facts import histories_of
 
 AGGREGATE_COLUMNS = (
@@ -50,10 +50,11 @@ trials AS (
     FROM crm_triallesson WHERE status <> 'cancelled' AND {where} GROUP BY student_id
 ),
 ended AS (
-    -- When each completed / refunded contract ended: its refund, or its last lesson.
+    -- When each completed / refunded contract ended: its refund, or its last held lesson.
     SELECT k.id,
            CASE WHEN k.status = 'refunded' THEN coalesce(k.refunded_at, k.signed_at)
-                ELSE coalesce((SELECT max(x.lesson_at) FROM crm_attendance x WHERE x.contract_id = k.id), k.signed_at)
+                ELSE coalesce((SELECT max(x.lesson_at) FROM crm_attendance x
+                               WHERE x.contract_id = k.id AND x.status = ANY(%(held)s)), k.signed_at)
            END AS ended_at
     FROM crm_contract k WHERE k.status IN ('completed', 'refunded') AND {where_k}
 ),
@@ -146,7 +147,7 @@ def activity_refresh(student_ids: Iterable[int]) -> int:
     if connection.vendor != "postgresql":
         return _refresh_in_python(ids)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_refresh_sql(for_ids=True), {"ids": ids})
+        cursor.execute(_refresh_sql(for_ids=True), {"ids": ids, "held": list(HELD_LESSON_STATUSES)})
         return cursor.rowcount
 
 
@@ -160,7 +161,7 @@ def activity_rebuild_all() -> int:
         return written
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute(_refresh_sql(for_ids=False))
+        cursor.execute(_refresh_sql(for_ids=False), {"held": list(HELD_LESSON_STATUSES)})
         return cursor.rowcount
 
 

@@ -10,11 +10,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from crm.models import Attendance, Campus, Consultation, Contract, Student, TrialLesson
 from lifecycle.models import LifecycleSettings
-from lifecycle.rules import ContractRow, StudentHistory, Thresholds
+from lifecycle.rules import HELD_LESSON_STATUSES, ContractRow, StudentHistory, Thresholds
 
 
 def thresholds_of(row: LifecycleSettings) -> Thresholds:
@@ -55,7 +55,8 @@ def histories_of(student_ids: Iterable[int]) -> dict[int, StudentHistory]:
     ):
         trials[sid].append((at, status))
     contracts: dict[int, list[ContractRow]] = defaultdict(list)
-    rows = Contract.objects.filter(student_id__in=ids).annotate(last_lesson_at=Max("attendances__lesson_at"))
+    last_held = Max("attendances__lesson_at", filter=Q(attendances__status__in=HELD_LESSON_STATUSES))
+    rows = Contract.objects.filter(student_id__in=ids).annotate(last_lesson_at=last_held)
     for c in rows:
         contracts[c.student_id].append(
             ContractRow(

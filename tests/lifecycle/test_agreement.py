@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from crm.models import Attendance, Campus, Consultation, Contract, Course, Student, StudentStage, TrialLesson, User
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.rules import (
+    HELD_LESSON_STATUSES,
     NEVER,
     ContractRow,
     Decision,
@@ -204,7 +205,10 @@ def write(world: dict, generated: list[GenStudent]) -> dict[int, StudentHistory]
                     hours_consumed=k.hours_consumed,
                     valid_until=k.valid_until,
                     refunded_at=k.refunded_at,
-                    last_lesson_at=max((a.lesson_at for a in attendance if a.contract is k), default=None),
+                    last_lesson_at=max(
+                        (a.lesson_at for a in attendance if a.contract is k and a.status in HELD_LESSON_STATUSES),
+                        default=None,
+                    ),
                 )
                 for k in contracts
             ),

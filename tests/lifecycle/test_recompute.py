@@ -476,6 +476,48 @@ def test_contracts_are_scoped_like_the_rules_say(campus_a: Campus, course_a: Cou
     assert stage_of(student) == "consulting"
 
 
+def completed_contract_then(
+    campus: Campus, course: Course, teacher: User, *, after_last_present: str, gap_days: int
+) -> Student:
+    """A used-up contract whose last present lesson was 40 days before T0, then one more
+    attendance row of the given status `gap_days` later."""
+    student = factories.StudentFactory(campus=campus)
+    Student.objects.filter(pk=student.pk).update(created_at=day(-120))
+    contract = factories.ContractFactory(student=student, course=course, signed_at=day(-100), status="completed")
+    for d in (-61, -54, -47, -40):
+        factories.AttendanceFactory(student=student, contract=contract, lesson_at=day(d), teacher=teacher)
+    factories.AttendanceFactory(
+        student=student, contract=contract, lesson_at=day(-40 + gap_days), teacher=teacher, status=after_last_present
+    )
+    return student
+
+
+@pytest.mark.parametrize(
+    ("status", "ended_on", "stage"),
+    [
+        # A leave is no lesson: the contract ended at day -40, more than 30 days (ended_grace_days) before T0.
+        ("leave", -40, "churned"),
+        # A no-show's lesson was held and consumed hours: the contract ended at day -15, within the grace.
+        ("absent", -15, "dormant"),
+    ],
+)
+def test_a_completed_contract_ends_at_its_last_held_lesson_in_both_executions(
+    campus_a: Campus, course_a: Course, teacher: User, status: str, ended_on: int, stage: str
+) -> None:
+    student = completed_contract_then(campus_a, course_a, teacher, after_last_present=status, gap_days=25)
+    # The set-based execution.
+    activity_refresh([student.pk])
+    assert StudentActivity.objects.get(pk=student.pk).last_ended_at == day(ended_on)
+    recompute_stages([student.pk], now=T0, source="nightly")
+    assert stage_of(student) == stage
+    # The pure one, from the raw rows.
+    t = thresholds_by_campus()[campus_a.pk]
+    history = histories_of([student.pk])[student.pk]
+    facts = facts_from_history(history, T0, t)
+    assert facts.last_ended_at == day(ended_on)
+    assert stage_for(facts, T0, t).stage == stage
+
+
 # --- the demo ---------------------------------------------------------------------------------
 
 
