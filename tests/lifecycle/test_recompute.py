@@ -10,6 +10,7 @@ from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.db import connection
@@ -521,12 +522,17 @@ def test_a_completed_contract_ends_at_its_last_held_lesson_in_both_executions(
 # --- the demo ---------------------------------------------------------------------------------
 
 
+# The day main was red (no dormant student in the demo); tests/lifecycle/test_date_spread.py
+# builds the demo's core on a spread of dates across a year.
+@time_machine.travel(dt.datetime(2026, 12, 2, 10, 0, tzinfo=TZ), tick=False)
 def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     from crm.management.demo import MIN_STUDENTS
 
     call_command("seed_demo", students=MIN_STUDENTS, stdout=StringIO())
     stages = set(StudentStage.objects.values_list("stage", flat=True))
     assert stages == {"lead", "consulting", "trial", "enrolled", "active", "dormant", "churned", "lost"}
+    assert StudentStage.objects.filter(at_risk=True).exists()
+    assert StudentStage.objects.filter(renewal_due=True).exists()
     # Every stage is the pure function's decision from the demo's facts, and nothing is left to change.
     now = timezone.now()
     thresholds = thresholds_by_campus()

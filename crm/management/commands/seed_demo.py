@@ -6,13 +6,16 @@ A realistic institution for trying the product: two campuses, staff for every ro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
 from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
-from crm.models import Role, Student, StudentStage, User
+from crm.models import Campus, Role, Student, StudentStage, User
+
+if TYPE_CHECKING:
+    from lifecycle.rules import Thresholds
 
 ROLE_LABELS: dict[str, str] = {
     Role.FRONT_DESK: "前台/顾问",
@@ -64,15 +67,20 @@ class Command(BaseCommand):
 
         The services would schedule one recomputation per call; they are held back and the
         engine runs once, set-based, over everyone (the command sits above both apps; crm's
-        models and services never import lifecycle).
+        models and services never import lifecycle). The campuses' thresholds place the
+        demo's anchor students, so every stage is there whatever today's date is.
         """
         from lifecycle.models import StageSource
         from lifecycle.services.activity import activity_rebuild_all
         from lifecycle.services.events import recompute_deferred
+        from lifecycle.services.facts import thresholds_by_campus
         from lifecycle.services.recompute import recompute_stages
 
+        def thresholds_for(campus: Campus) -> Thresholds:
+            return thresholds_by_campus()[campus.pk]
+
         with recompute_deferred(recompute=False):
-            summary = DemoBuilder(students=students, seed=seed).build()
+            summary = DemoBuilder(students=students, seed=seed, thresholds_for=thresholds_for).build()
         activity_rebuild_all()
         result = recompute_stages(source=StageSource.NIGHTLY, full=True)
         stages = StudentStage.objects.values("stage").annotate(n=Count("pk")).order_by("stage")

@@ -10,7 +10,9 @@ on a few fields (created_at, refunded_at, lost_at, feedback_at); those are moved
 to when the fact happened right after the call.
 
 Everything is drawn from one seeded random generator, so the same seed gives the same
-institution (relative to today's date).
+institution (relative to today's date). On each campus the first student of a kind whose
+stage depends on elapsed time is an anchor (`anchors`), placed from the campus's lifecycle
+thresholds so that every stage and flag is in the demo whatever today's date is.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from crm import services
+from crm.management.demo import anchors
 from crm.management.demo import catalogue as cat
 from crm.models import (
     Attendance,
@@ -93,6 +96,8 @@ class DemoSummary:
     students: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    # Each campus's core, (campus code, kind) -> student id: what each one is, anchors.CORE says.
+    core: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def demo_account_specs() -> list[DemoAccount]:
@@ -116,6 +121,7 @@ class CampusWorld:
     families: list[tuple[Guardian, str, str]] = field(default_factory=list)  # guardian, surname, national phone
     active_students: list[Student] = field(default_factory=list)
     kinds_done: Counter[str] = field(default_factory=Counter)
+    thresholds: anchors.StageThresholds | None = None
 
     def courses_of(self, teacher: User) -> list[tuple[Course, cat.CourseSpec]]:
         return [(c, s) for c, s in self.courses if self.teacher_by_subject[s.subject] == teacher]
@@ -132,10 +138,14 @@ class Child:
 
 
 class DemoBuilder:
-    def __init__(self, *, students: int, seed: int) -> None:
+    def __init__(
+        self, *, students: int, seed: int, thresholds_for: Callable[[Campus], anchors.StageThresholds]
+    ) -> None:
         if students < MIN_STUDENTS:
             raise ValueError(f"the demo needs at least {MIN_STUDENTS} students to show every kind of history")
         self.total = students
+        # Each campus's lifecycle thresholds, which place the anchor students (crm cannot ask lifecycle).
+        self.thresholds_for = thresholds_for
         self.rng = random.Random(seed)
         self.now = timezone.now()
         self.today = timezone.localdate(self.now)
@@ -151,6 +161,7 @@ class DemoBuilder:
         }
         self.tags: dict[tuple[str, str], Tag] = {}
         self.summary = DemoSummary()
+        self.last_captured: Student | None = None
         self.password_hash = make_password(cat.DEMO_PASSWORD)
 
     # --- time ---------------------------------------------------------------
@@ -299,7 +310,9 @@ class DemoBuilder:
     # --- the plan -----------------------------------------------------------
 
     def plan(self, count: int) -> list[str]:
-        """The kinds of history for one campus's `count` students, shuffled."""
+        """The kinds of history for one campus's `count` students: one of each kind first
+        (the campus's core, whose anchors hold every stage whatever the date), then the
+        rest shuffled."""
         counts = {
             kind: max(minimum, round(share * count))
             for kind, (share, minimum) in ARCHETYPES.items()
@@ -309,19 +322,29 @@ class DemoBuilder:
         counts["active"] = count - sum(counts.values())
         if counts["active"] < ARCHETYPES["active"][1]:
             raise ValueError(f"the demo needs at least {MIN_STUDENTS} students to show every kind of history")
-        kinds = [kind for kind, n in counts.items() for _ in range(n)]
-        self.rng.shuffle(kinds)
-        return kinds
+        rest = [kind for kind, n in counts.items() for _ in range(n - 1)]
+        self.rng.shuffle(rest)
+        return [*ARCHETYPES, *rest]
 
-    def build(self) -> DemoSummary:
+    def build(self, *, core_only: bool = False) -> DemoSummary:
+        """The demo. `core_only`: only the first campus's core (`anchors.CORE`), the part that
+        holds every stage and flag whatever the date (what the date-spread test builds; the
+        other campus's core is placed by the same code)."""
         started = timezone.now()
         with transaction.atomic():
             worlds = self.build_reference()
+            for world in worlds:
+                world.thresholds = self.thresholds_for(world.campus)
             per_campus = [
                 self.total // len(worlds) + (1 if i < self.total % len(worlds) else 0) for i in range(len(worlds))
             ]
+            if core_only:
+                worlds, per_campus = worlds[:1], per_campus[:1]
             for world, count in zip(worlds, per_campus, strict=True):
-                for index, kind in enumerate(self.plan(count)):
+                kinds = self.plan(count)
+                if core_only:
+                    kinds = [kind for kind in kinds[: len(ARCHETYPES)] if kind in anchors.CORE]
+                for index, kind in enumerate(kinds):
                     self.student(world, kind, index)
             for world in worlds:
                 self.todays_lessons(world)
@@ -341,6 +364,9 @@ class DemoBuilder:
             flow(world, index)
         else:
             self.flow_signed(world, kind, index)
+        if kind in anchors.CORE and not world.kinds_done[kind]:
+            assert self.last_captured is not None
+            self.summary.core[(world.campus.code, kind)] = self.last_captured.pk
         world.kinds_done[kind] += 1
         self.summary.kinds[kind] += 1
         self.summary.students += 1
@@ -392,6 +418,7 @@ class DemoBuilder:
             add_to_family=sibling_of is not None,
         )
         student = captured.student
+        self.last_captured = student
         # lead_capture stamps now; the lead came in at captured_at.
         Student.objects.filter(pk=student.pk).update(created_at=captured_at)
         if captured.new_family:
@@ -520,6 +547,23 @@ class DemoBuilder:
     def consultant(self, world: CampusWorld, index: int) -> User:
         return world.consultants[index % len(world.consultants)]
 
+    def anchor_thresholds(self, world: CampusWorld, kind: str) -> anchors.StageThresholds | None:
+        """The campus's thresholds when this student is its anchor of the kind, else None."""
+        if kind not in anchors.ANCHORED_KINDS or world.kinds_done[kind]:
+            return None
+        return world.thresholds
+
+    def lessons_on(self, days_ago: Sequence[int]) -> list[dt.datetime]:
+        """Lessons on these days before today, at one usual hour per weekday (a weekly class keeps its slot)."""
+        slots: dict[int, tuple[int, int]] = {}
+        lessons = []
+        for d in days_ago:
+            day = self.today - dt.timedelta(days=d)
+            if day.weekday() not in slots:
+                slots[day.weekday()] = self.pick(WEEKEND_SLOTS if day.weekday() >= 5 else WEEKDAY_SLOTS)
+            lessons.append(self.at(day, *slots[day.weekday()]))
+        return lessons
+
     # --- the flows, one per kind of history --------------------------------
 
     def flow_lead(self, world: CampusWorld, index: int) -> None:
@@ -527,7 +571,9 @@ class DemoBuilder:
         # campus pool with no owner.
         actor = world.manager if world.kinds_done["lead"] % 5 == 4 else self.consultant(world, index)
         course_spec = self.pick(cat.COURSES) if self.rng.random() < 0.5 else None
-        self.capture(world, index, self.days_ago(self.rng.randint(0, 45)), actor, course_spec)
+        anchor = self.anchor_thresholds(world, "lead")
+        days = anchors.lead_captured_days_ago(anchor) if anchor else self.rng.randint(0, 45)
+        self.capture(world, index, self.days_ago(days), actor, course_spec)
 
     def flow_consulting(self, world: CampusWorld, index: int) -> None:
         actor = self.consultant(world, index)
@@ -631,6 +677,57 @@ class DemoBuilder:
             course, spec = self.course_for(world)
             teacher = world.teacher_by_subject[spec.subject]
         per_lesson = spec.hours_per_lesson
+        anchor = self.anchor_thresholds(world, kind)
+        if anchor is not None:
+            signed_at, hours, lessons, renews = self.anchored_contract(kind, anchor, per_lesson)
+        else:
+            signed_at, hours, lessons = self.random_contract(kind, per_lesson)
+            renews = kind in RENEWING
+        last_consult = signed_at - dt.timedelta(days=rng.randint(1, 7))
+        captured = last_consult - dt.timedelta(days=rng.randint(3, 40))
+        student = self.capture(world, index, captured, actor, spec)
+        self.consult_series(
+            world, student, actor, captured + dt.timedelta(hours=1), last_consult, course, Intent.HIGH, signed_at
+        )
+        if rng.random() < 0.8:
+            trial_day = timezone.localdate(last_consult, self.tz)
+            self.past_trial(world, student, actor, course, teacher, trial_day, came=True)
+        contract = self.sign(student, actor, course, spec, hours, signed_at)
+        last_lesson: dt.datetime | None = None
+        for lesson_at, status in lessons:
+            if contract.hours_remaining < per_lesson:
+                if not renews:
+                    break
+                contract = self.sign(
+                    student, actor, course, spec, Decimal(rng.choice((48, 72))), lesson_at - dt.timedelta(days=1)
+                )
+            # On leave costs nothing; a no-show without notice is charged, as most institutions do.
+            charged = Decimal(0) if status == AttendanceStatus.LEAVE else per_lesson
+            services.attendance_record(
+                actor=teacher,
+                student=student,
+                hours=charged,
+                status=status,
+                contract=contract,
+                lesson_at=lesson_at,
+                feedback=self.pick(cat.ATTENDANCE_FEEDBACK) if status == AttendanceStatus.PRESENT else "",
+            )
+            contract.hours_consumed += charged
+            last_lesson = lesson_at
+        if renews and contract.hours_remaining < per_lesson and last_lesson is not None:
+            # Renewed right after the last hour was used, so the student stays enrolled.
+            renew_at = min(last_lesson + dt.timedelta(days=1), self.now - dt.timedelta(hours=1))
+            self.sign(student, actor, course, spec, Decimal(48), renew_at)
+        if kind == "refunded":
+            self.refund(world, contract, (last_lesson or signed_at) + dt.timedelta(days=rng.randint(5, 20)))
+        if kind in ("active", "at_risk"):
+            world.active_students.append(student)
+
+    def random_contract(
+        self, kind: str, per_lesson: Decimal
+    ) -> tuple[dt.datetime, Decimal, list[tuple[dt.datetime, str]]]:
+        """When a student of this kind signed, how many hours, and their lessons (with status)."""
+        rng = self.rng
         hours = Decimal(rng.choice((48, 72, 96)))
         attend_until: dt.datetime | None
         extra_lesson_at: dt.datetime | None = None
@@ -652,58 +749,39 @@ class DemoBuilder:
             signed_days_ago = rng.randint(35, 150) + lessons * 8 + 10
             attend_until = self.now - dt.timedelta(days=35)
         signed_at = self.days_ago(signed_days_ago)
-        last_consult = signed_at - dt.timedelta(days=rng.randint(1, 7))
-        captured = last_consult - dt.timedelta(days=rng.randint(3, 40))
-        student = self.capture(world, index, captured, actor, spec)
-        self.consult_series(
-            world, student, actor, captured + dt.timedelta(hours=1), last_consult, course, Intent.HIGH, signed_at
-        )
-        if rng.random() < 0.8:
-            trial_day = timezone.localdate(last_consult, self.tz)
-            self.past_trial(world, student, actor, course, teacher, trial_day, came=True)
-        contract = self.sign(student, actor, course, spec, hours, signed_at)
         if attend_until is None:
-            return
+            return signed_at, hours, []
         weekday_slot = self.weekly_slot()
         lesson_at = self.next_weekly(signed_at + dt.timedelta(days=rng.randint(2, 7)), weekday_slot)
-        last_lesson: dt.datetime | None = None
         lesson_times = []
         while lesson_at <= attend_until:
             lesson_times.append(lesson_at)
             lesson_at += dt.timedelta(days=7)
         if extra_lesson_at is not None:
             lesson_times.append(extra_lesson_at)
-        for lesson_at in lesson_times:
-            if contract.hours_remaining < per_lesson:
-                if kind not in RENEWING:
-                    break
-                contract = self.sign(
-                    student, actor, course, spec, Decimal(rng.choice((48, 72))), lesson_at - dt.timedelta(days=1)
-                )
-            status = rng.choices(
-                (AttendanceStatus.PRESENT, AttendanceStatus.LEAVE, AttendanceStatus.ABSENT), weights=(90, 7, 3)
-            )[0]
-            # On leave costs nothing; a no-show without notice is charged, as most institutions do.
-            charged = Decimal(0) if status == AttendanceStatus.LEAVE else per_lesson
-            services.attendance_record(
-                actor=teacher,
-                student=student,
-                hours=charged,
-                status=status,
-                contract=contract,
-                lesson_at=lesson_at,
-                feedback=self.pick(cat.ATTENDANCE_FEEDBACK) if status == AttendanceStatus.PRESENT else "",
-            )
-            contract.hours_consumed += charged
-            last_lesson = lesson_at
-        if kind in RENEWING and contract.hours_remaining < per_lesson and last_lesson is not None:
-            # Renewed right after the last hour was used, so the student stays enrolled.
-            renew_at = min(last_lesson + dt.timedelta(days=1), self.now - dt.timedelta(hours=1))
-            self.sign(student, actor, course, spec, Decimal(48), renew_at)
-        if kind == "refunded":
-            self.refund(world, contract, (last_lesson or signed_at) + dt.timedelta(days=rng.randint(5, 20)))
-        if kind in ("active", "at_risk"):
-            world.active_students.append(student)
+        statuses = rng.choices(
+            (AttendanceStatus.PRESENT, AttendanceStatus.LEAVE, AttendanceStatus.ABSENT),
+            weights=(90, 7, 3),
+            k=len(lesson_times),
+        )
+        return signed_at, hours, list(zip(lesson_times, statuses, strict=True))
+
+    def anchored_contract(
+        self, kind: str, t: anchors.StageThresholds, per_lesson: Decimal
+    ) -> tuple[dt.datetime, Decimal, list[tuple[dt.datetime, str]], bool]:
+        """The anchor of this kind: its signing, hours, lessons (all attended) and whether it
+        renews, placed from the thresholds."""
+        if kind == "enrolled":
+            return self.days_ago(anchors.enrolled_signed_days_ago(t)), Decimal(self.rng.choice((48, 72))), [], False
+        placed = {
+            "active": lambda: anchors.active_with_renewal_due(t, per_lesson),
+            "at_risk": lambda: anchors.attendance_dropped(t),
+            "silent": lambda: anchors.silent_dormant(t, per_lesson),
+        }[kind]()
+        lessons: list[tuple[dt.datetime, str]] = [
+            (at, AttendanceStatus.PRESENT) for at in self.lessons_on(placed.lesson_days_ago)
+        ]
+        return self.days_ago(placed.signed_days_ago), placed.hours, lessons, placed.renews
 
     def sign(
         self,
