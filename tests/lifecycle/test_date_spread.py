@@ -9,22 +9,30 @@ after midnight in Asia/Shanghai, where a UTC date and the campus date differ.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.utils import timezone
 
 from crm.management.demo import MIN_STUDENTS, DemoBuilder
 from crm.management.demo.anchors import CORE
-from crm.models import Campus, Student, StudentStage
-from lifecycle.models import StageSource
+from crm.models import Campus, Course, Student, StudentStage, User
+from crm.selectors import followups_for, students_visible_to
+from lifecycle.models import LifecycleSettings, StageSource
 from lifecycle.rules import Thresholds, facts_from_history, stage_for
+from lifecycle.selectors import board_card_for, board_columns
 from lifecycle.services.activity import activity_rebuild_all
 from lifecycle.services.events import recompute_deferred
 from lifecycle.services.facts import histories_of, thresholds_by_campus
-from lifecycle.services.recompute import recompute_stages
+from lifecycle.services.pool import pool_students, pool_sweep
+from lifecycle.services.recompute import recompute_after_event, recompute_stages
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +117,107 @@ def test_the_demo_holds_every_stage_and_flag_on_any_date(moment: dt.datetime) ->
         t = thresholds[campuses[sid]]
         decision = stage_for(facts_from_history(history, now, t), now, t)
         assert (decision.stage, decision.at_risk, decision.renewal_due) == decided[sid], sid
+
+
+class RolledBack(Exception):
+    pass
+
+
+@contextmanager
+def at_moment(moment: dt.datetime) -> Iterator[None]:
+    """The clock frozen at `moment`, and whatever is written meanwhile undone afterwards."""
+    with time_machine.travel(moment, tick=False), contextlib.suppress(RolledBack), transaction.atomic():
+        yield
+        raise RolledBack
+
+
+def campus_midnight(moment: dt.datetime) -> dt.datetime:
+    return dt.datetime.combine(moment.astimezone(SHANGHAI).date(), dt.time(0), tzinfo=SHANGHAI)
+
+
+def test_follow_ups_and_their_escalation_follow_the_campus_day_on_any_date(
+    front_desk: User, manager: User, campus_a: Campus
+) -> None:
+    """crm.selectors.followups_for (the follow-up pages) and the board card's follow-up state."""
+    for moment in SPREAD:
+        with at_moment(moment):
+            start = campus_midnight(moment)
+            due = {
+                "later_today": moment + (start + dt.timedelta(days=1) - moment) / 2,
+                "earlier_today": start + (moment - start) / 2,
+                # Yesterday, but less than a day ago: half-way between a day ago and midnight.
+                "just_before_today": start - (start + dt.timedelta(days=1) - moment) / 2,
+                "over_a_day_ago": moment - dt.timedelta(days=1, minutes=1),
+                "tomorrow": start + dt.timedelta(days=1, hours=9),
+            }
+            students = {
+                key: factories.StudentFactory(campus=campus_a, owner=front_desk, next_follow_up_at=at, name=key)
+                for key, at in due.items()
+            }
+            lists = followups_for(viewer=manager)
+            assert {s.name for s in lists.today} == {"later_today", "earlier_today"}, moment
+            assert {s.name for s in lists.overdue} == {"just_before_today"}, moment
+            assert {s.name for s in lists.escalated} == {"over_a_day_ago"}, moment
+            mine = followups_for(viewer=front_desk)
+            assert {s.name for s in mine.overdue if s.escalated} == {"over_a_day_ago"}, moment  # type: ignore[attr-defined]
+            states = {key: board_card_for(student).follow_up for key, student in students.items()}
+            assert states == {
+                "later_today": "today",
+                "earlier_today": "overdue",
+                "just_before_today": "overdue",
+                "over_a_day_ago": "overdue",
+                "tomorrow": "later",
+            }, moment
+
+
+def test_the_pool_takes_back_neglected_leads_after_the_window_on_any_date(front_desk: User, campus_a: Campus) -> None:
+    """lifecycle.services.pool: a lead owned and not followed up for pool_follow_up_days returns to the pool."""
+    window = dt.timedelta(days=LifecycleSettings().pool_follow_up_days)
+    hour = dt.timedelta(hours=1)
+    for moment in SPREAD:
+        with at_moment(moment):
+            cases = {
+                "owned_past_the_window": (moment - window - hour, None),
+                "owned_inside_the_window": (moment - window + hour, None),
+                "overdue_past_the_window": (moment - 3 * window, moment - window - hour),
+                "overdue_inside_the_window": (moment - 3 * window, moment - window + hour),
+            }
+            ids = {}
+            for key, (created_at, follow_up) in cases.items():
+                student = factories.StudentFactory(campus=campus_a, owner=front_desk, next_follow_up_at=follow_up)
+                Student.objects.filter(pk=student.pk).update(created_at=created_at)
+                ids[student.pk] = key
+            released = {ids[pk] for pk in pool_sweep()}
+            assert released == {"owned_past_the_window", "overdue_past_the_window"}, moment
+            in_pool = {ids[pk] for pk in pool_students(campus_a.pk).values_list("pk", flat=True)}
+            assert in_pool == released, moment
+
+
+def test_the_board_places_cards_by_the_engines_decision_on_any_date(
+    manager: User, campus_a: Campus, course_a: Course, teacher: User
+) -> None:
+    """A card sits in the column of the stage the engine decides at that moment (default thresholds:
+    active within 21 days of a lesson, dormant to 60, churned after)."""
+    for moment in SPREAD:
+        with at_moment(moment):
+            expected = {}
+            for days_ago, stage in (
+                (2, "active"),
+                (21 - 1, "active"),
+                (21 + 1, "dormant"),
+                (59, "dormant"),
+                (61, "churned"),
+            ):
+                student = factories.StudentFactory(campus=campus_a)
+                Student.objects.filter(pk=student.pk).update(created_at=moment - dt.timedelta(days=200))
+                contract = factories.ContractFactory(
+                    student=student, course=course_a, signed_at=moment - dt.timedelta(days=150)
+                )
+                factories.AttendanceFactory(
+                    student=student, contract=contract, teacher=teacher, lesson_at=moment - dt.timedelta(days=days_ago)
+                )
+                expected[student.pk] = stage
+            recompute_after_event(list(expected))
+            columns = board_columns(students_visible_to(manager), [campus_a.pk])
+            placed = {card.student.pk: column.stage for column in columns for card in column.cards}
+            assert placed == expected, moment
