@@ -308,16 +308,20 @@ def test_an_exclusive_tag_group_keeps_one_tag(front_desk: User, student: Student
 
 
 def test_consultation_sets_the_next_follow_up_and_a_later_one_replaces_it(front_desk: User, student: Student) -> None:
+    # Each slot taken once: called again after the clock passed a whole hour, slot() would move.
+    tomorrow, in_three_days = slot(24), slot(72)
     first = consultation_log(
-        actor=front_desk, student=student, channel="phone", content="问了编程课", next_follow_up_at=slot(24)
+        actor=front_desk, student=student, channel="phone", content="问了编程课", next_follow_up_at=tomorrow
     )
     student.refresh_from_db()
-    assert student.next_follow_up_at == first.next_follow_up_at == slot(24)
+    assert student.next_follow_up_at == first.next_follow_up_at == tomorrow
     assert first.consultant == front_desk
 
-    consultation_log(actor=front_desk, student=student, channel="visit", content="来校参观", next_follow_up_at=slot(72))
+    consultation_log(
+        actor=front_desk, student=student, channel="visit", content="来校参观", next_follow_up_at=in_three_days
+    )
     student.refresh_from_db()
-    assert student.next_follow_up_at == slot(72)
+    assert student.next_follow_up_at == in_three_days
 
     consultation_log(actor=front_desk, student=student, channel="wechat", content="说再考虑")
     student.refresh_from_db()
@@ -325,7 +329,8 @@ def test_consultation_sets_the_next_follow_up_and_a_later_one_replaces_it(front_
 
 
 def test_a_backdated_consultation_does_not_replace_a_later_follow_up(front_desk: User, student: Student) -> None:
-    consultation_log(actor=front_desk, student=student, channel="phone", content="今天", next_follow_up_at=slot(48))
+    in_two_days = slot(48)
+    consultation_log(actor=front_desk, student=student, channel="phone", content="今天", next_follow_up_at=in_two_days)
     # Typed in afterwards: a conversation of three days ago, with the follow-up it had then.
     consultation_log(
         actor=front_desk,
@@ -336,7 +341,7 @@ def test_a_backdated_consultation_does_not_replace_a_later_follow_up(front_desk:
         next_follow_up_at=timezone.now() - dt.timedelta(days=2),
     )
     student.refresh_from_db()
-    assert student.next_follow_up_at == slot(48)
+    assert student.next_follow_up_at == in_two_days
     assert student.consultations.count() == 2
 
 

@@ -4,7 +4,6 @@ filters, "load more", a constant number of queries, and moves that record facts.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 
 import pytest
 from django.db import connection
@@ -18,9 +17,6 @@ from lifecycle.selectors import PAGE_SIZE
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-ENGINE = importlib.util.find_spec("lifecycle.services.recompute") is not None
-needs_engine = pytest.mark.xfail(not ENGINE, reason="the lifecycle engine has not landed yet", strict=True)
 
 
 @pytest.fixture(autouse=True)
@@ -427,7 +423,6 @@ class TestMoves:
         assert f'data-student="{s.pk}"' in data["card"]
         assert data["counts"][s.stage] == "1"
 
-    @needs_engine
     @pytest.mark.django_db(transaction=True)  # the engine runs after commit, as in production
     def test_after_the_fact_the_engine_moves_the_card(self, client, front_desk, campus_a, eager_tasks):
         s = student(campus_a, Stage.LEAD)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
@@ -192,15 +194,13 @@ class TestEscalation:
         overdue_section = html.split('data-section="overdue"')[1].split("</section>")[0]
         assert "拖了三天" not in overdue_section
 
+    # Due before today began but less than a day ago: at 23:45 local, fifteen minutes before a
+    # day is up, a follow-up due at 23:50 yesterday is overdue, not yet escalated.
+    @time_machine.travel(dt.datetime(2026, 12, 2, 23, 45, tzinfo=ZoneInfo("Asia/Shanghai")), tick=False)
     def test_recently_overdue_is_not_escalated(
         self, client: Client, manager: User, front_desk: User, campus_a: Campus
     ) -> None:
-        # Due before today began but less than a day ago; only possible early in the day.
-        now = timezone.localtime()
-        hours = now.hour + now.minute / 60 + 0.5
-        if hours >= 24:
-            pytest.skip("needs a moment before midnight")
-        self.overdue(campus_a, front_desk, hours, "刚过期")
+        self.overdue(campus_a, front_desk, 23 + 55 / 60, "刚过期")
         login(client, manager)
         html = client.get(reverse("followups")).content.decode()
         escalated = html.split('data-section="escalated"')[1].split("</section>")[0]

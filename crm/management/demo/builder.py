@@ -573,7 +573,8 @@ class DemoBuilder:
         course_spec = self.pick(cat.COURSES) if self.rng.random() < 0.5 else None
         anchor = self.anchor_thresholds(world, "lead")
         days = anchors.lead_captured_days_ago(anchor) if anchor else self.rng.randint(0, 45)
-        self.capture(world, index, self.days_ago(days), actor, course_spec)
+        # A working hour today may still be ahead (seeded early in the morning): then it came in just now.
+        self.capture(world, index, min(self.days_ago(days), self.now), actor, course_spec)
 
     def flow_consulting(self, world: CampusWorld, index: int) -> None:
         actor = self.consultant(world, index)
