@@ -11,8 +11,8 @@ as lost by a person, and a refunded contract makes its student churned.
 crm sits below lifecycle, so the thresholds come in as anything with the attributes of
 `StageThresholds` (lifecycle.rules.Thresholds has them); seed_demo passes each campus's.
 Every placement is a whole number of local days ago, at a lesson or office hour: such a
-moment is between d - 1 and d + 1 days old whatever the time of day, and each d below
-keeps at least two days from the threshold it must stay clear of.
+moment is between d - 1 and d + 1 days old whatever the time of day, so each d below is at
+least two whole days from the threshold it must stay clear of (a day of margin is left).
 """
 
 from __future__ import annotations
