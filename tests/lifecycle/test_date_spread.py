@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from crm.management.demo import MIN_STUDENTS, DemoBuilder
 from crm.management.demo.anchors import CORE
+from crm.management.demo.catalogue import CAMPUSES
 from crm.models import Campus, Course, Student, StudentStage, User
 from crm.selectors import followups_for, students_visible_to
 from lifecycle.models import LifecycleSettings, StageSource
@@ -117,6 +119,30 @@ def test_the_demo_holds_every_stage_and_flag_on_any_date(moment: dt.datetime) ->
         t = thresholds[campuses[sid]]
         decision = stage_for(facts_from_history(history, now, t), now, t)
         assert (decision.stage, decision.at_risk, decision.renewal_due) == decided[sid], sid
+
+
+# A campus whose thresholds are all tighter than DESIGN.md's, so the anchors must follow them.
+TIGHT = {
+    "active_days": 10,
+    "churn_days": 30,
+    "stale_lead_days": 20,
+    "risk_window_days": 14,
+    "renewal_hours": Decimal("2"),
+}
+
+
+@pytest.mark.parametrize("moment", [SPREAD[0], SPREAD[1], SPREAD[6]], ids=spread_id)
+def test_the_demo_anchors_follow_the_campus_thresholds(moment: dt.datetime) -> None:
+    campus = Campus.objects.create(code=CAMPUSES[0].code, name=CAMPUSES[0].name)
+    LifecycleSettings.objects.create(campus=campus, **TIGHT)
+    with time_machine.travel(moment, tick=False):
+        with recompute_deferred(recompute=False):
+            built = DemoBuilder(students=MIN_STUDENTS, seed=7, thresholds_for=campus_thresholds).build(core_only=True)
+        activity_rebuild_all()
+        recompute_stages(source=StageSource.NIGHTLY, full=True)
+    decided = {row[0]: row[1:] for row in StudentStage.objects.values_list("pk", "stage", "at_risk", "renewal_due")}
+    assert {campus_code for campus_code, _ in built.core} == {campus.code}
+    assert_core_holds(built.core, decided)
 
 
 class RolledBack(Exception):
