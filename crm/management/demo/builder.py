@@ -185,11 +185,11 @@ class DemoBuilder:
 
     # --- reference data -----------------------------------------------------
 
-    def build_reference(self) -> list[CampusWorld]:
+    def build_reference(self, campuses: Sequence[cat.CampusSpec] = cat.CAMPUSES) -> list[CampusWorld]:
         # role_group re-creates a role group that is missing (a flushed database).
         groups = {role.value: role_group(role) for role in Role}
         worlds = []
-        for campus_spec in cat.CAMPUSES:
+        for campus_spec in campuses:
             campus, _ = Campus.objects.update_or_create(
                 code=campus_spec.code, defaults={"name": campus_spec.name, "address": campus_spec.address}
             )
@@ -327,20 +327,18 @@ class DemoBuilder:
         return [*ARCHETYPES, *rest]
 
     def build(self, *, core_only: bool = False) -> DemoSummary:
-        """The demo. `core_only`: only the first campus's core (`anchors.CORE`), the part that
-        holds every stage and flag whatever the date (what the date-spread test builds; the
-        other campus's core is placed by the same code)."""
+        """The demo. `core_only`: only the first campus and its core (`anchors.CORE`), the part
+        that holds every stage and flag whatever the date, drawn as in the full demo (what the
+        date-spread test builds; the other campus's core is placed by the same code)."""
         started = timezone.now()
         with transaction.atomic():
-            worlds = self.build_reference()
+            worlds = self.build_reference(cat.CAMPUSES[:1] if core_only else cat.CAMPUSES)
             for world in worlds:
                 world.thresholds = self.thresholds_for(world.campus)
-            per_campus = [
-                self.total // len(worlds) + (1 if i < self.total % len(worlds) else 0) for i in range(len(worlds))
-            ]
-            if core_only:
-                worlds, per_campus = worlds[:1], per_campus[:1]
-            for world, count in zip(worlds, per_campus, strict=True):
+            # Shares of the whole demo even for the core alone, so its random draws match the full demo's.
+            campuses = len(cat.CAMPUSES)
+            per_campus = [self.total // campuses + (1 if i < self.total % campuses else 0) for i in range(campuses)]
+            for world, count in zip(worlds, per_campus[: len(worlds)], strict=True):
                 kinds = self.plan(count)
                 if core_only:
                     kinds = [kind for kind in kinds[: len(ARCHETYPES)] if kind in anchors.CORE]
