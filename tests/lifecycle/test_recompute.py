@@ -20,6 +20,7 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from crm import services
 from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
@@ -82,9 +83,9 @@ def test_one_history_row_per_real_change_none_on_a_rerun(campus_a: Campus, cours
         "active",
         "attending",
         "event",
-        day(1),
+        day(0),  # the lesson that made them active, not the moment the run noticed
     )
-    assert Student.objects.get(pk=student.pk).stage_changed_at == day(1)
+    assert Student.objects.get(pk=student.pk).stage_changed_at == day(0)
 
 
 def test_time_moves_an_attending_student_to_dormant_then_churned_on_the_right_night(
@@ -102,8 +103,13 @@ def test_time_moves_an_attending_student_to_dormant_then_churned_on_the_right_ni
         seen[night] = stage_of(student)
     assert seen[21] == "active" and seen[22] == "dormant"
     assert seen[60] == "dormant" and seen[61] == "churned"
-    history = list(StageChange.objects.filter(student=student).order_by("changed_at").values_list("to_stage", "source"))
+    history = list(StageChange.objects.filter(student=student).order_by("pk").values_list("to_stage", "source"))
     assert history == [("active", "nightly"), ("dormant", "nightly"), ("churned", "nightly")]
+    # Each stage starts when the facts put the student there (the last lesson + 21 / + 60 days),
+    # not at the 02:00 run that noticed it.
+    starts = list(StageChange.objects.filter(student=student).order_by("pk").values_list("changed_at", flat=True))
+    assert starts == [day(0), day(21), day(60)]
+    assert Student.objects.get(pk=student.pk).stage_changed_at == day(60)
 
 
 def test_a_churned_student_who_signs_again_is_won_back(
@@ -292,8 +298,8 @@ def test_a_big_run_decides_in_two_halves_at_once_like_one_statement(
     halves: list[recompute.RecomputeResult] = []
     decide_and_write = recompute._decide_and_write
 
-    def spy(conditions, params, *, big, half=None):  # type: ignore[no-untyped-def]
-        halves.append(decide_and_write(conditions, params, big=big, half=half))
+    def spy(target, params, *, big, half=None):  # type: ignore[no-untyped-def]
+        halves.append(decide_and_write(target, params, big=big, half=half))
         return halves[-1]
 
     monkeypatch.setattr(recompute, "_decide_and_write", spy)
@@ -593,7 +599,7 @@ def test_local_midnights_in_sql_follow_the_zone_inside_and_outside_its_fixed_off
     days += [dt.date(2026, 1, 1) + dt.timedelta(days=n) for n in range(0, 730, 3)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT d, {_local_midnight('d')} FROM unnest(%(days)s::date[]) AS d",
+            sql.SQL("SELECT d, {} FROM unnest(%(days)s::date[]) AS d").format(_local_midnight(sql.Identifier("d"))),
             {
                 "days": days,
                 "tz": zone,
