@@ -203,6 +203,12 @@ class Student(models.Model):
     def get_stage_display(self) -> str:
         return self.stage_row().get_stage_display()
 
+    def days_in_stage(self, now: datetime.datetime) -> int:
+        """Whole days since the facts put the student in their stage (the engine's start; their
+        creation until it has decided), as the board, the student page and the history read it."""
+        since = self.stage_changed_at or self.created_at
+        return max((now - since).days, 0) if since else 0
+
 
 class StudentStage(models.Model):
     """A student's lifecycle stage and flags: what the lifecycle engine last decided from their

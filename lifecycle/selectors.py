@@ -114,10 +114,9 @@ def _follow_up_state(student: Student, now: dt.datetime) -> str:
 
 def board_card_for(student: Student, now: dt.datetime | None = None) -> BoardCard:
     now = now or timezone.now()
-    since = student.stage_changed_at or student.created_at
     return BoardCard(
         student=student,
-        days_in_stage=(now - since).days if since else None,
+        days_in_stage=student.days_in_stage(now),
         follow_up=_follow_up_state(student, now),
         flags=_card_flags(student),
         tags=list(student.student_tags.all()),

@@ -534,6 +534,7 @@ def test_a_completed_contract_ends_at_its_last_held_lesson_in_both_executions(
 def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     from crm.management.demo import MIN_STUDENTS
 
+    seeded = timezone.now()
     call_command("seed_demo", students=MIN_STUDENTS, stdout=StringIO())
     stages = set(StudentStage.objects.values_list("stage", flat=True))
     assert stages == {"lead", "consulting", "trial", "enrolled", "active", "dormant", "churned", "lost"}
@@ -544,9 +545,18 @@ def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     thresholds = thresholds_by_campus()
     students = dict(Student.objects.values_list("pk", "campus_id"))
     stage_by_id = dict(StudentStage.objects.values_list("pk", "stage"))
+    start_by_id = dict(StudentStage.objects.values_list("pk", "changed_at"))
     for sid, history in histories_of(list(students)).items():
         t = thresholds[students[sid]]
-        assert stage_by_id[sid] == stage_for(facts_from_history(history, now, t), now, t).stage
+        decision = stage_for(facts_from_history(history, now, t), now, t)
+        assert stage_by_id[sid] == decision.stage
+        # Each stage started when the demo's facts put the student there, not at the seeding
+        # (facts dated later today start it at the seeding).
+        if decision.since < seeded:
+            assert start_by_id[sid] == decision.since, (sid, decision.reason)
+    days = [s.days_in_stage(now) for s in Student.objects.select_related("pipeline")]
+    # Some came in or booked a trial today; most have been in their stage for a while.
+    assert sum(1 for d in days if d == 0) < len(days) / 4 and len(set(days)) > len(days) / 4
     moved = StageChange.objects.exclude(to_stage="lead").values_list("student_id", flat=True)
     assert set(moved) == {sid for sid, stage in stage_by_id.items() if stage != "lead"}
 
