@@ -154,8 +154,7 @@ decisions AS (
                WHEN verdict.reason = 'closed_lost' THEN NULL
                ELSE {recheck_stale}
            END, %(never)s) AS recheck_at,
-           -- stage_for's `since`, where the kept aggregates say it; the three reasons whose start
-           -- needs the raw facts are looked up below, for the students whose stage changes only.
+           -- stage_for's `since`, where the kept aggregates say it (see `starts` for the rest).
            CASE verdict.reason
                WHEN 'new_lead' THEN a.created_at
                WHEN 'closed_lost' THEN a.lost_at
@@ -233,43 +232,28 @@ to_write AS (
                             d.old_recheck_at)
        OR d.old_changed_at IS NULL
 ),
--- stage_for, reason consulted: the stage began at the first consultation.
-first_consultations AS (
-    SELECT c.student_id, min(c.consulted_at) AS at
-    FROM to_write d JOIN crm_consultation c ON c.student_id = d.student_id
-    WHERE d.new_start AND d.reason = 'consulted'
-    GROUP BY c.student_id
-),
--- stage_for, reason trial: the stage began at the first trial that is not cancelled.
-first_trials AS (
-    SELECT t.student_id, min(t.scheduled_at) AS at
-    FROM to_write d JOIN crm_triallesson t ON t.student_id = d.student_id
-    WHERE d.new_start AND d.reason = 'trial' AND t.status <> 'cancelled'
-    GROUP BY t.student_id
-),
--- stage_for, reason attending: rules.attending_from, the first present lesson after the latest
--- gap of more than active_days between two present lessons (or the first one ever).
-attending_runs AS (
-    SELECT p.student_id,
-           max(p.lesson_at) FILTER (WHERE p.previous IS NULL OR p.lesson_at > p.previous + p.active_span) AS at
-    FROM (SELECT x.student_id, x.lesson_at, d.active_span,
-                 lag(x.lesson_at) OVER (PARTITION BY x.student_id ORDER BY x.lesson_at) AS previous
-          FROM to_write d JOIN crm_attendance x ON x.student_id = d.student_id
-          WHERE d.new_start AND d.reason = 'attending' AND x.status = 'present') p
-    GROUP BY p.student_id
-),
--- stage_for's `since`, never later than now.
+-- stage_for's `since`, never later than now, for the students whose stage starts again. Three
+-- reasons need the raw facts, looked up for those students only:
 starts AS (
-    SELECT d.*, least(CASE d.reason
-                          WHEN 'consulted' THEN coalesce(fc.at, d.created_at)
-                          WHEN 'trial' THEN coalesce(ft.at, d.created_at)
-                          WHEN 'attending' THEN coalesce(ar.at, d.last_present_at)
-                          ELSE d.since_from_aggregates
-                      END, %(now)s) AS since
+    SELECT d.*, least(CASE
+        WHEN NOT d.new_start THEN NULL
+        -- consulted: the first consultation.
+        WHEN d.reason = 'consulted' THEN coalesce(
+            (SELECT min(c.consulted_at) FROM crm_consultation c WHERE c.student_id = d.student_id), d.created_at)
+        -- trial: the first trial that is not cancelled.
+        WHEN d.reason = 'trial' THEN coalesce(
+            (SELECT min(t.scheduled_at) FROM crm_triallesson t
+             WHERE t.student_id = d.student_id AND t.status <> 'cancelled'), d.created_at)
+        -- attending: rules.attending_from, the first present lesson after the latest gap of more
+        -- than active_days between two present lessons (or the first one ever).
+        WHEN d.reason = 'attending' THEN coalesce(
+            (SELECT max(p.lesson_at)
+             FROM (SELECT x.lesson_at, lag(x.lesson_at) OVER (ORDER BY x.lesson_at) AS previous
+                   FROM crm_attendance x WHERE x.student_id = d.student_id AND x.status = 'present') p
+             WHERE p.previous IS NULL OR p.lesson_at > p.previous + d.active_span), d.last_present_at)
+        ELSE d.since_from_aggregates
+    END, %(now)s) AS since
     FROM to_write d
-    LEFT JOIN first_consultations fc ON fc.student_id = d.student_id
-    LEFT JOIN first_trials ft ON ft.student_id = d.student_id
-    LEFT JOIN attending_runs ar ON ar.student_id = d.student_id
 ),
 -- One write per student whatever changed, in key order: the table's pages are then visited
 -- once each, in order, instead of at random (several times faster on a big run).
