@@ -19,13 +19,13 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from crm import services
-from crm.models import Attendance, Campus, Course, Student, StudentStage, User
+from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
 from lifecycle.models import StageChange
 from lifecycle.selectors import board_card_for
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.recompute import recompute_after_event, recompute_stages
 from tests import factories
-from tests.crm.test_import_support import run, student_row, students_file
+from tests.crm.test_import_support import CONTRACT_HEADER, csv_bytes, run, student_row, students_file
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +149,38 @@ def test_only_the_opener_writes_a_first_stage_row() -> None:
         if "migrations" not in path.parts and path not in allowed and writers.search(path.read_text())
     ]
     assert found == []
+
+
+def test_an_imported_history_starts_the_stage_when_the_history_says(
+    campus_a: Campus, course_a: Course, front_desk: User, django_capture_on_commit_callbacks
+) -> None:
+    """A school's students and contracts imported today: a contract signed 40 days ago, never
+    attended, is dormant since the signing + 21 days, not since the import."""
+    with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
+        report = run(students_file([student_row("张小明", "13800138000")]), actor=front_desk, campus=campus_a)
+        assert report.committed, report.lines()
+        contracts = csv_bytes(
+            CONTRACT_HEADER,
+            [
+                {
+                    "家长电话": "13800138000",
+                    "学生姓名": "张小明",
+                    "课程": course_a.name,
+                    "课时": "40",
+                    "金额": "8000",
+                    "实收": "8000",
+                    "签约时间": "2026-10-23",
+                    "有效期至": "2027-10-22",
+                    "状态": "执行中",
+                }
+            ],
+        )
+        report = run(contracts, actor=front_desk, campus=campus_a, kind="contracts")
+        assert report.committed, report.lines()
+    student = Student.objects.select_related("pipeline").get(name="张小明")
+    signed_at = Contract.objects.get(student=student).signed_at
+    assert (student.stage, student.stage_changed_at) == ("dormant", signed_at + dt.timedelta(days=21))
+    assert student.days_in_stage(NOW) == 19
+    assert list(StageChange.objects.filter(student=student).values_list("to_stage", "changed_at")) == [
+        ("dormant", signed_at + dt.timedelta(days=21))
+    ]
