@@ -109,9 +109,11 @@ class StudentFacts:
     risk_before: int = 0
     # The next moment a present attendance enters or leaves one of those windows.
     risk_next_change_at: dt.datetime | None = None
-    # Read only for the moment a new stage began (Decision.since):
-    first_consulted_at: dt.datetime | None = None
-    first_trial_at: dt.datetime | None = None  # the earliest trial that is not cancelled (scheduled_at)
+    # Read only for the moment a new stage began (Decision.since), counted within the current
+    # lead episode (`lead_episode_from`): the first consultation, and the first trial that is not
+    # cancelled (its scheduled time), or the episode's start if there is none in it.
+    consulted_from: dt.datetime | None = None
+    trial_from: dt.datetime | None = None
     # The first present attendance of the latest run with no gap over active_days between two
     # present lessons: where the student began (or came back) attending.
     attending_from: dt.datetime | None = None
@@ -216,9 +218,9 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
         if touched_at < now - days(t.stale_lead_days):
             reason, since = "stale_lead", touched_at + days(t.stale_lead_days)
         elif f.has_trial:
-            reason, since = "trial", f.first_trial_at or f.created_at
+            reason, since = "trial", f.trial_from or f.created_at
         elif f.has_consultation:
-            reason, since = "consulted", f.first_consulted_at or f.created_at
+            reason, since = "consulted", f.consulted_from or f.created_at
         else:
             reason, since = "new_lead", f.created_at
         candidates.append(touched_at + days(t.stale_lead_days))
@@ -343,17 +345,38 @@ def attending_from(present_times: Iterable[dt.datetime], active_days: int) -> dt
     return run_from
 
 
+def lead_episode_from(
+    created_at: dt.datetime, lost_at: dt.datetime | None, touches: Iterable[dt.datetime], stale_lead_days: int
+) -> dt.datetime:
+    """When the student's current run as an open lead began: their creation, or a touch that
+    reopened them (the first touch after the closing as lost, or a touch more than
+    stale_lead_days after the one before, or after the creation)."""
+    start = created_at
+    previous: dt.datetime | None = None
+    for at in sorted([created_at, *touches]):
+        if previous is not None and (
+            at > previous + days(stale_lead_days) or (lost_at is not None and at > lost_at and previous <= lost_at)
+        ):
+            start = max(start, at)
+        previous = at
+    return start
+
+
 def facts_from_history(history: StudentHistory, now: dt.datetime, thresholds: Thresholds) -> StudentFacts:
     """Aggregates and window counts of one student at `now`, straight from their raw rows, with
     the facts a new stage's start is read from."""
     present = [at for at, status in history.attendance if status == "present"]
     window = risk_window(present, now, thresholds.risk_window_days)
+    trials = [at for at, status in history.trials if status != "cancelled"]
+    episode = lead_episode_from(
+        history.created_at, history.lost_at, [*history.consultations, *trials], thresholds.stale_lead_days
+    )
     return replace(
         aggregates_from_history(history),
         risk_recent=window.recent,
         risk_before=window.before,
         risk_next_change_at=window.next_change_at,
-        first_consulted_at=min(history.consultations, default=None),
-        first_trial_at=min((at for at, status in history.trials if status != "cancelled"), default=None),
+        consulted_from=min((at for at in history.consultations if at >= episode), default=episode),
+        trial_from=min((at for at in trials if at >= episode), default=episode),
         attending_from=attending_from(present, thresholds.active_days),
     )

@@ -168,7 +168,7 @@ decisions AS (
                WHEN 'ended_recently' THEN measures.ended_at
                WHEN 'ended_long_ago' THEN measures.ended_at + th.grace_span
            END AS since_from_aggregates,
-           a.created_at, a.last_present_at, th.active_span
+           a.created_at, a.lost_at, a.last_present_at, th.active_span, th.stale_span
     FROM crm_studentstage s
     JOIN lifecycle_studentactivity a ON a.student_id = s.student_id
     JOIN campus_thresholds th ON th.campus_id = s.campus_id
@@ -237,13 +237,15 @@ to_write AS (
 starts AS (
     SELECT d.*, least(CASE
         WHEN NOT d.new_start THEN NULL
-        -- consulted: the first consultation.
+        -- consulted / trial: the first consultation / trial (not cancelled) of the lead's current
+        -- episode, or the episode's start.
         WHEN d.reason = 'consulted' THEN coalesce(
-            (SELECT min(c.consulted_at) FROM crm_consultation c WHERE c.student_id = d.student_id), d.created_at)
-        -- trial: the first trial that is not cancelled.
+            (SELECT min(c.consulted_at) FROM crm_consultation c
+             WHERE c.student_id = d.student_id AND c.consulted_at >= episode.from_at), episode.from_at)
         WHEN d.reason = 'trial' THEN coalesce(
             (SELECT min(t.scheduled_at) FROM crm_triallesson t
-             WHERE t.student_id = d.student_id AND t.status <> 'cancelled'), d.created_at)
+             WHERE t.student_id = d.student_id AND t.status <> 'cancelled' AND t.scheduled_at >= episode.from_at),
+            episode.from_at)
         -- attending: rules.attending_from, the first present lesson after the latest gap of more
         -- than active_days between two present lessons (or the first one ever).
         WHEN d.reason = 'attending' THEN coalesce(
@@ -254,6 +256,22 @@ starts AS (
         ELSE d.since_from_aggregates
     END, %(now)s) AS since
     FROM to_write d
+    -- rules.lead_episode_from, for the leads that start again only: the creation, or the latest
+    -- touch that reopened them (the first after the closing as lost, or one more than
+    -- stale_lead_days after the touch before it).
+    CROSS JOIN LATERAL (
+        SELECT greatest(d.created_at, max(e.at) FILTER (
+                   WHERE e.at > e.previous + d.stale_span
+                      OR (d.lost_at IS NOT NULL AND e.at > d.lost_at AND e.previous <= d.lost_at))) AS from_at
+        FROM (SELECT m.at, lag(m.at) OVER (ORDER BY m.at) AS previous
+              FROM (SELECT d.created_at AS at
+                    UNION ALL
+                    SELECT c.consulted_at FROM crm_consultation c WHERE c.student_id = d.student_id
+                    UNION ALL
+                    SELECT t.scheduled_at FROM crm_triallesson t
+                    WHERE t.student_id = d.student_id AND t.status <> 'cancelled') m
+              WHERE d.new_start AND d.reason IN ('consulted', 'trial')) e
+    ) episode
 ),
 -- One write per student whatever changed, in key order: the table's pages are then visited
 -- once each, in order, instead of at random (several times faster on a big run).
