@@ -62,7 +62,12 @@ class BoardCard:
     def days_label(self) -> str:
         if self.days_in_stage is None:
             return ""
-        return ngettext("%(days)d day", "%(days)d days", self.days_in_stage) % {"days": self.days_in_stage}
+        return days_label(self.days_in_stage)
+
+
+def days_label(days: int) -> str:
+    """ "N 天": the days a student has been in their stage, as the board and the history say it."""
+    return ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
 
 
 @dataclass

@@ -62,11 +62,13 @@ def test_a_student_whose_last_lesson_was_40_days_ago_reads_dormant_since_19_days
         with translation.override("zh-hans"):
             board = client.get(reverse("board"), HTTP_ACCEPT_LANGUAGE="zh-hans")
             page = client.get(reverse("student_detail", args=[student.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans")
+            history = client.get(reverse("admin:lifecycle_stagechange_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
         cards = [c for col in board.context["columns"] for c in col.cards if c.student.pk == student.pk]
         assert [(c.student.stage, c.days_in_stage) for c in cards] == [("dormant", 19)]
         assert re.search(rf'data-student="{student.pk}" data-stage="dormant">.*?19 天', board.content.decode(), re.S)
         assert 'data-days-in-stage="19"' in page.content.decode()
         assert "19 天" in page.content.decode()
+        assert history.status_code == 200 and "19 天" in history.content.decode()
 
     # A rerun on a later night with the stage unchanged keeps the start.
     with time_machine.travel(NOW + dt.timedelta(days=5), tick=False):
