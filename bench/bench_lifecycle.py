@@ -76,11 +76,12 @@ GENERATE_SQL = [
     FROM gen g JOIN crm_student s ON s.name = 'bench' || g.n
     WHERE s.campus_id IN (SELECT id FROM crm_campus WHERE code LIKE %(prefix)s || '%%')
     """,
-    # Every student starts as a lead (as crm.services creates them).
+    # Every student starts as a lead with no start yet (StudentStage.first_for, as
+    # crm.services.leads.stages_open opens them), written here in SQL for the million.
     """
     INSERT INTO crm_studentstage (student_id, campus_id, stage, changed_at, at_risk, risk_recent, risk_before,
                                   renewal_due, recheck_at)
-    SELECT s.id, s.campus_id, 'lead', s.created_at, false, 0, 0, false, NULL
+    SELECT s.id, s.campus_id, 'lead', NULL, false, 0, 0, false, NULL
     FROM ids JOIN crm_student s ON s.id = ids.sid ORDER BY s.id
     """,
     # Consultations: 1-3 for everyone but the 10% leads.

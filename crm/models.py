@@ -184,12 +184,13 @@ class Student(models.Model):
 
     # The stage lives in StudentStage (see there); these read it through `pipeline`, which every
     # list selects with its students (select_related), so a page reads it with no extra query.
-    # A student written outside the services has no row until the engine's next run: a lead.
+    # A student written outside the services has no row until the engine's next run: read as
+    # the row they will get.
     def stage_row(self) -> StudentStage:
         try:
             return self.pipeline
         except ObjectDoesNotExist:
-            return StudentStage(student_id=self.pk, campus_id=self.campus_id)
+            return StudentStage.first_for(student_id=self.pk, campus_id=self.campus_id)
 
     @property
     def stage(self) -> str:
@@ -201,6 +202,12 @@ class Student(models.Model):
 
     def get_stage_display(self) -> str:
         return self.stage_row().get_stage_display()
+
+    def days_in_stage(self, now: datetime.datetime) -> int:
+        """Whole days since the facts put the student in their stage (the engine's start; their
+        creation until it has decided), as the board, the student page and the history read it."""
+        since = self.stage_changed_at or self.created_at
+        return max((now - since).days, 0) if since else 0
 
 
 class StudentStage(models.Model):
@@ -245,6 +252,14 @@ class StudentStage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student_id}: {self.stage}"
+
+    @classmethod
+    def first_for(cls, *, student_id: int, campus_id: int) -> StudentStage:
+        """A student's first row, before the engine has decided anything: a lead with no start
+        yet. The engine's first decision gives the start the facts say (the creation for a lead,
+        the signing for a contract imported with the student...), even when the stage stays a
+        lead. Written only by `crm.services.leads.stages_open`."""
+        return cls(student_id=student_id, campus_id=campus_id, stage=Stage.LEAD, changed_at=None)
 
 
 class TagGroup(models.Model):

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -23,6 +24,7 @@ from crm.models import Role, User
 from crm.roles import sees_all_campuses
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
+from lifecycle.selectors import days_label
 from lifecycle.services.activity import AGGREGATE_COLUMNS
 from lifecycle.services.facts import settings_ensure
 from lifecycle.services.recompute import recompute_campus_now, settings_changed
@@ -149,9 +151,19 @@ class StageChangeAdmin(LifecycleAdmin):
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
     campus_lookup = "student__campus_id"
     paginator = EstimatedCountPaginator
-    list_display = ("changed_at", "student", "from_stage", "to_stage", "reason_words", "source", "actor", "won_back")
+    list_display = (
+        "changed_at",
+        "student",
+        "from_stage",
+        "to_stage",
+        "days_in_stage",
+        "reason_words",
+        "source",
+        "actor",
+        "won_back",
+    )
     list_filter = ("to_stage", "source", "won_back")
-    list_select_related = ("student", "actor")
+    list_select_related = ("student__pipeline", "actor")
     # Newest first by key: rows are appended as they happen, and the key is indexed.
     ordering = ("-pk",)
     sortable_by = ()
@@ -163,6 +175,14 @@ class StageChangeAdmin(LifecycleAdmin):
     @admin.display(description=gettext_lazy("reason"))
     def reason_words(self, obj: StageChange) -> str:
         return stage_reason_label(obj.reason)
+
+    @admin.display(description=gettext_lazy("Days in this stage"))
+    def days_in_stage(self, obj: StageChange) -> str:
+        """On the change that put the student in their current stage: the days since it began."""
+        current = obj.student.stage_row()
+        if (current.stage, current.changed_at) != (obj.to_stage, obj.changed_at):
+            return "-"
+        return days_label(obj.student.days_in_stage(timezone.now()))
 
 
 @admin.register(StudentActivity)

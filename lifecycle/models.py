@@ -109,8 +109,10 @@ class StageChange(models.Model):
     )
     from_stage = models.CharField(_("from"), max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(_("to"), max_length=20, choices=Stage.choices)
-    # No b-tree on changed_at alone: rows are appended in time order, so on PostgreSQL a tiny BRIN
-    # index (migration 0007) serves time ranges, and lists order by the key, which follows time.
+    # When the new stage began (rules.Decision.since), which can be earlier than the run that wrote
+    # the row: days for a change noticed late, months for an imported history. No b-tree on it
+    # alone: rows are appended roughly in time order, so on PostgreSQL a tiny BRIN index
+    # (migration 0007) serves time ranges, and lists order by the key, which follows the writing.
     changed_at = models.DateTimeField(_("changed at"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=StageSource.choices)

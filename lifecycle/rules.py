@@ -8,7 +8,10 @@ tests/lifecycle/test_agreement.py proves they agree on generated histories.
 
 The facts are the kept per-student aggregates (`StudentActivity`), the student's
 `created_at` and `lost_at`, and the attendance counts of the at-risk windows, which move
-with time and so are counted at decision time. `facts_from_history` computes the same
+with time and so are counted at decision time. A decision also says when its stage began
+(`Decision.since`: the signing, the last lesson + active_days, the refund...); the facts that
+only that moment needs (first consultation, first trial, where the latest run of attendance
+began) are read when a stage changes. `facts_from_history` computes the same
 aggregates from a student's raw rows, for the SQLite fallback, the per-student loop of the
 benchmark and the tests.
 """
@@ -106,6 +109,14 @@ class StudentFacts:
     risk_before: int = 0
     # The next moment a present attendance enters or leaves one of those windows.
     risk_next_change_at: dt.datetime | None = None
+    # Read only for the moment a new stage began (Decision.since), counted within the current
+    # lead episode (`lead_episode_from`): the first consultation, and the first trial that is not
+    # cancelled (its scheduled time), or the episode's start if there is none in it.
+    consulted_from: dt.datetime | None = None
+    trial_from: dt.datetime | None = None
+    # The first present attendance of the latest run with no gap over active_days between two
+    # present lessons: where the student began (or came back) attending.
+    attending_from: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,9 @@ class Decision:
     renewal_due: bool = False
     # The earliest moment the decision can change with no new fact (NEVER if none).
     recheck_at: dt.datetime = NEVER
+    # The moment the facts put the student in this stage (never later than `now`). Stored only
+    # when the stage changes: an unchanged stage keeps the start it was given then.
+    since: dt.datetime = NEVER
 
 
 def days(n: int) -> dt.timedelta:
@@ -156,13 +170,13 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
         not_started = present_at is None or present_at < signed_at
         ref = signed_at if not_started or present_at is None else present_at
         if present_at is not None and present_at >= now - days(t.active_days):
-            reason = "attending"
+            reason, since = "attending", f.attending_from or present_at
         elif ref >= now - days(t.active_days):
-            reason = "signed"
+            reason, since = "signed", signed_at
         elif ref >= now - days(t.churn_days):
-            reason = "not_started" if not_started else "silent"
+            reason, since = ("not_started" if not_started else "silent"), ref + days(t.active_days)
         else:
-            reason = "not_started_long" if not_started else "silent_long"
+            reason, since = ("not_started_long" if not_started else "silent_long"), ref + days(t.churn_days)
         if present_at is not None:
             candidates.append(present_at + days(t.active_days))
         candidates += [ref + days(t.active_days), ref + days(t.churn_days), expiry_at]
@@ -187,25 +201,28 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
             and (expiry_at is None or f.last_ended_at >= expiry_at)
         )
         if refunded:
-            reason = "refunded"
+            assert f.last_ended_at is not None
+            reason, since = "refunded", f.last_ended_at
         elif ended_at is not None and ended_at >= now - days(t.ended_grace_days):
-            reason = "ended_recently"
+            reason, since = "ended_recently", ended_at
         else:
-            reason = "ended_long_ago"
+            # A contract ends when it is refunded, completed or past its valid_until: never None here.
+            assert ended_at is not None
+            reason, since = "ended_long_ago", ended_at + days(t.ended_grace_days)
         if not refunded and ended_at is not None:
             candidates.append(ended_at + days(t.ended_grace_days))
     elif f.lost_at is not None and (f.last_touch_at is None or f.last_touch_at <= f.lost_at):
-        reason = "closed_lost"
+        reason, since = "closed_lost", f.lost_at
     else:
         touched_at = max(f.created_at, f.last_touch_at) if f.last_touch_at is not None else f.created_at
         if touched_at < now - days(t.stale_lead_days):
-            reason = "stale_lead"
+            reason, since = "stale_lead", touched_at + days(t.stale_lead_days)
         elif f.has_trial:
-            reason = "trial"
+            reason, since = "trial", f.trial_from or f.created_at
         elif f.has_consultation:
-            reason = "consulted"
+            reason, since = "consulted", f.consulted_from or f.created_at
         else:
-            reason = "new_lead"
+            reason, since = "new_lead", f.created_at
         candidates.append(touched_at + days(t.stale_lead_days))
 
     recheck_at = min((c for c in candidates if c is not None and c >= now), default=NEVER)
@@ -217,6 +234,8 @@ def stage_for(facts: StudentFacts, now: dt.datetime, thresholds: Thresholds) -> 
         risk_before=risk_before,
         renewal_due=renewal_due,
         recheck_at=recheck_at,
+        # Facts dated in the future (a trial booked for next week) start the stage now.
+        since=min(since, now),
     )
 
 
@@ -315,14 +334,49 @@ def risk_window(present_times: Iterable[dt.datetime], now: dt.datetime, window_d
     return RiskWindow(recent, before, next_change)
 
 
+def attending_from(present_times: Iterable[dt.datetime], active_days: int) -> dt.datetime | None:
+    """The first lesson of the latest run of present lessons no more than active_days apart: after
+    a longer gap the student was not attending in between, so the run is a return."""
+    run_from = previous = None
+    for at in sorted(present_times):
+        if previous is None or at - previous > days(active_days):
+            run_from = at
+        previous = at
+    return run_from
+
+
+def lead_episode_from(
+    created_at: dt.datetime, lost_at: dt.datetime | None, touches: Iterable[dt.datetime], stale_lead_days: int
+) -> dt.datetime:
+    """When the student's current run as an open lead began: their creation, or a touch that
+    reopened them (the first touch after the closing as lost, or a touch more than
+    stale_lead_days after the one before, or after the creation)."""
+    start = created_at
+    previous: dt.datetime | None = None
+    for at in sorted([created_at, *touches]):
+        if previous is not None and (
+            at > previous + days(stale_lead_days) or (lost_at is not None and at > lost_at and previous <= lost_at)
+        ):
+            start = max(start, at)
+        previous = at
+    return start
+
+
 def facts_from_history(history: StudentHistory, now: dt.datetime, thresholds: Thresholds) -> StudentFacts:
-    """Aggregates and window counts of one student at `now`, straight from their raw rows."""
-    window = risk_window(
-        (at for at, status in history.attendance if status == "present"), now, thresholds.risk_window_days
+    """Aggregates and window counts of one student at `now`, straight from their raw rows, with
+    the facts a new stage's start is read from."""
+    present = [at for at, status in history.attendance if status == "present"]
+    window = risk_window(present, now, thresholds.risk_window_days)
+    trials = [at for at, status in history.trials if status != "cancelled"]
+    episode = lead_episode_from(
+        history.created_at, history.lost_at, [*history.consultations, *trials], thresholds.stale_lead_days
     )
     return replace(
         aggregates_from_history(history),
         risk_recent=window.recent,
         risk_before=window.before,
         risk_next_change_at=window.next_change_at,
+        consulted_from=min((at for at in history.consultations if at >= episode), default=episode),
+        trial_from=min((at for at in trials if at >= episode), default=episode),
+        attending_from=attending_from(present, thresholds.active_days),
     )

@@ -62,7 +62,12 @@ class BoardCard:
     def days_label(self) -> str:
         if self.days_in_stage is None:
             return ""
-        return ngettext("%(days)d day", "%(days)d days", self.days_in_stage) % {"days": self.days_in_stage}
+        return days_label(self.days_in_stage)
+
+
+def days_label(days: int) -> str:
+    """ "N 天": the days a student has been in their stage, as the board and the history say it."""
+    return ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
 
 
 @dataclass
@@ -114,10 +119,9 @@ def _follow_up_state(student: Student, now: dt.datetime) -> str:
 
 def board_card_for(student: Student, now: dt.datetime | None = None) -> BoardCard:
     now = now or timezone.now()
-    since = student.stage_changed_at or student.created_at
     return BoardCard(
         student=student,
-        days_in_stage=(now - since).days if since else None,
+        days_in_stage=student.days_in_stage(now),
         follow_up=_follow_up_state(student, now),
         flags=_card_flags(student),
         tags=list(student.student_tags.all()),

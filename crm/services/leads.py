@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -19,7 +19,6 @@ from crm.models import (
     Gender,
     Guardian,
     Role,
-    Stage,
     Student,
     StudentStage,
     StudentTag,
@@ -148,20 +147,33 @@ def lead_capture(
         referrer=referrer,
         created_by=actor,
     )
-    stages_open([student.pk], campus_id=campus.pk, at=student.created_at)
+    stages_open([student.pk])
     student.guardians.add(guardian)
     audit(actor=actor, action="lead_capture", student=student, phone=e164, new_family=new_family)
     student_facts_changed([student.pk])
     return LeadCaptured(student=student, guardian=guardian, new_family=new_family)
 
 
-def stages_open(student_ids: Sequence[int], *, campus_id: int, at: dt.datetime) -> None:
-    """New students start as leads: their StudentStage rows, which only the lifecycle engine
-    writes from then on (the students' creation is its first event)."""
+def stages_open(student_ids: Iterable[int]) -> int:
+    """The first StudentStage row (`StudentStage.first_for`) of each of these students who has none
+    yet; how many were written. Every door that creates students calls it (capture, import), and
+    the lifecycle engine for students written outside the services; from then on only the engine
+    writes the row."""
+    ids = list(student_ids)
+    missing: list[tuple[int, int]] = []
+    for start in range(0, len(ids), OPEN_BATCH):
+        missing += Student.objects.filter(pk__in=ids[start : start + OPEN_BATCH], pipeline__isnull=True).values_list(
+            "pk", "campus_id"
+        )
     StudentStage.objects.bulk_create(
-        [StudentStage(student_id=pk, campus_id=campus_id, stage=Stage.LEAD, changed_at=at) for pk in student_ids],
-        batch_size=5000,
+        [StudentStage.first_for(student_id=pk, campus_id=campus_id) for pk, campus_id in missing],
+        batch_size=OPEN_BATCH,
+        ignore_conflicts=True,  # a concurrent opener wrote it first: the same row
     )
+    return len(missing)
+
+
+OPEN_BATCH = 5000
 
 
 @transaction.atomic

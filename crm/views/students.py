@@ -11,7 +11,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from crm import services
@@ -61,12 +63,15 @@ def _render_student(
     viewer: User = request.user  # type: ignore[assignment]
     profile = student_profile(viewer=viewer, student_id=student_id)
     can_act = viewer.role in FRONT_OFFICE
+    days = profile.student.days_in_stage(timezone.now())
     return render(
         request,
         "crm/student_detail.html",
         {
             "p": profile,
             "s": profile.student,
+            "days_in_stage": days,
+            "days_in_stage_label": ngettext("%(days)d day", "%(days)d days", days) % {"days": days},
             "forms": (forms_ or _action_forms(profile.student)) if can_act else {},
             "can_act": can_act,
             "open_form": open_form,

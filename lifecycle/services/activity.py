@@ -2,9 +2,9 @@
 
 On PostgreSQL one INSERT ... ON CONFLICT DO UPDATE from GROUP BY subqueries refreshes a
 list of students (after an event) or everyone (after a bulk import; `activity_rebuild_all`).
-A student whose aggregates changed gets `recheck_at = NULL` on their crm.StudentStage (the
-row is created, as a lead, if it is missing), so the next run decides them; a row whose
-aggregates did not change is not written. Elsewhere (SQLite, the embedded default)
+A student whose aggregates changed gets `recheck_at = NULL` on their crm.StudentStage (a
+missing row is first opened by `crm.services.leads.stages_open`), so the next run decides
+them; a row whose aggregates did not change is not written. Elsewhere (SQLite, the embedded default)
 the same aggregates are computed in Python by `lifecycle.rules.aggregates_from_history`.
 
 What each aggregate means is `lifecycle.rules.StudentFacts` / `aggregates_from_history`;
@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection, transaction
+from psycopg import sql
 
 from crm.models import Student, StudentStage
+from crm.services.leads import stages_open
 from lifecycle.models import StudentActivity
 from lifecycle.rules import HELD_LESSON_STATUSES, aggregates_from_history
 from lifecycle.services.facts import histories_of
@@ -38,58 +40,65 @@ AGGREGATE_COLUMNS = (
     "consecutive_absences",
 )
 
-# {where} narrows each fact table to the students refreshed: "student_id = ANY(%(ids)s)" or "TRUE".
-REFRESH_SQL = """
+# Every aggregate of rules.aggregates_from_history for the students refreshed, in one statement.
+# {students} narrows each fact table to them ("x.student_id = ANY(%(ids)s)", or TRUE for
+# everyone), said on every table so a refresh of a few reads only their rows.
+REFRESH_SQL = sql.SQL("""
 WITH
-cons AS (
-    SELECT student_id, max(consulted_at) AS last_at
-    FROM crm_consultation WHERE {where} GROUP BY student_id
+-- aggregates_from_history: has_consultation, and the consultations' share of last_touch_at.
+consultations AS (
+    SELECT x.student_id, max(x.consulted_at) AS last_at
+    FROM crm_consultation x WHERE {students} GROUP BY x.student_id
 ),
+-- aggregates_from_history: has_trial and the trials' share of last_touch_at (cancelled ones do not count).
 trials AS (
-    SELECT student_id, max(scheduled_at) AS last_at
-    FROM crm_triallesson WHERE status <> 'cancelled' AND {where} GROUP BY student_id
+    SELECT x.student_id, max(x.scheduled_at) AS last_at
+    FROM crm_triallesson x WHERE x.status <> 'cancelled' AND {students} GROUP BY x.student_id
 ),
-ended AS (
-    -- When each completed / refunded contract ended: its refund, or its last held lesson.
-    SELECT k.id,
-           CASE WHEN k.status = 'refunded' THEN coalesce(k.refunded_at, k.signed_at)
-                ELSE coalesce((SELECT max(x.lesson_at) FROM crm_attendance x
-                               WHERE x.contract_id = k.id AND x.status = ANY(%(held)s)), k.signed_at)
+-- rules.contract_ended_at: a completed contract ended at its last held lesson
+-- (rules.HELD_LESSON_STATUSES, never a leave), a refunded one at its refund.
+contract_ends AS (
+    SELECT x.id,
+           CASE WHEN x.status = 'refunded' THEN coalesce(x.refunded_at, x.signed_at)
+                ELSE coalesce((SELECT max(l.lesson_at) FROM crm_attendance l
+                               WHERE l.contract_id = x.id AND l.status = ANY(%(held)s)), x.signed_at)
            END AS ended_at
-    FROM crm_contract k WHERE k.status IN ('completed', 'refunded') AND {where_k}
+    FROM crm_contract x WHERE x.status IN ('completed', 'refunded') AND {students}
 ),
+-- aggregates_from_history over the contracts that are not cancelled: the open ones' latest signing,
+-- valid_until (none if one has no end) and hours left; the last end and whether it was a refund
+-- (a refund wins a tie).
 contracts AS (
-    SELECT k.student_id,
-           max(k.signed_at) FILTER (WHERE k.status = 'active') AS last_active_signed_at,
-           CASE WHEN bool_or(k.valid_until IS NULL) FILTER (WHERE k.status = 'active') THEN NULL
-                ELSE max(k.valid_until) FILTER (WHERE k.status = 'active') END AS active_until,
-           sum(k.hours_bought - k.hours_consumed) FILTER (WHERE k.status = 'active') AS hours_remaining,
+    SELECT x.student_id,
+           max(x.signed_at) FILTER (WHERE x.status = 'active') AS last_active_signed_at,
+           CASE WHEN bool_or(x.valid_until IS NULL) FILTER (WHERE x.status = 'active') THEN NULL
+                ELSE max(x.valid_until) FILTER (WHERE x.status = 'active') END AS active_until,
+           sum(x.hours_bought - x.hours_consumed) FILTER (WHERE x.status = 'active') AS hours_remaining,
            max(e.ended_at) AS last_ended_at,
-           coalesce((array_agg(k.status = 'refunded' ORDER BY e.ended_at DESC, k.status = 'refunded' DESC)
+           coalesce((array_agg(x.status = 'refunded' ORDER BY e.ended_at DESC, x.status = 'refunded' DESC)
                      FILTER (WHERE e.ended_at IS NOT NULL))[1], false) AS last_ended_refunded
-    FROM crm_contract k LEFT JOIN ended e ON e.id = k.id
-    WHERE k.status <> 'cancelled' AND {where_k}
-    GROUP BY k.student_id
-),
-present AS (
-    SELECT student_id, max(lesson_at) AS last_present_at
-    FROM crm_attendance WHERE status = 'present' AND {where} GROUP BY student_id
-),
-absences AS (
-    SELECT x.student_id, count(*) AS n
-    FROM crm_attendance x LEFT JOIN present p ON p.student_id = x.student_id
-    WHERE x.status = 'absent' AND {where_x} AND (p.last_present_at IS NULL OR x.lesson_at > p.last_present_at)
+    FROM crm_contract x LEFT JOIN contract_ends e ON e.id = x.id
+    WHERE x.status <> 'cancelled' AND {students}
     GROUP BY x.student_id
 ),
+-- aggregates_from_history: last_present_at.
+last_present AS (
+    SELECT x.student_id, max(x.lesson_at) AS last_present_at
+    FROM crm_attendance x WHERE x.status = 'present' AND {students} GROUP BY x.student_id
+),
+-- aggregates_from_history: consecutive_absences, the absences after the last present lesson.
+absences_since_present AS (
+    SELECT x.student_id, count(*) AS n
+    FROM crm_attendance x LEFT JOIN last_present p ON p.student_id = x.student_id
+    WHERE x.status = 'absent' AND {students} AND (p.last_present_at IS NULL OR x.lesson_at > p.last_present_at)
+    GROUP BY x.student_id
+),
+-- The kept row of each student, written only where an aggregate changed.
 refreshed AS (
-INSERT INTO lifecycle_studentactivity (
-    student_id, created_at, lost_at, last_touch_at, has_consultation, has_trial, ever_contracted,
-    last_active_signed_at, active_until, active_hours_remaining, last_ended_at, last_ended_refunded,
-    last_present_at, consecutive_absences
-)
+INSERT INTO lifecycle_studentactivity ({columns})
 SELECT s.id, s.created_at, s.lost_at,
-       greatest(cons.last_at, trials.last_at),
-       cons.student_id IS NOT NULL,
+       greatest(consultations.last_at, trials.last_at),
+       consultations.student_id IS NOT NULL,
        trials.student_id IS NOT NULL,
        contracts.student_id IS NOT NULL,
        contracts.last_active_signed_at,
@@ -97,45 +106,37 @@ SELECT s.id, s.created_at, s.lost_at,
        contracts.hours_remaining,
        contracts.last_ended_at,
        coalesce(contracts.last_ended_refunded, false),
-       present.last_present_at,
-       coalesce(absences.n, 0)
+       last_present.last_present_at,
+       coalesce(absences_since_present.n, 0)
 FROM crm_student s
-LEFT JOIN cons ON cons.student_id = s.id
+LEFT JOIN consultations ON consultations.student_id = s.id
 LEFT JOIN trials ON trials.student_id = s.id
 LEFT JOIN contracts ON contracts.student_id = s.id
-LEFT JOIN present ON present.student_id = s.id
-LEFT JOIN absences ON absences.student_id = s.id
-WHERE {where_s}
+LEFT JOIN last_present ON last_present.student_id = s.id
+LEFT JOIN absences_since_present ON absences_since_present.student_id = s.id
+WHERE {students_s}
 -- In key order: the rows of a rebuild then lie in key order too, and a run over a range of
 -- students (a half of the nightly run) reads only the pages of that range.
 ORDER BY s.id
-ON CONFLICT (student_id) DO UPDATE SET
-    {assignments}
+ON CONFLICT (student_id) DO UPDATE SET ({aggregates}) = ({excluded})
 WHERE ({current}) IS DISTINCT FROM ({excluded})
 RETURNING student_id
 )
-INSERT INTO crm_studentstage (student_id, campus_id, stage, changed_at, at_risk, risk_recent, risk_before,
-                              renewal_due, recheck_at)
-SELECT s.id, s.campus_id, 'lead', s.created_at, false, 0, 0, false, NULL
-FROM refreshed r JOIN crm_student s ON s.id = r.student_id
-ORDER BY s.id
-ON CONFLICT (student_id) DO UPDATE SET recheck_at = NULL
-"""
+-- Their facts changed: the engine decides them again on its next run.
+UPDATE crm_studentstage s SET recheck_at = NULL
+FROM refreshed r WHERE s.student_id = r.student_id
+""")
 
 
-def _refresh_sql(for_ids: bool) -> str:
-    def where(alias: str) -> str:
-        column = f"{alias}.student_id" if alias else "student_id"
-        return f"{column} = ANY(%(ids)s)" if for_ids else "TRUE"
-
+def _refresh_sql(for_ids: bool) -> sql.Composed:
+    aggregates = [sql.Identifier(c) for c in AGGREGATE_COLUMNS]
     return REFRESH_SQL.format(
-        where=where(""),
-        where_k=where("k"),
-        where_x=where("x"),
-        where_s="s.id = ANY(%(ids)s)" if for_ids else "TRUE",
-        assignments=",\n    ".join(f"{c} = EXCLUDED.{c}" for c in AGGREGATE_COLUMNS),
-        current=", ".join(f"lifecycle_studentactivity.{c}" for c in AGGREGATE_COLUMNS),
-        excluded=", ".join(f"EXCLUDED.{c}" for c in AGGREGATE_COLUMNS),
+        students=sql.SQL("x.student_id = ANY(%(ids)s)" if for_ids else "TRUE"),
+        students_s=sql.SQL("s.id = ANY(%(ids)s)" if for_ids else "TRUE"),
+        columns=sql.SQL(", ").join([sql.Identifier("student_id"), *aggregates]),
+        aggregates=sql.SQL(", ").join(aggregates),
+        current=sql.SQL(", ").join(sql.Identifier("lifecycle_studentactivity", c) for c in AGGREGATE_COLUMNS),
+        excluded=sql.SQL(", ").join(sql.Identifier("excluded", c) for c in AGGREGATE_COLUMNS),
     )
 
 
@@ -144,15 +145,18 @@ def activity_refresh(student_ids: Iterable[int]) -> int:
     ids = sorted(set(student_ids))
     if not ids:
         return 0
-    if connection.vendor != "postgresql":
-        return _refresh_in_python(ids)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_refresh_sql(for_ids=True), {"ids": ids, "held": list(HELD_LESSON_STATUSES)})
-        return cursor.rowcount
+    with transaction.atomic():
+        stages_open(ids)
+        if connection.vendor != "postgresql":
+            return _refresh_in_python(ids)
+        with connection.cursor() as cursor:
+            cursor.execute(_refresh_sql(for_ids=True), {"ids": ids, "held": list(HELD_LESSON_STATUSES)})
+            return cursor.rowcount
 
 
 def activity_rebuild_all() -> int:
     """Recompute the kept aggregates of every student (after a bulk import, in the benchmark)."""
+    stages_open(Student.objects.filter(pipeline__isnull=True).values_list("pk", flat=True))
     if connection.vendor != "postgresql":
         written = 0
         ids = list(Student.objects.order_by("pk").values_list("pk", flat=True))
@@ -188,15 +192,9 @@ def _refresh_in_python(ids: list[int]) -> int:
                 consecutive_absences=facts.consecutive_absences,
             )
         )
-    campuses = dict(Student.objects.filter(pk__in=ids).values_list("pk", "campus_id"))
     with transaction.atomic():
         StudentActivity.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["student"], update_fields=list(AGGREGATE_COLUMNS)
         )
-        StudentStage.objects.bulk_create(
-            [StudentStage(student_id=row.pk, campus_id=campuses[row.pk], changed_at=row.created_at) for row in rows],
-            update_conflicts=True,
-            unique_fields=["student"],
-            update_fields=["recheck_at"],
-        )
+        StudentStage.objects.filter(pk__in=[row.pk for row in rows]).update(recheck_at=None)
     return len(rows)

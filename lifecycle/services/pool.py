@@ -52,6 +52,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, V
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg import sql
 
 from crm.models import (
     AuditEntry,
@@ -134,6 +135,22 @@ def neglected_leads(now: dt.datetime) -> QuerySet[Student]:
     return pool_eligible(Student.objects.filter(condition))
 
 
+# The sweep's release, set-based: {candidates} is the ORM's query of `neglected_leads` (rules 1-4
+# and pool_eligible), so the rules are said once, in Python.
+SWEEP_SQL = sql.SQL("""
+WITH
+-- neglected_leads(now): the owned, pool-eligible students nobody followed up, with the owner and
+-- updated_at they were read with.
+candidates AS ({candidates})
+-- The release: owner and open follow-up cleared, only where the row still holds what the
+-- candidate was read with (a consultation logged or a claim meanwhile keeps the lead).
+UPDATE {students} AS s SET owner_id = NULL, next_follow_up_at = NULL, updated_at = %s
+FROM candidates AS c
+WHERE s.id = c.id AND s.owner_id = c.owner_id AND s.updated_at = c.updated_at
+RETURNING s.id, c.owner_id, s.campus_id
+""")
+
+
 def _release_reason(days: int) -> str:
     return _("No follow-up by the owner for %(days)s days") % {"days": days}
 
@@ -154,17 +171,13 @@ def pool_sweep(*, now: dt.datetime | None = None) -> list[int]:
     candidates = neglected_leads(now).values("id", "owner_id", "updated_at", "campus_id")
     released: list[tuple[int, int, int]]  # (student, former owner, campus)
     if connection.vendor == "postgresql":
-        sql, params = candidates.query.sql_with_params()
-        table = connection.ops.quote_name(Student._meta.db_table)
+        compiled, params = candidates.query.sql_with_params()
+        statement = SWEEP_SQL.format(
+            candidates=sql.SQL(compiled),  # compiled by the ORM from neglected_leads, with its parameters
+            students=sql.Identifier(Student._meta.db_table),
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH candidates AS ({sql}) "  # compiled by the ORM, with its parameters
-                f"UPDATE {table} AS s SET owner_id = NULL, next_follow_up_at = NULL, updated_at = %s "
-                "FROM candidates AS c "
-                "WHERE s.id = c.id AND s.owner_id = c.owner_id AND s.updated_at = c.updated_at "
-                "RETURNING s.id, c.owner_id, s.campus_id",
-                [*params, now],
-            )
+            cursor.execute(statement, [*params, now])
             released = [(row[0], row[1], row[2]) for row in cursor.fetchall()]
     else:
         # SQLite (the embedded default) has one writer at a time: a write after this read in

@@ -259,6 +259,10 @@ def test_set_based_recomputation_agrees_with_the_pure_function(
 
         changes = dict.fromkeys(ids, 0)
         stages = dict.fromkeys(ids, "lead")
+        # The start a student's stage row should hold: none before the first decision; then the
+        # pure function's `since` whenever the stage changes, kept while it does not.
+        starts: dict[int, dt.datetime | None] = dict.fromkeys(ids)
+        history_starts: dict[int, list[dt.datetime]] = {sid: [] for sid in ids}
         for i, now in enumerate(nows):
             if i == 0:
                 recompute_stages(ids, now=now, source="event")
@@ -285,12 +289,20 @@ def test_set_based_recomputation_agrees_with_the_pure_function(
                     decision.recheck_at,
                 )
                 assert got == want, (sid, now, decision.reason, history)
+                restarts = decision.stage != stages[sid] or starts[sid] is None
                 if decision.stage != stages[sid]:
                     changes[sid] += 1
                     stages[sid] = decision.stage
-        # One history row per real change; a full rerun at the last moment writes nothing.
+                    history_starts[sid].append(decision.since)
+                if restarts:
+                    starts[sid] = decision.since
+                assert decision.since <= now
+                assert row.changed_at == starts[sid], (sid, now, decision.reason, history)
+        # One history row per real change, dated at the start of its stage; a full rerun at the
+        # last moment writes nothing.
         for sid in ids:
-            assert StageChange.objects.filter(student_id=sid).count() == changes[sid]
+            written = StageChange.objects.filter(student_id=sid).order_by("pk").values_list("changed_at", flat=True)
+            assert list(written) == history_starts[sid]
         rerun = recompute_stages(now=nows[-1], source="nightly", full=True)
         assert (rerun.changed, rerun.rows_written) == (0, 0)
         transaction.set_rollback(True)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from crm import services
 from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
@@ -82,9 +83,9 @@ def test_one_history_row_per_real_change_none_on_a_rerun(campus_a: Campus, cours
         "active",
         "attending",
         "event",
-        day(1),
+        day(0),  # the lesson that made them active, not the moment the run noticed
     )
-    assert Student.objects.get(pk=student.pk).stage_changed_at == day(1)
+    assert Student.objects.get(pk=student.pk).stage_changed_at == day(0)
 
 
 def test_time_moves_an_attending_student_to_dormant_then_churned_on_the_right_night(
@@ -102,8 +103,13 @@ def test_time_moves_an_attending_student_to_dormant_then_churned_on_the_right_ni
         seen[night] = stage_of(student)
     assert seen[21] == "active" and seen[22] == "dormant"
     assert seen[60] == "dormant" and seen[61] == "churned"
-    history = list(StageChange.objects.filter(student=student).order_by("changed_at").values_list("to_stage", "source"))
+    history = list(StageChange.objects.filter(student=student).order_by("pk").values_list("to_stage", "source"))
     assert history == [("active", "nightly"), ("dormant", "nightly"), ("churned", "nightly")]
+    # Each stage starts when the facts put the student there (the last lesson + 21 / + 60 days),
+    # not at the 02:00 run that noticed it.
+    starts = list(StageChange.objects.filter(student=student).order_by("pk").values_list("changed_at", flat=True))
+    assert starts == [day(0), day(21), day(60)]
+    assert Student.objects.get(pk=student.pk).stage_changed_at == day(60)
 
 
 def test_a_churned_student_who_signs_again_is_won_back(
@@ -292,8 +298,8 @@ def test_a_big_run_decides_in_two_halves_at_once_like_one_statement(
     halves: list[recompute.RecomputeResult] = []
     decide_and_write = recompute._decide_and_write
 
-    def spy(conditions, params, *, big, half=None):  # type: ignore[no-untyped-def]
-        halves.append(decide_and_write(conditions, params, big=big, half=half))
+    def spy(target, params, *, big, half=None):  # type: ignore[no-untyped-def]
+        halves.append(decide_and_write(target, params, big=big, half=half))
         return halves[-1]
 
     monkeypatch.setattr(recompute, "_decide_and_write", spy)
@@ -528,6 +534,7 @@ def test_a_completed_contract_ends_at_its_last_held_lesson_in_both_executions(
 def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     from crm.management.demo import MIN_STUDENTS
 
+    seeded = timezone.now()
     call_command("seed_demo", students=MIN_STUDENTS, stdout=StringIO())
     stages = set(StudentStage.objects.values_list("stage", flat=True))
     assert stages == {"lead", "consulting", "trial", "enrolled", "active", "dormant", "churned", "lost"}
@@ -538,9 +545,18 @@ def test_seed_demo_ends_with_every_stage_decided_by_the_engine() -> None:
     thresholds = thresholds_by_campus()
     students = dict(Student.objects.values_list("pk", "campus_id"))
     stage_by_id = dict(StudentStage.objects.values_list("pk", "stage"))
+    start_by_id = dict(StudentStage.objects.values_list("pk", "changed_at"))
     for sid, history in histories_of(list(students)).items():
         t = thresholds[students[sid]]
-        assert stage_by_id[sid] == stage_for(facts_from_history(history, now, t), now, t).stage
+        decision = stage_for(facts_from_history(history, now, t), now, t)
+        assert stage_by_id[sid] == decision.stage
+        # Each stage started when the demo's facts put the student there, not at the seeding
+        # (facts dated later today start it at the seeding).
+        if decision.since < seeded:
+            assert start_by_id[sid] == decision.since, (sid, decision.reason)
+    days = [s.days_in_stage(now) for s in Student.objects.select_related("pipeline")]
+    # Some came in or booked a trial today; most have been in their stage for a while.
+    assert sum(1 for d in days if d == 0) < len(days) / 4 and len(set(days)) > len(days) / 4
     moved = StageChange.objects.exclude(to_stage="lead").values_list("student_id", flat=True)
     assert set(moved) == {sid for sid, stage in stage_by_id.items() if stage != "lead"}
 
@@ -593,7 +609,7 @@ def test_local_midnights_in_sql_follow_the_zone_inside_and_outside_its_fixed_off
     days += [dt.date(2026, 1, 1) + dt.timedelta(days=n) for n in range(0, 730, 3)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT d, {_local_midnight('d')} FROM unnest(%(days)s::date[]) AS d",
+            sql.SQL("SELECT d, {} FROM unnest(%(days)s::date[]) AS d").format(_local_midnight(sql.Identifier("d"))),
             {
                 "days": days,
                 "tz": zone,

@@ -245,3 +245,41 @@ def test_thresholds_are_honoured() -> None:
     facts = StudentFacts(created_at=ago(200), **signed(100, last_present_at=ago(10)))  # type: ignore[arg-type]
     assert stage_for(facts, NOW, T).stage == "active"
     assert stage_for(facts, NOW, strict).stage == "dormant"
+
+
+# --- when a stage began -----------------------------------------------------------------------
+
+
+def since(history: StudentHistory) -> tuple[str, dt.datetime]:
+    decision = stage_for(facts_from_history(history, NOW, T), NOW, T)
+    return decision.stage, decision.since
+
+
+def test_a_lead_reopened_counts_from_the_touch_that_reopened_it() -> None:
+    # Consulted 200 days ago, stale (lost) 90 days later, consulted again 5 days ago.
+    stale = StudentHistory(created_at=ago(210), consultations=(ago(200), ago(5), ago(2)))
+    assert since(stale) == ("consulting", ago(5))
+    # Closed as lost 20 days ago, a trial booked 3 days ago: a trial since that booking.
+    closed = StudentHistory(
+        created_at=ago(60),
+        lost_at=ago(20),
+        consultations=(ago(50),),
+        trials=((ago(40), "attended"), (ago(3), "booked")),
+    )
+    assert since(closed) == ("trial", ago(3))
+    # Never lost: consulting since the first consultation, a lead since the creation.
+    assert since(StudentHistory(created_at=ago(60), consultations=(ago(50), ago(10)))) == ("consulting", ago(50))
+    assert since(StudentHistory(created_at=ago(60))) == ("lead", ago(60))
+
+
+def test_active_counts_from_the_first_lesson_or_the_return_after_a_gap() -> None:
+    contract = ContractRow(status="active", signed_at=ago(200), hours_bought=Decimal(40))
+    weekly = tuple((ago(d), "present") for d in range(190, 0, -7))
+    assert since(StudentHistory(created_at=ago(210), contracts=(contract,), attendance=weekly)) == ("active", ago(190))
+    back = tuple((ago(d), "present") for d in (190, 183, 176, 120, 113, 106, 10, 3))
+    assert since(StudentHistory(created_at=ago(210), contracts=(contract,), attendance=back)) == ("active", ago(10))
+    # Dormant from the last lesson + 21 days; a future trial starts its stage now, not next week.
+    quiet = ((ago(40), "present"), (ago(30), "leave"))
+    assert since(StudentHistory(created_at=ago(210), contracts=(contract,), attendance=quiet)) == ("dormant", ago(19))
+    upcoming = StudentHistory(created_at=ago(3), trials=((NOW + dt.timedelta(days=7), "booked"),))
+    assert since(upcoming) == ("trial", NOW)

@@ -345,7 +345,7 @@ class StudentImporter(Importer):
                 )
                 rows.append(row)
             batch_ids = insert_rows(Student, rows, now=now)
-            stages_open(batch_ids, campus_id=ctx.campus.pk, at=now)
+            stages_open(batch_ids)
             new_ids.extend(batch_ids)
             ctx.tick(WRITING, len(new_ids), total)
 
