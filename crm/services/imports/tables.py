@@ -18,6 +18,8 @@ from typing import Any
 import tablib
 from django.utils.translation import gettext as _
 
+from crm.text import tidy
+
 # A csv file is tried in this order; GB18030 is a superset of GBK and GB2312, which is
 # what Excel on a Chinese Windows writes when asked for "CSV".
 CSV_ENCODINGS = ("utf-8-sig", "gb18030")
@@ -175,7 +177,7 @@ def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        text = value.replace("\ufeff", "").replace("\u00a0", " ").replace("\u3000", " ").strip()
+        text = tidy(value)
         # Our exports prefix a formula-like text with ' so spreadsheets show it as text;
         # reading such a file back gives the original text.
         if len(text) > 1 and text[0] == "'" and text[1] in "=+-@":
