@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations import AddConstraint
+from django.db.migrations.loader import MigrationLoader
 from django.urls import reverse
 from django.utils import translation
 
@@ -200,3 +202,28 @@ def test_the_limit_is_said_in_chinese(front_desk, campus_a):
             actor=front_desk, campus=campus_a, phone="13800138000", student_name="王小明", notes="备" * 100_000
         )
     assert refused.value.message_dict == {"notes": ["备注最多 10000 个字（现在有 100000 个字）。"]}
+
+
+def test_the_limit_is_added_over_rows_written_before_it(campus_a):
+    """NOT VALID: the migration goes through a database holding a longer note, which stays;
+    new rows are checked at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE crm_student DROP CONSTRAINT student_notes_length")
+        legacy = factories.StudentFactory(campus=campus_a, notes="旧" * 100_000)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE waits for no deferred check
+    loader = MigrationLoader(connection)
+    migration = loader.get_migration("crm", "0008_free_text_length_limits")
+    operation = next(
+        op
+        for op in migration.operations
+        if isinstance(op, AddConstraint) and op.constraint.name == "student_notes_length"
+    )
+    before = loader.project_state(("crm", "0007_student_stage_table"))
+    after = loader.project_state(("crm", "0008_free_text_length_limits"))
+
+    with connection.schema_editor() as editor:
+        operation.database_forwards("crm", editor, before, after)
+
+    assert len(Student.objects.get(pk=legacy.pk).notes) == 100_000
+    with pytest.raises(IntegrityError), transaction.atomic():
+        factories.StudentFactory(campus=campus_a, notes="新" * (text.LONG + 1))
