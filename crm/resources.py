@@ -31,6 +31,7 @@ from crm.models import Campus, Consultation, Contract, Student, StudentTag, User
 from crm.phones import national_digits
 from crm.services.imports import ImportFileError, cells, import_rows, table_from_dataset
 from crm.services.imports.report import ERROR, NEW, UNCHANGED, UPDATED, ImportReport
+from crm.text import printable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d[\d\s.,]*")
@@ -113,7 +114,8 @@ class CrmResource(resources.ModelResource):
     import_kind: ClassVar[str]
 
     def export_field(self, field: fields.Field, instance: Any, **kwargs: Any) -> Any:
-        return neutralise_formula(super().export_field(field, instance, **kwargs))
+        value = super().export_field(field, instance, **kwargs)
+        return neutralise_formula(printable(value) if isinstance(value, str) else value)
 
     def import_data(  # type: ignore[override]
         self,

@@ -40,6 +40,12 @@ def tidy(value: str) -> str:
     return _INVISIBLE.sub("", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
+def printable(value: str) -> str:
+    """`value` without control characters, which a spreadsheet cannot hold (rows stored
+    before tidy existed may have them)."""
+    return _INVISIBLE.sub("", value)
+
+
 def name_key(name: str) -> str:
     """How two names of one family are compared: 王\u3000小明, 王\u00a0小明 and 王 小明 are
     one child, whichever space the person's keyboard typed."""

@@ -112,3 +112,17 @@ def test_rows_of_one_file_naming_a_new_child_with_different_spaces_are_one_child
 
     assert report.committed
     assert list(Student.objects.values_list("name", flat=True)) == ["赵\u3000小红"]
+
+
+@pytest.mark.parametrize("export", [page_export, admin_export], ids=["page", "admin"])
+def test_control_characters_stored_before_do_not_break_an_xlsx_export(client, manager, campus_a, export):
+    # Written past the services, as rows typed before they tidied text were.
+    student = lead_capture(actor=manager, campus=campus_a, phone="13800138000", student_name="王小明").student
+    Student.objects.filter(pk=student.pk).update(notes="第一行\x0b第二行\x07")
+    client.force_login(manager)
+
+    content = export(client, "students", "xlsx")
+
+    report = run(content, actor=manager, campus=campus_a, dry_run=True, name="export.xlsx")
+    assert report.ok, report.lines()
+    assert [o.changes for o in report.outcomes] == [["备注: 第一行\x0b第二行\x07 → 第一行第二行"]]
