@@ -1,5 +1,10 @@
 """One length limit per free-text field (crm/text.py): the long text columns get a check
-constraint, as the varchar columns already have their lengths."""
+constraint, as the varchar columns already have their lengths.
+
+A row longer than the limit written before this migration stays as it is, but PostgreSQL
+checks the constraint on every later UPDATE of that row, so its text must be shortened
+(on the student's page or in the admin) before anything else about it can be saved. Find
+such rows with e.g. `SELECT id FROM crm_student WHERE char_length(notes) > 10000`."""
 
 import django.db.models.functions.text
 import django.db.models.lookups
