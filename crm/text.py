@@ -37,6 +37,8 @@ def tidy(value: str) -> str:
     """What a person meant to type: no whitespace at either end (full-width and
     non-breaking spaces included), no control characters, line breaks as \\n.
     Spaces inside are kept as typed."""
+    if value.isprintable():  # most cells: nothing but letters, digits and ASCII spaces
+        return value.strip()
     return _INVISIBLE.sub("", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
