@@ -1,4 +1,8 @@
-"""Forms for the staff pages. They parse and present; the services decide."""
+"""Forms for the staff pages. They parse and present; the services decide.
+
+Short text fields take their length from crm/text.py, so the browser stops at the limit;
+long text (notes, what was discussed, comments, feedback) has no maxlength, which would
+make a browser cut a long paste silently: the service says it is too long instead."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from crm import text
 from crm.models import (
     AttendanceStatus,
     Campus,
@@ -47,11 +52,11 @@ class LeadCaptureForm(forms.Form):
         max_length=30,
         widget=forms.TextInput(attrs={"type": "tel", "autofocus": True, "autocomplete": "off", "inputmode": "tel"}),
     )
-    guardian_name = forms.CharField(label=_("Parent's name"), max_length=50, required=False)
-    relation = forms.CharField(label=_("Relation"), max_length=20, required=False)
-    student_name = forms.CharField(label=_("Child's name"), max_length=50)
-    grade = forms.CharField(label=_("Grade"), max_length=20, required=False)
-    school = forms.CharField(label=_("School"), max_length=100, required=False)
+    guardian_name = forms.CharField(label=_("Parent's name"), max_length=text.NAME, required=False)
+    relation = forms.CharField(label=_("Relation"), max_length=text.SHORT, required=False)
+    student_name = forms.CharField(label=_("Child's name"), max_length=text.NAME)
+    grade = forms.CharField(label=_("Grade"), max_length=text.SHORT, required=False)
+    school = forms.CharField(label=_("School"), max_length=text.TITLE, required=False)
     gender = forms.ChoiceField(label=_("Gender"), choices=Gender.choices, required=False)
     birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DateInput())
     channel = forms.ChoiceField(label=_("Source channel"), choices=Channel.choices)
@@ -72,7 +77,7 @@ class ConsultationForm(forms.Form):
     channel = forms.ChoiceField(label=_("Channel"), choices=ConsultationChannel.choices)
     intent = forms.ChoiceField(label=_("Intent"), choices=Intent.choices, initial=Intent.MEDIUM)
     content = forms.CharField(label=_("What was discussed"), widget=forms.Textarea(attrs={"rows": 3}))
-    outcome = forms.CharField(label=_("Outcome"), max_length=200, required=False)
+    outcome = forms.CharField(label=_("Outcome"), max_length=text.LINE, required=False)
     next_follow_up_at = forms.DateTimeField(label=_("Next follow-up"), required=False, widget=DateTimeLocalInput())
 
 
@@ -101,13 +106,13 @@ class ContractForm(forms.Form):
 
 
 class CloseLostForm(forms.Form):
-    reason = forms.CharField(label=_("Why is this lead lost?"), max_length=200)
+    reason = forms.CharField(label=_("Why is this lead lost?"), max_length=text.LINE)
 
 
 class GuardianAddForm(forms.Form):
     phone = forms.CharField(label=_("Phone"), max_length=30, widget=forms.TextInput(attrs={"type": "tel"}))
-    name = forms.CharField(label=_("Name"), max_length=50, required=False)
-    relation = forms.CharField(label=_("Relation"), max_length=20, required=False)
+    name = forms.CharField(label=_("Name"), max_length=text.NAME, required=False)
+    relation = forms.CharField(label=_("Relation"), max_length=text.SHORT, required=False)
 
 
 class TrialFeedbackForm(forms.Form):
@@ -128,11 +133,11 @@ class TrialFeedbackForm(forms.Form):
     comment = forms.CharField(
         label=_("Comment for the parents"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
-    recommended_level = forms.CharField(label=_("Recommended level"), max_length=50, required=False)
+    recommended_level = forms.CharField(label=_("Recommended level"), max_length=text.LABEL, required=False)
 
 
 class AttendanceForm(forms.Form):
     student = forms.IntegerField(widget=forms.HiddenInput)
     status = forms.ChoiceField(label=_("Attendance"), choices=AttendanceStatus.choices)
     hours = forms.DecimalField(label=_("Hours"), min_value=0, max_digits=4, decimal_places=1)
-    feedback = forms.CharField(label=_("Feedback"), required=False, max_length=500)
+    feedback = forms.CharField(label=_("Feedback"), required=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import tablib
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -34,14 +33,20 @@ from crm.services.imports import (
     import_job_create,
     import_job_preview,
 )
-from crm.services.imports.tables import csv_rows, decode_csv
+from crm.services.imports.tables import ImportFileError, TableDataset, read_table
 
 IMPORTING_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
 ADMIN_ERROR_MESSAGES = 20
 
 
-class DetectedEncodingCSV(base_formats.CSV):
-    """csv read as bytes and decoded like the staff page does: UTF-8 (BOM or not), else GBK."""
+class SheetFormat(base_formats.TablibFormat):
+    """An uploaded file read by the one reader (read_table), as the page and the command do.
+
+    The library's own readers differ from it: its xlsx reads the active sheet and its
+    csv trips over a blank first row, so the admin would answer the same file otherwise.
+    """
+
+    extension: ClassVar[str]
 
     def is_binary(self) -> bool:
         return True
@@ -49,18 +54,24 @@ class DetectedEncodingCSV(base_formats.CSV):
     def get_read_mode(self) -> str:
         return "rb"
 
-    def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
+    def create_dataset(self, in_stream: Any, **kwargs: Any) -> TableDataset:
         content = in_stream if isinstance(in_stream, bytes) else str(in_stream).encode("utf-8")
-        text, _encoding = decode_csv(content)
-        rows = list(csv_rows(text))
-        if not rows:
-            return tablib.Dataset()
-        width = len(rows[0])
-        dataset = tablib.Dataset(headers=rows[0])
-        for row in rows[1:]:
-            # Blank rows stay, so row numbers in messages match the spreadsheet.
-            dataset.append((row + [""] * width)[:width])
-        return dataset
+        name = f"import.{self.extension}"
+        return TableDataset(read_table(content, name), content, name)
+
+
+class SheetCSV(SheetFormat):
+    """csv in UTF-8 (BOM or not) or GBK."""
+
+    TABLIB_MODULE = "tablib.formats._csv"
+    CONTENT_TYPE = "text/csv"
+    extension = "csv"
+
+
+class SheetXLSX(SheetFormat):
+    TABLIB_MODULE = "tablib.formats._xlsx"
+    CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    extension = "xlsx"
 
 
 class ExcelCSV(base_formats.CSV):
@@ -83,7 +94,7 @@ def _limit_campus(form: forms.Form, user: User) -> None:
 
 class CrmImportExportMixin(ImportExportMixin):
     import_kind: ClassVar[str]
-    import_formats = [DetectedEncodingCSV, base_formats.XLSX]
+    import_formats = [SheetCSV, SheetXLSX]
     export_formats = [ExcelCSV, base_formats.XLSX]
     import_form_class = CampusImportForm
     confirm_form_class = CampusConfirmImportForm
@@ -125,6 +136,12 @@ class CrmImportExportMixin(ImportExportMixin):
             data["campus"] = form.cleaned_data["campus"]
         return data
 
+    def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
+        if isinstance(e, ImportFileError):
+            form.add_error("import_file", e.message)  # the reader's own words, as the page says them
+            return
+        super().add_data_read_fail_error_to_form(form, e)
+
     def process_dataset(self, dataset: Any, form: Any, request: HttpRequest, **kwargs: Any) -> Result:
         if len(dataset) <= settings.IMPORT_ASYNC_ROW_THRESHOLD:
             return super().process_dataset(dataset, form, request, **kwargs)
@@ -134,8 +151,8 @@ class CrmImportExportMixin(ImportExportMixin):
             actor=actor,
             kind=self.import_kind,
             campus=form.cleaned_data["campus"],
-            content=dataset.export("csv").encode("utf-8"),
-            file_name=form.cleaned_data.get("original_file_name") or f"{self.import_kind}.csv",
+            content=dataset.content,
+            file_name=form.cleaned_data.get("original_file_name") or dataset.file_name,
         )
         import_job_preview(job=job)
         if import_job_confirmable(job):

@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from crm import text
+
 
 class Role(models.TextChoices):
     FRONT_DESK = "front_desk", _("Front desk")
@@ -101,9 +103,9 @@ class Stage(models.TextChoices):
 class Guardian(models.Model):
     """A parent. Their phone identifies the family: it is unique and stored in E.164."""
 
-    name = models.CharField(_("name"), max_length=50, blank=True)
+    name = models.CharField(_("name"), max_length=text.NAME, blank=True)
     phone = models.CharField(_("phone"), max_length=20, unique=True)
-    relation = models.CharField(_("relation"), max_length=20, blank=True)
+    relation = models.CharField(_("relation"), max_length=text.SHORT, blank=True)
     wechat_openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True, unique=True)
     wechat_unionid = models.CharField(_("WeChat unionid"), max_length=64, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -121,11 +123,11 @@ class Guardian(models.Model):
 
 
 class Student(models.Model):
-    name = models.CharField(_("name"), max_length=50)
+    name = models.CharField(_("name"), max_length=text.NAME)
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
-    grade = models.CharField(_("grade"), max_length=20, blank=True)
-    school = models.CharField(_("school"), max_length=100, blank=True)
+    grade = models.CharField(_("grade"), max_length=text.SHORT, blank=True)
+    school = models.CharField(_("school"), max_length=text.TITLE, blank=True)
     # No single-column indexes on campus, owner or created_by (and a partial one on referrer):
     # the composite indexes below lead with campus and owner, staff are deactivated rather than
     # deleted, and every index on this table is written again whenever the lifecycle engine
@@ -152,7 +154,7 @@ class Student(models.Model):
         related_name="referrals",
         db_index=False,
     )
-    notes = models.TextField(_("notes"), blank=True)
+    notes = models.TextField(_("notes"), max_length=text.LONG, blank=True)
     guardians = models.ManyToManyField(Guardian, verbose_name=_("guardians"), related_name="students", blank=True)
     tags: models.ManyToManyField[Tag, StudentTag] = models.ManyToManyField(
         "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
@@ -161,7 +163,7 @@ class Student(models.Model):
     next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
     # "Close as lost": a fact a person records, with a reason.
     lost_at = models.DateTimeField(_("closed as lost at"), null=True, blank=True)
-    lost_reason = models.CharField(_("lost reason"), max_length=200, blank=True)
+    lost_reason = models.CharField(_("lost reason"), max_length=text.LINE, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
@@ -178,6 +180,7 @@ class Student(models.Model):
             # Few students are referred: a partial index keeps the referral lookups cheap.
             models.Index(fields=["referrer"], condition=models.Q(referrer__isnull=False), name="student_referrer"),
         ]
+        constraints = [text.length_constraint("student", "notes", text.LONG)]
 
     def __str__(self) -> str:
         return self.name
@@ -263,7 +266,7 @@ class StudentStage(models.Model):
 
 
 class TagGroup(models.Model):
-    name = models.CharField(_("name"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=text.NAME, unique=True)
     exclusive = models.BooleanField(_("one tag per student"), default=False)
 
     class Meta:
@@ -277,7 +280,7 @@ class TagGroup(models.Model):
 
 class Tag(models.Model):
     group = models.ForeignKey(TagGroup, verbose_name=_("group"), on_delete=models.PROTECT, related_name="tags")
-    name = models.CharField(_("name"), max_length=50)
+    name = models.CharField(_("name"), max_length=text.NAME)
 
     class Meta:
         verbose_name = _("tag")
@@ -316,9 +319,9 @@ class StudentTag(models.Model):
 
 class Course(models.Model):
     campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.PROTECT, related_name="courses")
-    name = models.CharField(_("name"), max_length=100)
-    subject = models.CharField(_("subject"), max_length=50)
-    level = models.CharField(_("level"), max_length=50, blank=True)
+    name = models.CharField(_("name"), max_length=text.TITLE)
+    subject = models.CharField(_("subject"), max_length=text.LABEL)
+    level = models.CharField(_("level"), max_length=text.LABEL, blank=True)
     price_per_hour = models.DecimalField(_("price per hour"), max_digits=10, decimal_places=2)
     active = models.BooleanField(_("active"), default=True)
 
@@ -356,9 +359,9 @@ class Consultation(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("consultant"), on_delete=models.PROTECT, related_name="consultations"
     )
     channel = models.CharField(_("channel"), max_length=10, choices=ConsultationChannel.choices)
-    content = models.TextField(_("content"))
+    content = models.TextField(_("content"), max_length=text.LONG)
     intent = models.CharField(_("intent"), max_length=10, choices=Intent.choices, default=Intent.MEDIUM)
-    outcome = models.CharField(_("outcome"), max_length=200, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=text.LINE, blank=True)
     next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
     consulted_at = models.DateTimeField(_("consulted at"), db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -368,6 +371,7 @@ class Consultation(models.Model):
         verbose_name_plural = _("consultations")
         ordering = ["-consulted_at"]
         indexes = [models.Index(fields=["student", "consulted_at"])]
+        constraints = [text.length_constraint("consultation", "content", text.LONG)]
 
     def __str__(self) -> str:
         return f"{self.student} @ {self.consulted_at:%Y-%m-%d}"
@@ -390,8 +394,8 @@ class TrialLesson(models.Model):
     duration_minutes = models.PositiveSmallIntegerField(_("duration (minutes)"), default=60)
     status = models.CharField(_("status"), max_length=10, choices=TrialStatus.choices, default=TrialStatus.BOOKED)
     rating = models.PositiveSmallIntegerField(_("rating"), null=True, blank=True)
-    comment = models.TextField(_("teacher's comment"), blank=True)
-    recommended_level = models.CharField(_("recommended level"), max_length=50, blank=True)
+    comment = models.TextField(_("teacher's comment"), max_length=text.LONG, blank=True)
+    recommended_level = models.CharField(_("recommended level"), max_length=text.LABEL, blank=True)
     feedback_at = models.DateTimeField(_("feedback at"), null=True, blank=True)
     booked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -408,6 +412,7 @@ class TrialLesson(models.Model):
                 condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="trial_rating_1_to_5"
             ),
             models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="trial_duration_positive"),
+            text.length_constraint("trial", "comment", text.LONG),
             # The service checks overlaps under a lock; this holds the exact slot even without it.
             models.UniqueConstraint(
                 fields=["teacher", "scheduled_at"],
@@ -439,7 +444,7 @@ class Contract(models.Model):
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=ContractStatus.choices, default=ContractStatus.ACTIVE)
     refund_amount = models.DecimalField(_("refund amount"), max_digits=12, decimal_places=2, default=Decimal("0"))
-    refund_reason = models.CharField(_("refund reason"), max_length=200, blank=True)
+    refund_reason = models.CharField(_("refund reason"), max_length=text.LINE, blank=True)
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
     signed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -522,7 +527,7 @@ class Attendance(models.Model):
     teacher = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("teacher"), on_delete=models.PROTECT, related_name="attendances"
     )
-    feedback = models.TextField(_("feedback"), blank=True)
+    feedback = models.TextField(_("feedback"), max_length=text.LONG, blank=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -535,6 +540,7 @@ class Attendance(models.Model):
         indexes = [models.Index(fields=["student", "lesson_at"])]
         constraints = [
             models.CheckConstraint(condition=Q(hours__gte=0), name="attendance_hours_non_negative"),
+            text.length_constraint("attendance", "feedback", text.LONG),
             models.UniqueConstraint(
                 fields=["lesson", "student"], condition=Q(lesson__isnull=False), name="attendance_once_per_lesson"
             ),

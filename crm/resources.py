@@ -23,13 +23,15 @@ from typing import Any, ClassVar
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from import_export import fields, resources
 from import_export.results import InvalidRow, Result, RowResult
 
 from crm.models import Campus, Consultation, Contract, Student, StudentTag, User
 from crm.phones import national_digits
-from crm.services.imports import cells, import_rows, table_from_dataset
+from crm.services.imports import ImportFileError, cells, import_rows, table_from_dataset
 from crm.services.imports.report import ERROR, NEW, UNCHANGED, UPDATED, ImportReport
+from crm.text import printable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d[\d\s.,]*")
@@ -100,13 +102,20 @@ def result_from_report(report: ImportReport, headers: list[str]) -> Result:
     return result
 
 
+def _refusal(message: str) -> Result:
+    result = Result()
+    result.invalid_rows.append(InvalidRow(number=0, validation_error=ValidationError(message), values=()))
+    return result
+
+
 class CrmResource(resources.ModelResource):
     """Explicit columns for export; imports delegate to the one import service."""
 
     import_kind: ClassVar[str]
 
     def export_field(self, field: fields.Field, instance: Any, **kwargs: Any) -> Any:
-        return neutralise_formula(super().export_field(field, instance, **kwargs))
+        value = super().export_field(field, instance, **kwargs)
+        return neutralise_formula(printable(value) if isinstance(value, str) else value)
 
     def import_data(  # type: ignore[override]
         self,
@@ -121,14 +130,14 @@ class CrmResource(resources.ModelResource):
         actor: User = kwargs["user"]
         campus: Campus | None = kwargs.get("campus") or actor.campus
         if campus is None:
-            result = Result()
-            result.invalid_rows.append(
-                InvalidRow(number=0, validation_error=ValidationError("Choose a campus."), values=())
-            )
-            return result
+            return _refusal(_("Choose a campus."))
+        try:
+            table = table_from_dataset(dataset)
+        except ImportFileError as exc:
+            return _refusal(exc.message)
         report = import_rows(
             kind=self.import_kind,
-            table=table_from_dataset(dataset),
+            table=table,
             campus=campus,
             actor=actor,
             dry_run=dry_run,

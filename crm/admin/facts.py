@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm import text
 from crm.admin.base import (
     CrmModelAdmin,
     FactAdmin,
@@ -130,11 +131,11 @@ class AttendanceRecordForm(ServiceModelForm):
 
 class RefundForm(forms.Form):
     amount = forms.DecimalField(label=gettext_lazy("refund amount"), max_digits=12, decimal_places=2, min_value=0)
-    reason = forms.CharField(label=gettext_lazy("refund reason"), max_length=200)
+    reason = forms.CharField(label=gettext_lazy("refund reason"), max_length=text.LINE)
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(label=gettext_lazy("reason"), max_length=200, required=False)
+    reason = forms.CharField(label=gettext_lazy("reason"), max_length=text.LINE, required=False)
 
 
 # --- admins ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm import text
 from crm.admin.base import (
     CrmModelAdmin,
     HistoryInline,
@@ -56,8 +57,8 @@ class StudentAddForm(ServiceModelForm):
     """A new lead, phone first: `lead_capture` finds an existing family whatever the phone's format."""
 
     phone = forms.CharField(label=gettext_lazy("guardian's phone"), max_length=30)
-    guardian_name = forms.CharField(label=gettext_lazy("guardian's name"), max_length=50, required=False)
-    relation = forms.CharField(label=gettext_lazy("relation"), max_length=20, required=False)
+    guardian_name = forms.CharField(label=gettext_lazy("guardian's name"), max_length=text.NAME, required=False)
+    relation = forms.CharField(label=gettext_lazy("relation"), max_length=text.SHORT, required=False)
     add_to_family = forms.BooleanField(
         label=gettext_lazy("add as a sibling"),
         required=False,
@@ -109,8 +110,8 @@ class StudentChangeForm(ServiceModelForm):
         widget=FilteredSelectMultiple(gettext_lazy("tags"), is_stacked=False),
     )
     new_guardian_phone = forms.CharField(label=gettext_lazy("phone"), max_length=30, required=False)
-    new_guardian_name = forms.CharField(label=gettext_lazy("name"), max_length=50, required=False)
-    new_guardian_relation = forms.CharField(label=gettext_lazy("relation"), max_length=20, required=False)
+    new_guardian_name = forms.CharField(label=gettext_lazy("name"), max_length=text.NAME, required=False)
+    new_guardian_relation = forms.CharField(label=gettext_lazy("relation"), max_length=text.SHORT, required=False)
     link_existing_guardian = forms.BooleanField(
         label=gettext_lazy("link the existing guardian"),
         required=False,
@@ -188,7 +189,7 @@ class StudentChangeForm(ServiceModelForm):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label=gettext_lazy("reason"), max_length=200)
+    reason = forms.CharField(label=gettext_lazy("reason"), max_length=text.LINE)
 
 
 class TagChoiceForm(forms.Form):

@@ -8,6 +8,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import text
 from crm.events import student_facts_changed
 from crm.models import Consultation, ConsultationChannel, Intent, Role, Student, User
 from crm.roles import require_campus, require_role
@@ -36,11 +37,13 @@ def consultation_log(
     now = timezone.now()
     consulted_at = consulted_at or now
     errors: dict[str, str] = {}
+    content = text.clean(errors, "content", content, Consultation)
+    outcome = text.clean(errors, "outcome", outcome, Consultation)
     if channel not in ConsultationChannel.values:
         errors["channel"] = _("Choose how the consultation happened.")
     if intent not in Intent.values:
         errors["intent"] = _("Choose an intent level.")
-    if not content.strip():
+    if not content:
         errors["content"] = _("Write down what was discussed.")
     if consulted_at > now + dt.timedelta(minutes=5):
         errors["consulted_at"] = _("A consultation cannot be in the future.")
@@ -55,9 +58,9 @@ def consultation_log(
         student=student,
         consultant=actor,
         channel=channel,
-        content=content.strip(),
+        content=content,
         intent=intent,
-        outcome=outcome.strip(),
+        outcome=outcome,
         next_follow_up_at=next_follow_up_at,
         consulted_at=consulted_at,
     )

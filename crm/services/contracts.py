@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import text
 from crm.events import student_facts_changed
 from crm.models import (
     Attendance,
@@ -120,7 +121,8 @@ def contract_refund(*, actor: User, contract: Contract, amount: Decimal, reason:
         errors["amount"] = _("The refund cannot be negative.")
     elif amount > contract.paid_amount:
         errors["amount"] = _("The refund cannot exceed the %(paid)s paid.") % {"paid": contract.paid_amount}
-    if not reason.strip():
+    reason = text.clean(errors, "reason", reason, Contract, "refund_reason")
+    if not reason:
         errors["reason"] = _("Say why the contract is refunded.")
     if errors:
         raise ValidationError(errors)
@@ -174,6 +176,10 @@ def attendance_record(
     if actor_is_teacher and teacher.pk != actor.pk:
         raise PermissionDenied(_("A teacher records attendance only for their own lessons."))
     lesson_at = lesson_at or timezone.now()
+    too_long: dict[str, str] = {}
+    feedback = text.clean(too_long, "feedback", feedback, Attendance)
+    if too_long:
+        raise ValidationError(too_long)
     if status not in AttendanceStatus.values:
         raise ValidationError({"status": _("Unknown attendance status.")})
     problem = _precision_problem(hours, ATTENDANCE_HOURS_DIGITS)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import text
 from crm.events import student_facts_changed
 from crm.models import (
     Campus,
@@ -102,8 +103,13 @@ def lead_capture(
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, campus.pk)
-    student_name = student_name.strip()
     errors: dict[str, str] = {}
+    student_name = text.clean(errors, "student_name", student_name, Student, "name")
+    guardian_name = text.clean(errors, "guardian_name", guardian_name, Guardian, "name")
+    relation = text.clean(errors, "relation", relation, Guardian)
+    grade = text.clean(errors, "grade", grade, Student)
+    school = text.clean(errors, "school", school, Student)
+    notes = text.clean(errors, "notes", notes, Student)
     if not student_name:
         errors["student_name"] = _("Enter the child's name.")
     if channel not in Channel.values:
@@ -120,11 +126,14 @@ def lead_capture(
     if errors:
         raise ValidationError(errors)
 
-    guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name.strip(), relation=relation.strip())
+    guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name, relation=relation)
     if not new_family:
         if not add_to_family:
             raise ExistingFamily(guardian)
-        if guardian.students.filter(name=student_name).exists():
+        if any(
+            text.name_key(name) == text.name_key(student_name)
+            for name in guardian.students.values_list("name", flat=True)
+        ):
             raise ValidationError(
                 {
                     "student_name": ValidationError(
@@ -138,8 +147,8 @@ def lead_capture(
         name=student_name,
         campus=campus,
         channel=channel,
-        grade=grade.strip(),
-        school=school.strip(),
+        grade=grade,
+        school=school,
         gender=gender,
         birth_date=birth_date,
         notes=notes,
@@ -181,11 +190,16 @@ def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", r
     """Link another parent to a student; an existing family's guardian is reused, never copied."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
+    errors: dict[str, object] = {}
+    name = text.clean(errors, "name", name, Guardian)
+    relation = text.clean(errors, "relation", relation, Guardian)
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
-        raise ValidationError({"phone": exc.error_list}) from None
-    guardian, _created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
+        errors["phone"] = exc.error_list
+    if errors:
+        raise ValidationError(errors)
+    guardian, _created = _guardian_get_or_create(phone=e164, name=name, relation=relation)
     student.guardians.add(guardian)
     audit(actor=actor, action="guardian_add", student=student, phone=e164)
     return guardian
@@ -203,11 +217,14 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
     if unknown:
         raise ValueError(f"not editable here: {sorted(unknown)}")
     locked = Student.objects.select_for_update().get(pk=student.pk)
+    too_long: dict[str, str] = {}
     for field, value in changes.items():
+        if isinstance(value, str):
+            value = text.clean(too_long, field, value, Student)
         setattr(locked, field, value)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {field: [message] for field, message in too_long.items()}
     try:
-        locked.full_clean(exclude=["campus"])
+        locked.full_clean(exclude=["campus", *too_long])  # said once, with the limit, above
     except ValidationError as exc:
         errors.update(exc.message_dict)
     if "owner" in changes:
@@ -228,9 +245,12 @@ def lead_close_lost(*, actor: User, student: Student, reason: str) -> Student:
     """Close a lead as lost: a fact with a reason; the lifecycle engine moves the stage."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
-    reason = reason.strip()
+    errors: dict[str, str] = {}
+    reason = text.clean(errors, "reason", reason, Student, "lost_reason")
     if not reason:
-        raise ValidationError({"reason": _("Say why this lead is lost.")})
+        errors["reason"] = _("Say why this lead is lost.")
+    if errors:
+        raise ValidationError(errors)
     student = Student.objects.select_for_update().get(pk=student.pk)
     if student.contracts.filter(status=ContractStatus.ACTIVE).exists():
         raise ValidationError(

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm import text
 from crm.events import student_facts_changed
 from crm.models import Course, Lesson, Role, Student, TrialLesson, TrialStatus, User
 from crm.roles import require_campus, require_role
@@ -111,10 +112,12 @@ def trial_feedback_record(
     if trial.status == TrialStatus.CANCELLED:
         raise ValidationError(_("This trial was cancelled."))
     errors: dict[str, str] = {}
+    comment = text.clean(errors, "comment", comment, TrialLesson)
+    recommended_level = text.clean(errors, "recommended_level", recommended_level, TrialLesson)
     if attended:
         if rating is None or not 1 <= rating <= 5:
             errors["rating"] = _("Give a rating from 1 to 5.")
-        if not comment.strip():
+        if not comment and "comment" not in errors:
             errors["comment"] = _("Write a comment for the parents.")
     if errors:
         raise ValidationError(errors)

@@ -13,13 +13,15 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from phonenumbers import PhoneMetadata
 
-from crm.models import Channel, ConsultationChannel, ContractStatus, Gender, Intent
+from crm.models import Channel, ConsultationChannel, ContractStatus, Gender, Intent, Tag, TagGroup
 from crm.phones import normalize_phone
 from crm.services.imports.tables import as_text
+from crm.text import limit_of
 
 
 class CellError(Exception):
@@ -100,12 +102,12 @@ INTENT_LOOKUP = choice_lookup(INTENT_WORDS)
 CONTRACT_STATUS_LOOKUP = choice_lookup(CONTRACT_STATUS_WORDS)
 
 
-def parse_text(raw: Any, max_length: int) -> str:
+def parse_text(raw: Any, model: type[Model], field: str) -> str:
+    """Text for `model.field`, held to the field's one length limit (crm/text.py)."""
     text = as_text(raw)
-    if len(text) > max_length:
-        raise CellError(
-            _("Too long: %(length)s characters, at most %(max)s.") % {"length": len(text), "max": max_length}
-        )
+    limit = limit_of(model, field)
+    if len(text) > limit:
+        raise CellError(_("Too long: %(length)s characters, at most %(max)s.") % {"length": len(text), "max": limit})
     return text
 
 
@@ -242,7 +244,7 @@ def parse_tags(raw: Any) -> list[tuple[str, str]]:
         group, name = (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else ("", item)
         if not name:
             raise CellError(_("“%(value)s” has a group but no tag name.") % {"value": item})
-        if len(group) > 50 or len(name) > 50:
+        if len(group) > limit_of(TagGroup, "name") or len(name) > limit_of(Tag, "name"):
             raise CellError(_("“%(value)s” is too long for a tag.") % {"value": item})
         if (group, name) not in tags:
             tags.append((group, name))

@@ -83,11 +83,11 @@ class ConsultationImporter(Importer):
             "channel": lambda v: cells.parse_choice(
                 v, cells.CONSULTATION_CHANNEL_WORDS, cells.CONSULTATION_CHANNEL_LOOKUP
             ),
-            "content": lambda v: cells.parse_text(v, 10_000),
+            "content": lambda v: cells.parse_text(v, Consultation, "content"),
             "intent": lambda v: cells.parse_choice(v, cells.INTENT_WORDS, cells.INTENT_LOOKUP),
-            "outcome": lambda v: cells.parse_text(v, 200),
+            "outcome": lambda v: cells.parse_text(v, Consultation, "outcome"),
             "next_follow_up_at": cells.parse_datetime,
-            "consultant": lambda v: cells.parse_text(v, 150),
+            "consultant": lambda v: cells.parse_text(v, User, "username"),
         }
         for key, parse in parsers.items():
             raw = ctx.cell(row, key)

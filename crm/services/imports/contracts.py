@@ -76,7 +76,7 @@ class ContractImporter(Importer):
         phone, name = parse_student_ref(row, ctx)
         course = ""
         try:
-            course = cells.parse_text(ctx.cell(row, "course"), 100)
+            course = cells.parse_text(ctx.cell(row, "course"), Course, "name")
             if not course:
                 ctx.error(row.number, "course", _("Name the course."))
         except cells.CellError as exc:
@@ -95,7 +95,7 @@ class ContractImporter(Importer):
             "status": lambda v: cells.parse_choice(v, cells.CONTRACT_STATUS_WORDS, cells.CONTRACT_STATUS_LOOKUP),
             "hours_consumed": _money(1, 7),
             "refund_amount": _money(2, 12),
-            "refund_reason": lambda v: cells.parse_text(v, 200),
+            "refund_reason": lambda v: cells.parse_text(v, Contract, "refund_reason"),
         }
         for key, parse in parsers.items():
             raw = ctx.cell(row, key)

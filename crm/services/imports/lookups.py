@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from crm.models import Campus, Guardian, Student, Tag, TagGroup, User
+from crm.text import name_key
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -119,7 +120,8 @@ class FamilyIndex:
         if guardian is None:
             return NOT_FOUND
         family = self.students_of.get(guardian.pk, [])
-        same_name = [s for s in family if s.name == name]
+        key = name_key(name)
+        same_name = [s for s in family if name_key(s.name) == key]
         here = [s for s in same_name if s.campus_id == self.campus.pk]
         if here:
             return Found(guardian=guardian, student=here[0])

@@ -20,7 +20,7 @@ def parse_student_ref(row: SheetRow, ctx: ImportContext) -> tuple[str, str]:
     except cells.CellError as exc:
         ctx.error(row.number, "phone", exc.message)
     try:
-        name = cells.parse_text(ctx.cell(row, "student_name"), 50)
+        name = cells.parse_text(ctx.cell(row, "student_name"), Student, "name")
         if not name:
             ctx.error(row.number, "student_name", _("Enter the student's name."))
     except cells.CellError as exc:

@@ -24,6 +24,7 @@ from crm.services.imports.lookups import FamilyIndex, StaffIndex, TagCatalogue, 
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.tables import SheetRow
 from crm.services.leads import stages_open
+from crm.text import name_key
 
 # Student fields a row may set, in the order changes are listed.
 STUDENT_FIELDS = ("gender", "birth_date", "grade", "school", "channel", "notes", "owner")
@@ -32,13 +33,13 @@ CHOICE_WORDS = {"gender": cells.GENDER_WORDS, "channel": cells.CHANNEL_WORDS}
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "gender": lambda v: cells.parse_choice(v, cells.GENDER_WORDS, cells.GENDER_LOOKUP),
     "birth_date": cells.parse_date,
-    "grade": lambda v: cells.parse_text(v, 20),
-    "school": lambda v: cells.parse_text(v, 100),
+    "grade": lambda v: cells.parse_text(v, Student, "grade"),
+    "school": lambda v: cells.parse_text(v, Student, "school"),
     "channel": lambda v: cells.parse_choice(v, cells.CHANNEL_WORDS, cells.CHANNEL_LOOKUP),
-    "notes": lambda v: cells.parse_text(v, 5000),
-    "owner": lambda v: cells.parse_text(v, 150),
-    "guardian_name": lambda v: cells.parse_text(v, 50),
-    "relation": lambda v: cells.parse_text(v, 20),
+    "notes": lambda v: cells.parse_text(v, Student, "notes"),
+    "owner": lambda v: cells.parse_text(v, User, "username"),
+    "guardian_name": lambda v: cells.parse_text(v, Guardian, "name"),
+    "relation": lambda v: cells.parse_text(v, Guardian, "relation"),
     "tags": cells.parse_tags,
 }
 
@@ -103,7 +104,7 @@ class StudentImporter(Importer):
         before = len(ctx.report.errors)
         name = phone = ""
         try:
-            name = cells.parse_text(ctx.cell(row, "name"), 50)
+            name = cells.parse_text(ctx.cell(row, "name"), Student, "name")
             if not name:
                 ctx.error(row.number, "name", _("Enter the student's name."))
         except cells.CellError as exc:
@@ -150,7 +151,7 @@ class StudentImporter(Importer):
             if found.student is not None:
                 key: tuple[Any, ...] = ("id", found.student.pk)
             else:
-                key = ("new", row.phone, row.name)
+                key = ("new", row.phone, name_key(row.name))
             plan = plans.get(key)
             if plan is None:
                 plan = plans[key] = StudentPlan(name=row.name, phone=row.phone, student=found.student)

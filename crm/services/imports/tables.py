@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import tablib
 from django.utils.translation import gettext as _
+
+from crm.text import tidy
 
 # A csv file is tried in this order; GB18030 is a superset of GBK and GB2312, which is
 # what Excel on a Chinese Windows writes when asked for "CSV".
@@ -115,14 +118,51 @@ def read_xlsx(content: bytes) -> Table:
     except Exception:  # openpyxl raises a zoo of exceptions for a damaged file
         raise ImportFileError(_("The file is not a readable .xlsx workbook.")) from None
     try:
-        sheet = book.worksheets[0]
-        return Table.from_rows(sheet.iter_rows(values_only=True), encoding="xlsx")
+        return Table.from_rows(first_visible_sheet(book).iter_rows(values_only=True), encoding="xlsx")
     finally:
         book.close()
 
 
+def first_visible_sheet(book: Any) -> Any:
+    """The worksheet every door reads: the first one a person sees as a tab.
+
+    Not the active sheet: that is whichever tab was open when the file was last saved,
+    so the same workbook would import differently after someone merely looked at
+    another tab. Hidden sheets (lookup lists, macros' scratch space) are skipped.
+    """
+    for sheet in book.worksheets:
+        if sheet.sheet_state == "visible":
+            return sheet
+    raise ImportFileError(_("The workbook has no visible worksheet."))
+
+
+class TableDataset(tablib.Dataset):
+    """An uploaded file read by read_table, in the shape django-import-export passes around.
+
+    The admin's formats return it so the admin reads a file exactly as the page and the
+    command do (same sheet, same blank-row and header rules); the rows stay in `table`,
+    the bytes in `content` for a job that re-reads them.
+    """
+
+    def __init__(self, table: Table, content: bytes, file_name: str):
+        super().__init__(headers=table.headers)
+        self.table = table
+        self.content = content
+        self.file_name = file_name
+
+    def __len__(self) -> int:
+        return len(self.table.rows)
+
+    def __bool__(self) -> bool:
+        # The library refuses a falsy dataset with its own words; a file with a header
+        # and no rows gets the service's answer instead, as on the page.
+        return True
+
+
 def table_from_dataset(dataset: Any) -> Table:
     """A tablib Dataset (what django-import-export's admin hands over) as a Table."""
+    if isinstance(dataset, TableDataset):
+        return dataset.table
     headers = list(dataset.headers or [])
     return Table.from_rows([headers, *list(dataset)], encoding="dataset")
 
@@ -137,7 +177,7 @@ def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        text = value.replace("\ufeff", "").replace("\u00a0", " ").replace("\u3000", " ").strip()
+        text = tidy(value)
         # Our exports prefix a formula-like text with ' so spreadsheets show it as text;
         # reading such a file back gives the original text.
         if len(text) > 1 and text[0] == "'" and text[1] in "=+-@":
