@@ -77,6 +77,10 @@ def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Gu
         return Guardian.objects.get(phone=phone), False
 
 
+def family_has_child(guardian: Guardian, name: str) -> bool:
+    return guardian.students.filter(name=name).exists()
+
+
 @transaction.atomic
 def lead_capture(
     *,
@@ -125,7 +129,11 @@ def lead_capture(
     if not new_family:
         if not add_to_family:
             raise ExistingFamily(guardian)
-        if guardian.students.filter(name=student_name).exists():
+        # Two siblings of one name captured at once would both pass the check below: the
+        # family's guardian row is the lock that queues them, held until this transaction
+        # ends. (A unique constraint cannot say "one name per family" across the link table.)
+        guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
+        if family_has_child(guardian, student_name):
             raise ValidationError(
                 {
                     "student_name": ValidationError(

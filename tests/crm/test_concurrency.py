@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from crm.models import Attendance, Campus, ContractStatus, Course, Guardian, Student, TrialLesson, User
 from crm.services import ExistingFamily, TeacherBusy, attendance_record, lead_capture, trial_book
+from crm.services import leads as lead_services
 from crm.services import trials as trial_services
 from tests import factories
 from tests.concurrency import race
@@ -178,3 +179,45 @@ def test_one_phone_captured_twice_at_once_makes_one_family(
     assert len(lost) == 1 and isinstance(lost[0], ExistingFamily), lost
     assert list(Guardian.objects.values_list("phone", flat=True)) == ["+8613800138000"]
     assert Student.objects.count() == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_one_sibling_added_twice_at_once_makes_one_child(
+    attempt: int, monkeypatch: pytest.MonkeyPatch, campus_a: Campus, front_desk: User, manager: User
+) -> None:
+    first = lead_capture(actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明")
+    # Widen the window between "is this name in the family?" and creating the child.
+    widen_after(monkeypatch, lead_services, "family_has_child")
+    outcomes = race(
+        *(
+            lambda actor=actor: lead_capture(
+                actor=actor, campus=campus_a, phone="138 0013 8000", student_name="小红", add_to_family=True
+            )
+            for actor in (front_desk, manager)
+        )
+    )
+    won, lost = split(outcomes)
+    assert len(won) == 1
+    assert len(lost) == 1 and isinstance(lost[0], ValidationError), lost
+    assert isinstance(lost[0], ValidationError)  # for mypy
+    assert [e.code for e in lost[0].error_dict["student_name"]] == ["duplicate_student"]
+    assert sorted(first.guardian.students.values_list("name", flat=True)) == ["小明", "小红"]
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_six_siblings_of_one_name_posted_at_once_make_one_child(
+    attempt: int, campus_a: Campus, front_desk: User
+) -> None:
+    first = lead_capture(actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明")
+    outcomes = race(
+        *(
+            lambda: lead_capture(
+                actor=front_desk, campus=campus_a, phone="13800138000", student_name="小红", add_to_family=True
+            )
+            for _ in range(6)
+        )
+    )
+    won, lost = split(outcomes)
+    assert len(won) == 1 and len(lost) == 5, lost
+    assert all(isinstance(e, ValidationError) for e in lost), lost
+    assert first.guardian.students.filter(name="小红").count() == 1
