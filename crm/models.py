@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from crm.phones import phone_display
+
 
 class Role(models.TextChoices):
     FRONT_DESK = "front_desk", _("Front desk")
@@ -117,7 +119,7 @@ class Guardian(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or _('Guardian')} {self.phone}"
+        return f"{self.name or _('Guardian')} {phone_display(self.phone)}"
 
 
 class Student(models.Model):

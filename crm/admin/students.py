@@ -38,7 +38,7 @@ from crm.models import (
     TrialLesson,
     User,
 )
-from crm.phones import national_digits, normalize_phone
+from crm.phones import normalize_phone, phone_display
 from crm.services import (
     guardian_add,
     lead_capture,
@@ -220,7 +220,7 @@ class GuardianInline(HistoryInline):
 
     @admin.display(description=gettext_lazy("phone"))
     def phone(self, obj: Any) -> str:
-        return national_digits(obj.guardian.phone)
+        return phone_display(obj.guardian.phone)
 
     @admin.display(description=gettext_lazy("relation"))
     def relation(self, obj: Any) -> str:
@@ -355,7 +355,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
 
     @admin.display(description=gettext_lazy("guardians' phones"))
     def guardian_phones(self, obj: Student) -> str:
-        return ", ".join(national_digits(g.phone) for g in obj.guardians.all())
+        return ", ".join(phone_display(g.phone) for g in obj.guardians.all())
 
     @admin.action(description=gettext_lazy("Close as lost…"), permissions=("change",))
     def close_as_lost(self, request: HttpRequest, queryset: QuerySet[Student]) -> HttpResponse | None:
@@ -422,7 +422,7 @@ class GuardianAdmin(CrmModelAdmin):
 
     @admin.display(description=gettext_lazy("phone"), ordering="phone")
     def phone_display(self, obj: Guardian) -> str:
-        return national_digits(obj.phone)
+        return phone_display(obj.phone)
 
     @admin.display(description=gettext_lazy("children"))
     def children(self, obj: Guardian) -> str:

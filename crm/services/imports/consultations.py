@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Consultation, ConsultationChannel, Contract, Intent, Student, User
-from crm.phones import national_digits
+from crm.phones import phone_display
 from crm.services.imports import cells
 from crm.services.imports.columns import CONSULTATION_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
@@ -154,7 +154,7 @@ class ConsultationImporter(Importer):
             first = plan.rows[0].number
             for index, row in enumerate(plan.rows):
                 when = timezone.localtime(row.consulted_at)
-                label = f"{row.student_name} · {national_digits(row.phone)} · {when:%Y-%m-%d %H:%M}"
+                label = f"{row.student_name} · {phone_display(row.phone)} · {when:%Y-%m-%d %H:%M}"
                 if index == 0:
                     ctx.outcome(row.number, plan.status, label, plan.changes)
                 else:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Contract, ContractStatus, Course, Student
-from crm.phones import national_digits
+from crm.phones import phone_display
 from crm.services.imports import cells
 from crm.services.imports.columns import CONTRACT_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
@@ -182,7 +182,7 @@ class ContractImporter(Importer):
             self._diff(plan, ctx)
             first = plan.rows[0].number
             for index, row in enumerate(plan.rows):
-                label = f"{row.student_name} · {national_digits(row.phone)} · {plan.course.name}"
+                label = f"{row.student_name} · {phone_display(row.phone)} · {plan.course.name}"
                 if index == 0:
                     ctx.outcome(row.number, plan.status, label, plan.changes)
                 else:

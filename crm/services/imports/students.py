@@ -15,7 +15,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from crm.models import Guardian, Student, StudentTag, TagSource, User
-from crm.phones import national_digits
+from crm.phones import phone_display
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
@@ -294,7 +294,7 @@ class StudentImporter(Importer):
     def _outcomes(self, plan: StudentPlan, ctx: ImportContext) -> None:
         first = plan.rows[0].number
         for index, row in enumerate(plan.rows):
-            label = f"{row.name} · {national_digits(row.phone)}"
+            label = f"{row.name} · {phone_display(row.phone)}"
             if index == 0:
                 ctx.outcome(row.number, plan.status, label, plan.changes)
             else:
