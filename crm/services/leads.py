@@ -30,6 +30,7 @@ from crm.models import (
 from crm.phones import normalize_phone
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
+from crm.services.date_ranges import birth_date_problem
 
 
 class ExistingFamily(ValidationError):
@@ -118,6 +119,9 @@ def lead_capture(
     problem = owner_problem(owner, campus.pk)
     if problem:
         errors["owner"] = problem
+    problem = birth_date_problem(birth_date) if birth_date else None
+    if problem:
+        errors["birth_date"] = problem
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
@@ -210,6 +214,10 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
         problem = owner_problem(locked.owner, locked.campus_id)
         if problem:
             errors.setdefault("owner", []).append(problem)
+    if "birth_date" in changes and locked.birth_date:
+        problem = birth_date_problem(locked.birth_date)
+        if problem:
+            errors.setdefault("birth_date", []).append(problem)
     if errors:
         raise ValidationError(errors)
     locked.save(update_fields=[*changes, "updated_at"])

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Guardian, Student, StudentTag, TagSource, User
 from crm.phones import phone_display
+from crm.services import date_ranges
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
@@ -123,6 +125,14 @@ class StudentImporter(Importer):
                 value = parse(raw)
             except cells.CellError as exc:
                 ctx.error(row.number, key, exc.message)
+                continue
+            problem = (
+                date_ranges.birth_date_problem(value, today=timezone.localdate(ctx.now))
+                if key == "birth_date"
+                else None
+            )
+            if problem:
+                ctx.error(row.number, key, problem)
                 continue
             if key == "guardian_name":
                 guardian["name"] = value
