@@ -31,6 +31,7 @@ from crm.phones import normalize_phone
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import birth_date_problem
+from crm.services.families import guardian_apply_changes, guardian_check_change
 
 
 class ExistingFamily(ValidationError):
@@ -104,7 +105,9 @@ def lead_capture(
     """Capture a new lead, phone first.
 
     If the phone already belongs to a family, nothing is created unless the caller says
-    `add_to_family` (a sibling); a child of the same name in that family is refused.
+    `add_to_family` (a sibling); a child of the same name in that family is refused. A
+    guardian name or relation typed for a known family corrects the guardian, if this
+    campus is the guardian's home campus (crm.services.families); otherwise it is refused.
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, campus.pk)
@@ -145,6 +148,14 @@ def lead_capture(
                     )
                 }
             )
+        guardian_changes = guardian_check_change(
+            guardian,
+            campus_id=campus.pk,
+            name=guardian_name,
+            relation=relation,
+            error_keys={"name": "guardian_name"},
+        )
+        guardian_apply_changes(actor=actor, guardian=guardian, changes=guardian_changes)
     if owner is None and actor.role == Role.FRONT_DESK:
         owner = actor
     student = Student.objects.create(
@@ -178,14 +189,20 @@ def stages_open(student_ids: Sequence[int], *, campus_id: int, at: dt.datetime) 
 
 @transaction.atomic
 def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", relation: str = "") -> Guardian:
-    """Link another parent to a student; an existing family's guardian is reused, never copied."""
+    """Link another parent to a student; an existing family's guardian is reused, never copied.
+    A name or relation typed for a known guardian corrects it, if the student's campus is the
+    guardian's home campus (crm.services.families)."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
         raise ValidationError({"phone": exc.error_list}) from None
-    guardian, _created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
+    guardian, created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
+    if not created:
+        guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
+        changes = guardian_check_change(guardian, campus_id=student.campus_id, name=name, relation=relation)
+        guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)
     student.guardians.add(guardian)
     audit(actor=actor, action="guardian_add", student=student, phone=e164)
     return guardian

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from crm.models import Guardian, Student, StudentTag, TagSource, User
 from crm.phones import phone_display
 from crm.services import date_ranges
+from crm.services.families import guardian_change_problem, guardian_changes, home_campuses
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
@@ -60,6 +61,7 @@ class GuardianPlan:
     phone: str
     guardian: Guardian | None
     values: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # detail -> the row that last gave it
     changes: list[str] = field(default_factory=list)
 
 
@@ -177,8 +179,9 @@ class StudentImporter(Importer):
                         phone=row.phone, guardian=families.guardians.get(row.phone)
                     )
                 gplan.values.update(row.guardian)
+                gplan.rows.update(dict.fromkeys(row.guardian, row.number))
         for gplan in guardians.values():
-            self._diff_guardian(gplan, ctx)
+            self._diff_guardian(gplan, ctx, families)
 
         # Usernames of the owners a file replaces, to show "alice → bob" rather than ids.
         former = {
@@ -246,14 +249,28 @@ class StudentImporter(Importer):
             if resolved not in plan.tags:
                 plan.tags.append(resolved)
 
-    def _diff_guardian(self, gplan: GuardianPlan, ctx: ImportContext) -> None:
-        if gplan.guardian is None:
+    def _diff_guardian(self, gplan: GuardianPlan, ctx: ImportContext, families: FamilyIndex) -> None:
+        guardian = gplan.guardian
+        if guardian is None:
             return
+        changes = guardian_changes(guardian, **gplan.values)
+        if not changes:
+            return
+        # A family shared with another campus: its guardian's details are the home campus's.
+        links = [(guardian.pk, s.pk, s.campus_id) for s in families.students_of.get(guardian.pk, [])]
+        home = home_campuses(links).get(guardian.pk)
+        problem = guardian_change_problem(
+            campus_id=ctx.campus.pk,
+            home_campus_id=home,
+            home_campus_name=families.campus_names.get(home, "?") if home else "?",
+        )
         for key, column in (("name", "guardian_name"), ("relation", "relation")):
-            new = gplan.values.get(key)
-            old = getattr(gplan.guardian, key)
-            if new is not None and new != old:
-                gplan.changes.append(f"{ctx.title(column)}: {old or '—'} → {new}")
+            if key not in changes:
+                continue
+            if problem:
+                ctx.error(gplan.rows[key], column, problem)
+                continue
+            gplan.changes.append(f"{ctx.title(column)}: {getattr(guardian, key) or '—'} → {changes[key]}")
 
     def _existing_tags(self, student_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
         """student id -> [(StudentTag id, Tag id)]."""
