@@ -55,6 +55,22 @@ def guardian_changes(guardian: Guardian, **values: str | None) -> dict[str, str]
     return changes
 
 
+def guardian_check_lengths(*, error_keys: Mapping[str, str] | None = None, **values: str | None) -> None:
+    """A ValidationError on each detail longer than its column, before any write tries it."""
+    keys = error_keys or {}
+    too_long = {}
+    for key in GUARDIAN_DETAILS:
+        value = (values.get(key) or "").strip()
+        limit = Guardian._meta.get_field(key).max_length  # type: ignore[union-attr]
+        if limit is not None and len(value) > limit:
+            too_long[keys.get(key, key)] = _("Too long: %(length)s characters, at most %(max)s.") % {
+                "length": len(value),
+                "max": limit,
+            }
+    if too_long:
+        raise ValidationError(too_long)
+
+
 def guardian_change_problem(*, campus_id: int | None, home_campus_id: int | None, home_campus_name: str) -> str | None:
     """Why a door working for `campus_id` (None: an administrator outside any campus) may not
     change the details of a guardian whose home campus is `home_campus_id`, or None."""
@@ -80,13 +96,14 @@ def guardian_check_change(
     changes = guardian_changes(guardian, name=name, relation=relation)
     if not changes:
         return changes
+    keys = error_keys or {}
+    guardian_check_lengths(error_keys=keys, **changes)
     home = guardian_home_campus_id(guardian)
     home_name = "?"
     if home is not None:
         home_name = Campus.objects.filter(pk=home).values_list("name", flat=True).first() or home_name
     problem = guardian_change_problem(campus_id=campus_id, home_campus_id=home, home_campus_name=home_name)
     if problem:
-        keys = error_keys or {}
         raise ValidationError(
             {keys.get(key, key): ValidationError(problem, code="guardian_of_another_campus") for key in changes}
         )

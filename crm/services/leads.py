@@ -31,7 +31,7 @@ from crm.phones import normalize_phone
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import birth_date_problem
-from crm.services.families import guardian_apply_changes, guardian_check_change
+from crm.services.families import guardian_apply_changes, guardian_check_change, guardian_check_lengths
 
 
 class ExistingFamily(ValidationError):
@@ -131,6 +131,7 @@ def lead_capture(
         errors["phone"] = exc.messages[0]
     if errors:
         raise ValidationError(errors)
+    guardian_check_lengths(name=guardian_name, relation=relation, error_keys={"name": "guardian_name"})
 
     guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name.strip(), relation=relation.strip())
     if not new_family:
@@ -198,6 +199,7 @@ def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", r
         e164 = normalize_phone(phone)
     except ValidationError as exc:
         raise ValidationError({"phone": exc.error_list}) from None
+    guardian_check_lengths(name=name, relation=relation)
     guardian, created = _guardian_get_or_create(phone=e164, name=name.strip(), relation=relation.strip())
     if not created:
         guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)

@@ -229,3 +229,17 @@ def test_the_home_campus_and_an_administrator_rename_in_the_admin(
     assert response.status_code == 302, form_errors(response)
     assert renamed(family.guardian, "王芳")
     assert family.guardian.relation == "外婆"
+
+
+def test_a_too_long_name_is_refused_with_a_message(family: SimpleNamespace, front_desk: User) -> None:
+    with pytest.raises(ValidationError) as exc:
+        guardian_add(actor=front_desk, student=family.first, phone=PHONE, name="王" * 51)
+    assert list(exc.value.message_dict) == ["name"]
+    assert_unchanged(family.guardian)
+
+
+def test_a_too_long_name_for_a_new_family_is_refused_with_a_message(front_desk: User, campus_a: Campus) -> None:
+    with pytest.raises(ValidationError) as exc:
+        lead_capture(actor=front_desk, campus=campus_a, phone=PHONE, student_name="王小明", relation="妈" * 21)
+    assert list(exc.value.message_dict) == ["relation"]
+    assert not Guardian.objects.exists()
