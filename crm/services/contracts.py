@@ -25,7 +25,7 @@ from crm.models import (
 )
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
-from crm.services.date_ranges import signed_at_problem, valid_until_problem
+from crm.services.date_ranges import lesson_at_problem, signed_at_problem, valid_until_problem
 
 # The columns' precision (crm.models): more digits would be rounded or overflow in the database.
 HOURS_DIGITS = (7, 1)  # Contract.hours_bought / hours_consumed
@@ -177,6 +177,9 @@ def attendance_record(
     if actor_is_teacher and teacher.pk != actor.pk:
         raise PermissionDenied(_("A teacher records attendance only for their own lessons."))
     lesson_at = lesson_at or timezone.now()
+    problem = lesson_at_problem(lesson_at)
+    if problem:
+        raise ValidationError({"lesson_at": problem})
     if status not in AttendanceStatus.values:
         raise ValidationError({"status": _("Unknown attendance status.")})
     problem = _precision_problem(hours, ATTENDANCE_HOURS_DIGITS)

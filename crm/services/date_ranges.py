@@ -12,6 +12,8 @@ typo such as 1800, 2099 or 9999 is refused wherever it is typed.
 - a fact that has happened (a consultation, a signing): not in the future, and at most
   HISTORY_YEARS_BACK years ago (the oldest history a school imports);
 - a trial: booked at most BOOKING_HORIZON ahead;
+- an attendance: for a lesson at most LESSON_AHEAD ahead (recorded as it starts), and at
+  most HISTORY_YEARS_BACK years ago;
 - a contract's "valid until": from its signing day to VALIDITY_YEARS_AHEAD years later.
 """
 
@@ -26,6 +28,7 @@ BIRTH_YEARS_BACK = 100
 FOLLOW_UP_HORIZON = dt.timedelta(days=366)
 HISTORY_YEARS_BACK = 20
 BOOKING_HORIZON = dt.timedelta(days=366)
+LESSON_AHEAD = dt.timedelta(days=1)
 VALIDITY_YEARS_AHEAD = 10
 # Clocks of the front desk's tablet and the server differ a little.
 CLOCK_SLACK = dt.timedelta(minutes=5)
@@ -101,4 +104,13 @@ def trial_time_problem(value: dt.datetime, *, now: dt.datetime | None = None) ->
         return _("A trial cannot be booked in the past.")
     if value > now + BOOKING_HORIZON:
         return _("A trial can be booked at most a year ahead.")
+    return None
+
+
+def lesson_at_problem(value: dt.datetime, *, now: dt.datetime | None = None) -> str | None:
+    now = now or timezone.now()
+    if value > now + LESSON_AHEAD:
+        return _("Attendance cannot be recorded for a lesson more than a day ahead.")
+    if timezone.localdate(value) < _history_start(now):
+        return _("A lesson must be after %(date)s.") % {"date": _history_start(now).isoformat()}
     return None

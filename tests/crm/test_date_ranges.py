@@ -19,7 +19,15 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from crm.models import Campus, Consultation, Contract, Course, Student, TrialLesson, User
-from crm.services import consultation_log, contract_sign, date_ranges, lead_capture, student_update, trial_book
+from crm.services import (
+    attendance_record,
+    consultation_log,
+    contract_sign,
+    date_ranges,
+    lead_capture,
+    student_update,
+    trial_book,
+)
 from tests import factories
 from tests.crm.test_import_support import (
     CONSULTATION_HEADER,
@@ -293,3 +301,33 @@ def test_a_contract_signed_in_1990_or_valid_until_2099_is_refused(
         f"第 3 行, 有效期至: {date_ranges.valid_until_problem(far, signed_at=signed_june)}",
     ]
     assert not Contract.objects.exists()
+
+
+def test_attendance_for_a_lesson_in_9999_is_refused_by_the_service_and_the_admin(
+    manager: User, campus_a: Campus, course_a: Course
+) -> None:
+    student = factories.StudentFactory(campus=campus_a)
+    contract = factories.ContractFactory(student=student, course=course_a, hours_bought=Decimal("10"))
+    far = FAR_FOLLOW_UP
+    message = date_ranges.lesson_at_problem(far)
+    assert message
+    errors = errors_of(
+        lambda: attendance_record(actor=manager, student=student, contract=contract, hours=Decimal("1"), lesson_at=far)
+    )
+    assert errors == {"lesson_at": [message]}
+
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(manager)
+    data = {
+        "student": student.pk,
+        "contract": contract.pk,
+        "status": "present",
+        "hours": "1",
+        "lesson_at_0": "9999-12-31",
+        "lesson_at_1": "10:00:00",
+    }
+    response = client.post(reverse("admin:crm_attendance_add"), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["lesson_at"] == [message]
+    contract.refresh_from_db()
+    assert contract.hours_consumed == 0 and not contract.attendances.exists()
