@@ -82,6 +82,18 @@ def guardian_change_problem(*, campus_id: int | None, home_campus_id: int | None
     ) % {"campus": home_campus_name}
 
 
+def guardian_change_refusal(guardian: Guardian, *, campus_id: int | None) -> str | None:
+    """Why a door working for `campus_id` may not change this guardian's details, or None
+    (also shown beforehand, when lead capture finds the family)."""
+    if campus_id is None:
+        return None
+    home = guardian_home_campus_id(guardian)
+    home_name = "?"
+    if home is not None and home != campus_id:
+        home_name = Campus.objects.filter(pk=home).values_list("name", flat=True).first() or home_name
+    return guardian_change_problem(campus_id=campus_id, home_campus_id=home, home_campus_name=home_name)
+
+
 def guardian_check_change(
     guardian: Guardian,
     *,
@@ -98,11 +110,7 @@ def guardian_check_change(
         return changes
     keys = error_keys or {}
     guardian_check_lengths(error_keys=keys, **changes)
-    home = guardian_home_campus_id(guardian)
-    home_name = "?"
-    if home is not None:
-        home_name = Campus.objects.filter(pk=home).values_list("name", flat=True).first() or home_name
-    problem = guardian_change_problem(campus_id=campus_id, home_campus_id=home, home_campus_name=home_name)
+    problem = guardian_change_refusal(guardian, campus_id=campus_id)
     if problem:
         raise ValidationError(
             {keys.get(key, key): ValidationError(problem, code="guardian_of_another_campus") for key in changes}

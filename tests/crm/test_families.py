@@ -243,3 +243,13 @@ def test_a_too_long_name_for_a_new_family_is_refused_with_a_message(front_desk: 
         lead_capture(actor=front_desk, campus=campus_a, phone=PHONE, student_name="王小明", relation="妈" * 21)
     assert list(exc.value.message_dict) == ["relation"]
     assert not Guardian.objects.exists()
+
+
+def test_lead_capture_says_beforehand_who_keeps_the_guardian(
+    family: SimpleNamespace, client: Client, front_desk: User, front_desk_b: User, campus_a: Campus
+) -> None:
+    url_ = reverse("lead_check_phone") + f"?phone={PHONE}"
+    client.force_login(front_desk_b)
+    assert escape(refusal(campus_a)) in client.get(url_).content.decode()
+    client.force_login(front_desk)
+    assert "data-kept-elsewhere" not in client.get(url_).content.decode()
