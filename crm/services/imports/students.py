@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -168,6 +169,8 @@ class StudentImporter(Importer):
                 plan = plans[key] = StudentPlan(name=row.name, phone=row.phone, student=found.student)
             plan.rows.append(row)
 
+        self._lock_families_gaining_children(plans, families, ctx)
+
         owners: dict[int, str] = {}
         guardians: dict[str, GuardianPlan] = {}
         for plan in plans.values():
@@ -210,6 +213,34 @@ class StudentImporter(Importer):
             "student_tags_removed": sum(len(p.tags_remove) for p in plans.values()),
         }
         return Plan(students=list(plans.values()), guardians=guardians, catalogue=catalogue, new_tags=new_tags)
+
+    def _lock_families_gaining_children(
+        self, plans: dict[tuple[Any, ...], StudentPlan], families: FamilyIndex, ctx: ImportContext
+    ) -> None:
+        """Lock the families this file adds a child to, as lead_capture does, then look again:
+        a sibling of the same name captured since the families were read is an error, not a
+        second child. Only a committing import holds a transaction to lock in."""
+        if not connection.in_atomic_block:
+            return
+        gaining: dict[int, list[tuple[tuple[Any, ...], StudentPlan]]] = {}
+        for key, plan in plans.items():
+            guardian = families.guardians.get(plan.phone)
+            if plan.student is None and guardian is not None:
+                gaining.setdefault(guardian.pk, []).append((key, plan))
+        if not gaining:
+            return
+        ids = sorted(gaining)
+        list(Guardian.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        there = set(
+            Student.guardians.through.objects.filter(guardian_id__in=ids).values_list("guardian_id", "student__name")
+        )
+        for guardian_id, candidates in gaining.items():
+            for key, plan in candidates:
+                if (guardian_id, plan.name) in there:
+                    ctx.error(
+                        plan.rows[0].number, "name", _("%(name)s is already in this family.") % {"name": plan.name}
+                    )
+                    del plans[key]
 
     def _merge_row(
         self,
