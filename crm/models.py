@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from crm import text
+from crm.phones import phone_display
 
 
 class Role(models.TextChoices):
@@ -119,7 +120,7 @@ class Guardian(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or _('Guardian')} {self.phone}"
+        return f"{self.name or _('Guardian')} {phone_display(self.phone)}"
 
 
 class Student(models.Model):

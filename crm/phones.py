@@ -49,16 +49,45 @@ def try_normalize_phone(raw: str) -> str | None:
         return None
 
 
-def national_digits(e164: str) -> str:
-    """+8613800138000 -> 13800138000; other countries keep their full international form."""
-    if e164.startswith("+86"):
-        return e164[3:]
-    return e164
+def phone_display(e164: str) -> str:
+    """A stored phone in the form people dial, the one way every page, list and export
+    shows it: 138 0013 8000; a landline's area code with its leading 0 and a dash,
+    010-6234 5678; another country's number in international form, +852 9123 4567.
+    The import reads each of these back to the same E.164 (one family)."""
+    try:
+        number = phonenumbers.parse(e164, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return e164
+    if number.country_code != phonenumbers.country_code_for_region(DEFAULT_REGION):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if shown.startswith("0") and " " in shown:
+        # The library writes "010 6234 5678"; on paper and on signs the area code ends in a dash.
+        area, _space, rest = shown.partition(" ")
+        shown = f"{area}-{rest}"
+    return shown
+
+
+# The first group (country or area code, or a mobile's first three digits) stays readable.
+_FIRST_GROUP = re.compile(r"\+?\d{1,4}(?=[\s-])|\d{3}")
 
 
 def mask_phone(e164: str) -> str:
-    """What a teacher sees: 138****8000."""
-    digits = national_digits(e164)
-    if len(digits) < 8:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
+    """What a teacher sees: the shown form with all but its first group and last four digits
+    hidden, 138 **** 8000 or 010-**** 5678. A short number is hidden entirely."""
+    shown = phone_display(e164)
+    digits = sum(c.isdigit() for c in shown)
+    if digits < 8:
+        return re.sub(r"\d", "*", shown)
+    head = _FIRST_GROUP.match(shown)
+    start = head.end() if head else 0
+    kept_head = sum(c.isdigit() for c in shown[:start])
+    to_hide = digits - kept_head - 4
+    masked = []
+    for char in shown[start:]:
+        if char.isdigit() and to_hide > 0:
+            masked.append("*")
+            to_hide -= 1
+        else:
+            masked.append(char)
+    return shown[:start] + "".join(masked)

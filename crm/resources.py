@@ -28,7 +28,7 @@ from import_export import fields, resources
 from import_export.results import InvalidRow, Result, RowResult
 
 from crm.models import Campus, Consultation, Contract, Student, StudentTag, User
-from crm.phones import national_digits
+from crm.phones import phone_display
 from crm.services.imports import ImportFileError, cells, import_rows, table_from_dataset
 from crm.services.imports.report import ERROR, NEW, UNCHANGED, UPDATED, ImportReport
 from crm.text import printable
@@ -228,7 +228,7 @@ class StudentResource(CrmResource):
 
     def dehydrate_phone(self, student: Student) -> str:
         guardian = _first_guardian(student)
-        return national_digits(guardian.phone) if guardian else ""
+        return phone_display(guardian.phone) if guardian else ""
 
     def dehydrate_tags(self, student: Student) -> str:
         names = sorted(f"{st.tag.group.name}:{st.tag.name}" for st in student.student_tags.all())
@@ -242,7 +242,7 @@ class StudentResource(CrmResource):
 
     def dehydrate_other_guardians(self, student: Student) -> str:
         guardians = sorted(student.guardians.all(), key=lambda g: g.pk)[1:]
-        return "; ".join(" ".join(p for p in (g.name, g.relation, national_digits(g.phone)) if p) for g in guardians)
+        return "; ".join(" ".join(p for p in (g.name, g.relation, phone_display(g.phone)) if p) for g in guardians)
 
     def dehydrate_campus(self, student: Student) -> str:
         return student.campus.name
@@ -259,7 +259,7 @@ class _StudentRefResource(CrmResource):
 
     def dehydrate_phone(self, obj: Consultation | Contract) -> str:
         guardian = _first_guardian(obj.student)
-        return national_digits(guardian.phone) if guardian else ""
+        return phone_display(guardian.phone) if guardian else ""
 
     def dehydrate_student_name(self, obj: Consultation | Contract) -> str:
         return obj.student.name

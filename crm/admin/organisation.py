@@ -127,6 +127,7 @@ class ReadOnlyAdmin(CrmModelAdmin):
 AUDIT_ACTIONS = (
     "lead_capture",
     "guardian_add",
+    "guardian_update",
     "student_update",
     "lead_close_lost",
     "student_tag_add",

@@ -39,9 +39,10 @@ from crm.models import (
     TrialLesson,
     User,
 )
-from crm.phones import national_digits, normalize_phone
+from crm.phones import normalize_phone, phone_display
 from crm.services import (
     guardian_add,
+    guardian_update,
     lead_capture,
     lead_close_lost,
     student_tag_add,
@@ -178,14 +179,44 @@ class StudentChangeForm(ServiceModelForm):
             for tag in sorted(chosen - current, key=lambda t: t.pk):
                 student_tag_add(actor=self.actor, student=student, tag=tag)
         if data.get("new_guardian_phone"):
-            guardian_add(
-                actor=self.actor,
-                student=student,
-                phone=data["new_guardian_phone"],
-                name=data["new_guardian_name"],
-                relation=data["new_guardian_relation"],
-            )
+            try:
+                guardian_add(
+                    actor=self.actor,
+                    student=student,
+                    phone=data["new_guardian_phone"],
+                    name=data["new_guardian_name"],
+                    relation=data["new_guardian_relation"],
+                )
+            except ValidationError as exc:
+                # guardian_add names its parameters; "name" here is the child's name field.
+                raise ValidationError(
+                    {GUARDIAN_ADD_FIELDS.get(key, key): errors for key, errors in exc.error_dict.items()}
+                ) from None
         return student
+
+
+GUARDIAN_ADD_FIELDS = {
+    "phone": "new_guardian_phone",
+    "name": "new_guardian_name",
+    "relation": "new_guardian_relation",
+}
+
+
+class GuardianChangeForm(ServiceModelForm):
+    """Corrections through `guardian_update`, which keeps a shared family's guardian with
+    their home campus (crm.services.families)."""
+
+    class Meta:
+        model = Guardian
+        fields = ("name", "relation")
+
+    def run_service(self) -> Model:
+        return guardian_update(
+            actor=self.actor,
+            guardian=self.instance,
+            name=self.cleaned_data["name"],
+            relation=self.cleaned_data["relation"],
+        )
 
 
 class ReasonForm(forms.Form):
@@ -221,7 +252,7 @@ class GuardianInline(HistoryInline):
 
     @admin.display(description=gettext_lazy("phone"))
     def phone(self, obj: Any) -> str:
-        return national_digits(obj.guardian.phone)
+        return phone_display(obj.guardian.phone)
 
     @admin.display(description=gettext_lazy("relation"))
     def relation(self, obj: Any) -> str:
@@ -356,7 +387,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
 
     @admin.display(description=gettext_lazy("guardians' phones"))
     def guardian_phones(self, obj: Student) -> str:
-        return ", ".join(national_digits(g.phone) for g in obj.guardians.all())
+        return ", ".join(phone_display(g.phone) for g in obj.guardians.all())
 
     @admin.action(description=gettext_lazy("Close as lost…"), permissions=("change",))
     def close_as_lost(self, request: HttpRequest, queryset: QuerySet[Student]) -> HttpResponse | None:
@@ -389,8 +420,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
 @admin.register(Guardian)
 class GuardianAdmin(CrmModelAdmin):
     """Guardians join a family through a student (lead capture, or "add a guardian" on the
-    student's page), so this list only reads. Correcting a guardian needs a service
-    (guardian_update) that does not exist yet."""
+    student's page); their name and relation are corrected here through `guardian_update`."""
 
     paginator = EstimatedCountPaginator
     list_display = ("name", "phone_display", "relation", "children", "created_at")
@@ -400,12 +430,10 @@ class GuardianAdmin(CrmModelAdmin):
     search_fields = ("name", "phone")
     search_help_text = gettext_lazy("Name, or a phone in any format (or its last digits).")
     fields = ("name", "phone", "relation", "wechat_openid", "wechat_unionid", "created_at", "updated_at")
-    readonly_fields = fields
+    readonly_fields = ("phone", "wechat_openid", "wechat_unionid", "created_at", "updated_at")
+    form = GuardianChangeForm
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def get_search_results(
@@ -423,7 +451,7 @@ class GuardianAdmin(CrmModelAdmin):
 
     @admin.display(description=gettext_lazy("phone"), ordering="phone")
     def phone_display(self, obj: Guardian) -> str:
-        return national_digits(obj.phone)
+        return phone_display(obj.phone)
 
     @admin.display(description=gettext_lazy("children"))
     def children(self, obj: Guardian) -> str:

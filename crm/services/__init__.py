@@ -8,6 +8,7 @@ from crm.services.contracts import (
     contract_refund,
     contract_sign,
 )
+from crm.services.families import guardian_update
 from crm.services.leads import (
     ExistingFamily,
     LeadCaptured,
@@ -33,6 +34,7 @@ __all__ = [
     "contract_sign",
     "guardian_add",
     "guardian_find",
+    "guardian_update",
     "lead_capture",
     "lead_close_lost",
     "student_tag_add",

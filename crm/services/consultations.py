@@ -13,6 +13,7 @@ from crm.events import student_facts_changed
 from crm.models import Consultation, ConsultationChannel, Intent, Role, Student, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
+from crm.services.date_ranges import consulted_at_problem, follow_up_problem
 
 
 @transaction.atomic
@@ -45,10 +46,12 @@ def consultation_log(
         errors["intent"] = _("Choose an intent level.")
     if not content:
         errors["content"] = _("Write down what was discussed.")
-    if consulted_at > now + dt.timedelta(minutes=5):
-        errors["consulted_at"] = _("A consultation cannot be in the future.")
-    if next_follow_up_at is not None and next_follow_up_at < consulted_at:
-        errors["next_follow_up_at"] = _("The next follow-up must come after the consultation.")
+    problem = consulted_at_problem(consulted_at, now=now)
+    if problem:
+        errors["consulted_at"] = problem
+    problem = follow_up_problem(next_follow_up_at, consulted_at=consulted_at) if next_follow_up_at else None
+    if problem:
+        errors["next_follow_up_at"] = problem
     if errors:
         raise ValidationError(errors)
 

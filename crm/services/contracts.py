@@ -26,6 +26,7 @@ from crm.models import (
 )
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
+from crm.services.date_ranges import lesson_at_problem, signed_at_problem, valid_until_problem
 
 # The columns' precision (crm.models): more digits would be rounded or overflow in the database.
 HOURS_DIGITS = (7, 1)  # Contract.hours_bought / hours_consumed
@@ -81,10 +82,12 @@ def contract_sign(
         errors["paid_amount"] = _("The paid amount cannot be negative.")
     elif paid_amount > amount:
         errors["paid_amount"] = _("The paid amount cannot exceed the contract amount.")
-    if signed_at > timezone.now() + dt.timedelta(minutes=5):
-        errors["signed_at"] = _("A contract cannot be signed in the future.")
-    if valid_until is not None and valid_until < timezone.localdate(signed_at):
-        errors["valid_until"] = _("The contract must be valid at least until the day it is signed.")
+    problem = signed_at_problem(signed_at)
+    if problem:
+        errors["signed_at"] = problem
+    problem = valid_until_problem(valid_until, signed_at=signed_at) if valid_until else None
+    if problem:
+        errors["valid_until"] = problem
     if errors:
         raise ValidationError(errors)
     student = Student.objects.select_for_update().get(pk=student.pk)
@@ -176,6 +179,9 @@ def attendance_record(
     if actor_is_teacher and teacher.pk != actor.pk:
         raise PermissionDenied(_("A teacher records attendance only for their own lessons."))
     lesson_at = lesson_at or timezone.now()
+    problem = lesson_at_problem(lesson_at)
+    if problem:
+        raise ValidationError({"lesson_at": problem})
     too_long: dict[str, str] = {}
     feedback = text.clean(too_long, "feedback", feedback, Attendance)
     if too_long:

@@ -30,6 +30,8 @@ from crm.models import (
 from crm.phones import normalize_phone
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
+from crm.services.date_ranges import birth_date_problem
+from crm.services.families import guardian_apply_changes, guardian_check_change
 
 
 class ExistingFamily(ValidationError):
@@ -77,6 +79,12 @@ def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Gu
         return Guardian.objects.get(phone=phone), False
 
 
+def family_has_child(guardian: Guardian, name: str) -> bool:
+    """Whether the family already has a child of this name, whichever space was typed."""
+    key = text.name_key(name)
+    return any(text.name_key(other) == key for other in guardian.students.values_list("name", flat=True))
+
+
 @transaction.atomic
 def lead_capture(
     *,
@@ -99,7 +107,9 @@ def lead_capture(
     """Capture a new lead, phone first.
 
     If the phone already belongs to a family, nothing is created unless the caller says
-    `add_to_family` (a sibling); a child of the same name in that family is refused.
+    `add_to_family` (a sibling); a child of the same name in that family is refused. A
+    guardian name or relation typed for a known family corrects the guardian, if this
+    campus is the guardian's home campus (crm.services.families); otherwise it is refused.
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, campus.pk)
@@ -119,6 +129,9 @@ def lead_capture(
     problem = owner_problem(owner, campus.pk)
     if problem:
         errors["owner"] = problem
+    problem = birth_date_problem(birth_date) if birth_date else None
+    if problem:
+        errors["birth_date"] = problem
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
@@ -130,10 +143,11 @@ def lead_capture(
     if not new_family:
         if not add_to_family:
             raise ExistingFamily(guardian)
-        if any(
-            text.name_key(name) == text.name_key(student_name)
-            for name in guardian.students.values_list("name", flat=True)
-        ):
+        # Two siblings of one name captured at once would both pass the check below: the
+        # family's guardian row is the lock that queues them, held until this transaction
+        # ends. (A unique constraint cannot say "one name per family" across the link table.)
+        guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
+        if family_has_child(guardian, student_name):
             raise ValidationError(
                 {
                     "student_name": ValidationError(
@@ -141,6 +155,14 @@ def lead_capture(
                     )
                 }
             )
+        guardian_changes = guardian_check_change(
+            guardian,
+            campus_id=campus.pk,
+            name=guardian_name,
+            relation=relation,
+            error_keys={"name": "guardian_name"},
+        )
+        guardian_apply_changes(actor=actor, guardian=guardian, changes=guardian_changes)
     if owner is None and actor.role == Role.FRONT_DESK:
         owner = actor
     student = Student.objects.create(
@@ -187,7 +209,9 @@ OPEN_BATCH = 5000
 
 @transaction.atomic
 def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", relation: str = "") -> Guardian:
-    """Link another parent to a student; an existing family's guardian is reused, never copied."""
+    """Link another parent to a student; an existing family's guardian is reused, never copied.
+    A name or relation typed for a known guardian corrects it, if the student's campus is the
+    guardian's home campus (crm.services.families)."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
     errors: dict[str, object] = {}
@@ -199,7 +223,11 @@ def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", r
         errors["phone"] = exc.error_list
     if errors:
         raise ValidationError(errors)
-    guardian, _created = _guardian_get_or_create(phone=e164, name=name, relation=relation)
+    guardian, created = _guardian_get_or_create(phone=e164, name=name, relation=relation)
+    if not created:
+        guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
+        changes = guardian_check_change(guardian, campus_id=student.campus_id, name=name, relation=relation)
+        guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)
     student.guardians.add(guardian)
     audit(actor=actor, action="guardian_add", student=student, phone=e164)
     return guardian
@@ -231,6 +259,10 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
         problem = owner_problem(locked.owner, locked.campus_id)
         if problem:
             errors.setdefault("owner", []).append(problem)
+    if "birth_date" in changes and locked.birth_date:
+        problem = birth_date_problem(locked.birth_date)
+        if problem:
+            errors.setdefault("birth_date", []).append(problem)
     if errors:
         raise ValidationError(errors)
     locked.save(update_fields=[*changes, "updated_at"])

@@ -14,6 +14,7 @@ from crm.events import student_facts_changed
 from crm.models import Course, Lesson, Role, Student, TrialLesson, TrialStatus, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
+from crm.services.date_ranges import trial_time_problem
 
 ACTIVE_TRIAL_STATUSES = (TrialStatus.BOOKED, TrialStatus.ATTENDED)
 
@@ -67,8 +68,9 @@ def trial_book(
         errors["teacher"] = _("Choose a teacher of this campus.")
     if not 15 <= duration_minutes <= 240:
         errors["duration_minutes"] = _("A trial lasts between 15 and 240 minutes.")
-    if scheduled_at < timezone.now() - dt.timedelta(minutes=5):
-        errors["scheduled_at"] = _("A trial cannot be booked in the past.")
+    problem = trial_time_problem(scheduled_at)
+    if problem:
+        errors["scheduled_at"] = problem
     if errors:
         raise ValidationError(errors)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import template
 
 from crm.models import User
-from crm.phones import mask_phone, national_digits
+from crm.phones import mask_phone, phone_display
 from crm.roles import sees_full_phones
 
 register = template.Library()
@@ -11,7 +11,7 @@ register = template.Library()
 
 @register.filter
 def phone_for(phone: str, viewer: User) -> str:
-    """A guardian's phone as this viewer may see it: teachers get 138****8000."""
+    """A guardian's phone as this viewer may see it: teachers get 138 **** 8000."""
     if not phone:
         return ""
-    return national_digits(phone) if sees_full_phones(viewer) else mask_phone(phone)
+    return phone_display(phone) if sees_full_phones(viewer) else mask_phone(phone)

@@ -12,7 +12,9 @@ from crm import services
 from crm.forms import LeadCaptureForm, apply_service_errors
 from crm.models import Campus, Guardian, User
 from crm.phones import try_normalize_phone
+from crm.roles import sees_all_campuses
 from crm.selectors import students_visible_to
+from crm.services.families import guardian_change_refusal
 from crm.views.access import FRONT_OFFICE, role_required
 
 
@@ -30,7 +32,15 @@ def _family_context(viewer: User, phone: str) -> dict[str, object]:
         .only("id", "name", "grade", "pipeline__stage")
     )
     hidden = guardian.students.count() - len(children)
-    return {"phone_entered": True, "phone_valid": True, "guardian": guardian, "children": children, "hidden": hidden}
+    campus_id = None if sees_all_campuses(viewer) else viewer.campus_id
+    return {
+        "phone_entered": True,
+        "phone_valid": True,
+        "guardian": guardian,
+        "children": children,
+        "hidden": hidden,
+        "kept_elsewhere": guardian_change_refusal(guardian, campus_id=campus_id),
+    }
 
 
 @role_required(*FRONT_OFFICE)

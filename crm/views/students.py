@@ -26,6 +26,7 @@ from crm.forms import (
     apply_service_errors,
 )
 from crm.models import Stage, Student, User
+from crm.phones import phone_display
 from crm.roles import sees_full_phones
 from crm.selectors import courses_of, student_get, student_profile, student_search, teachers_of
 from crm.views.access import ANY_STAFF, FRONT_OFFICE, role_required
@@ -112,7 +113,7 @@ def _run_lost(actor: User, student: Student, data: dict[str, Any]) -> str:
 
 def _run_guardian(actor: User, student: Student, data: dict[str, Any]) -> str:
     guardian = services.guardian_add(actor=actor, student=student, **data)
-    return _("%(name)s added to the family.") % {"name": guardian.name or guardian.phone}
+    return _("%(name)s added to the family.") % {"name": guardian.name or phone_display(guardian.phone)}
 
 
 ACTIONS: dict[str, Callable[[User, Student, dict[str, Any]], str]] = {

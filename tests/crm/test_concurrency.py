@@ -23,9 +23,13 @@ from django.utils import timezone
 
 from crm.models import Attendance, Campus, ContractStatus, Course, Guardian, Student, TrialLesson, User
 from crm.services import ExistingFamily, TeacherBusy, attendance_record, lead_capture, trial_book
+from crm.services import leads as lead_services
 from crm.services import trials as trial_services
+from crm.services.imports import ImportReport
+from crm.services.imports.lookups import FamilyIndex
 from tests import factories
 from tests.concurrency import race
+from tests.crm.test_import_support import run, student_row, students_file
 
 # Real commits, so each thread's connection sees the other's; the role groups a flush
 # removes are re-created by the factories (crm.roles.role_group).
@@ -178,3 +182,85 @@ def test_one_phone_captured_twice_at_once_makes_one_family(
     assert len(lost) == 1 and isinstance(lost[0], ExistingFamily), lost
     assert list(Guardian.objects.values_list("phone", flat=True)) == ["+8613800138000"]
     assert Student.objects.count() == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_one_sibling_added_twice_at_once_makes_one_child(
+    attempt: int, monkeypatch: pytest.MonkeyPatch, campus_a: Campus, front_desk: User, manager: User
+) -> None:
+    first = lead_capture(actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明")
+    # Widen the window between "is this name in the family?" and creating the child.
+    widen_after(monkeypatch, lead_services, "family_has_child")
+    outcomes = race(
+        *(
+            lambda actor=actor: lead_capture(
+                actor=actor, campus=campus_a, phone="138 0013 8000", student_name="小红", add_to_family=True
+            )
+            for actor in (front_desk, manager)
+        )
+    )
+    won, lost = split(outcomes)
+    assert len(won) == 1
+    assert len(lost) == 1 and isinstance(lost[0], ValidationError), lost
+    assert isinstance(lost[0], ValidationError)  # for mypy
+    assert [e.code for e in lost[0].error_dict["student_name"]] == ["duplicate_student"]
+    assert sorted(first.guardian.students.values_list("name", flat=True)) == ["小明", "小红"]
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_six_siblings_of_one_name_posted_at_once_make_one_child(
+    attempt: int, campus_a: Campus, front_desk: User
+) -> None:
+    first = lead_capture(actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明")
+    outcomes = race(
+        *(
+            lambda: lead_capture(
+                actor=front_desk, campus=campus_a, phone="13800138000", student_name="小红", add_to_family=True
+            )
+            for _ in range(6)
+        )
+    )
+    won, lost = split(outcomes)
+    assert len(won) == 1 and len(lost) == 5, lost
+    assert all(isinstance(e, ValidationError) for e in lost), lost
+    assert first.guardian.students.filter(name="小红").count() == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_an_import_and_a_capture_of_one_sibling_at_once_make_one_child(
+    attempt: int, monkeypatch: pytest.MonkeyPatch, campus_a: Campus, front_desk: User, manager: User
+) -> None:
+    first = lead_capture(actor=front_desk, campus=campus_a, phone="13800138000", student_name="小明")
+    # Widen the window after each door has read the family: the capture's name check, the
+    # import's family index.
+    checked = threading.Barrier(RACERS)
+
+    def wait_for_the_other() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            checked.wait(timeout=CHECK_WINDOW_SECONDS)
+
+    has_child = lead_services.family_has_child
+    index_init = FamilyIndex.__init__
+
+    def slowed_check(*args: Any, **kwargs: Any) -> bool:
+        found = has_child(*args, **kwargs)
+        wait_for_the_other()
+        return found
+
+    def slowed_index(self: FamilyIndex, *args: Any, **kwargs: Any) -> None:
+        index_init(self, *args, **kwargs)
+        wait_for_the_other()
+
+    monkeypatch.setitem(vars(lead_services), "family_has_child", slowed_check)
+    monkeypatch.setattr(FamilyIndex, "__init__", slowed_index)
+    content = students_file([student_row("小红", "138 0013 8000")])
+    imported, captured = race(
+        lambda: run(content, actor=manager, campus=campus_a),
+        lambda: lead_capture(
+            actor=front_desk, campus=campus_a, phone="13800138000", student_name="小红", add_to_family=True
+        ),
+    )
+    assert isinstance(imported, ImportReport), imported
+    refused = [isinstance(captured, ValidationError), bool(imported.errors)]
+    assert sorted(refused) == [False, True], (captured, imported.lines())
+    assert first.guardian.students.filter(name="小红").count() == 1

@@ -48,7 +48,7 @@ def test_upload_preview_confirm(client, front_desk, campus_a):
     assert (job.status, job.campus, job.total_rows, job.created_by) == ("previewed", campus_a, 2, front_desk)
     page = client.get(response["Location"]).content.decode()
     assert "Confirm import" in page
-    assert "张小红 · 13800138000" in page
+    assert "张小红 · 138 0013 8000" in page
     assert not Student.objects.exists()
 
     response = client.post(reverse("import_confirm", args=[job.pk]))
@@ -310,3 +310,23 @@ def test_the_import_page_runs_a_constant_number_of_queries(client, front_desk, c
     make_jobs(15)
     with django_assert_num_queries(len(few.captured_queries)):
         assert client.get(reverse("import_list")).status_code == 200
+
+
+def test_a_landline_exports_as_dialled_and_imports_back_to_its_family(client, front_desk, campus_a, course_a):
+    """Defect 2.6: a landline exported as 1062345678 (no leading 0)."""
+    guardian = factories.GuardianFactory(phone="+861062345678", name="王芳", relation="妈妈")
+    student = factories.StudentFactory(name="王小明", campus=campus_a, guardians=[guardian])
+    factories.ConsultationFactory(student=student, consultant=front_desk, content="了解课程")
+    factories.ContractFactory(student=student, course=course_a)
+    client.force_login(front_desk)
+
+    for kind in ("students", "consultations", "contracts"):
+        rows = _csv_rows(client.get(reverse("import_export_download", args=[kind, "csv"])))
+        assert rows[1][rows[0].index("家长电话")] == "010-6234 5678", kind
+        for fmt in ("csv", "xlsx"):
+            exported = client.get(reverse("import_export_download", args=[kind, fmt])).content
+            report = run(exported, actor=front_desk, campus=campus_a, kind=kind, name=f"export.{fmt}")
+            assert report.ok, (kind, fmt, report.lines())
+            assert report.counts["unchanged"] == report.total_rows == 1, (kind, fmt, report.lines())
+    assert list(Student.objects.values_list("name", flat=True)) == ["王小明"]
+    assert guardian.students.count() == 1

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import AttendanceStatus, Consultation, Contract, Guardian, Student, TrialLesson, TrialStatus
+from crm.phones import phone_display
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -124,7 +125,7 @@ class TestStudentPage:
         for kind in ("consultation", "trial", "contract", "attendance", "created"):
             assert f'data-kind="{kind}"' in html
         assert "问了编程课" in html
-        assert student.guardians.get().phone[3:] in html  # front desk sees the full number
+        assert phone_display(student.guardians.get().phone) in html  # front desk sees the full number
 
     def test_other_campus_student_is_404(self, client, front_desk, teacher, manager, campus_b):
         other = factories.StudentFactory(campus=campus_b)
@@ -147,7 +148,7 @@ class TestStudentPage:
         student = factories.StudentFactory(campus=campus_a, guardians=[guardian])
         login(client, teacher)
         html = client.get(reverse("student_detail", args=[student.pk])).content.decode()
-        assert "138****5678" in html
+        assert "138 **** 5678" in html
         assert "13800135678" not in html and "+8613800135678" not in html
         assert 'id="actions"' not in html
         response = client.post(
@@ -285,7 +286,8 @@ class TestTeacherDay:
         html = client.get(reverse("teacher_today")).content.decode()
         for phone in Guardian.objects.values_list("phone", flat=True):
             assert phone[3:] not in html
-            assert f"{phone[3:6]}****{phone[-4:]}" in html
+            assert f"{phone[3:6]} **** {phone[-4:]}" in html
+            assert phone_display(phone) not in html
 
     def test_another_teacher_cannot_record_feedback(self, client, teacher, campus_a, course_a):
         self.make_day(campus_a, teacher, course_a, 1)
@@ -386,3 +388,33 @@ class TestQueryCounts:
         assert (count_queries(client, check), count_queries(client, page)) == small
         html = client.get(check).content.decode()
         assert html.count('class="badge stage-active"') == 7
+
+
+def test_a_landline_shows_as_dialled_on_every_page(client, front_desk, teacher, campus_a):
+    """Defect 2.6: a Beijing landline showed as 1062345678, without its leading 0."""
+    landline = factories.GuardianFactory(phone="+861062345678")
+    mobile = factories.GuardianFactory(phone="+8613800138000")
+    student = factories.StudentFactory(
+        campus=campus_a,
+        owner=front_desk,
+        guardians=[landline, mobile],
+        next_follow_up_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    login(client, front_desk)
+    pages = {
+        "list": reverse("student_list"),
+        "detail": reverse("student_detail", args=[student.pk]),
+        "followups": reverse("followups"),
+        "family check": reverse("lead_check_phone") + "?phone=01062345678",
+    }
+    for name, url in pages.items():
+        html = client.get(url).content.decode()
+        assert "010-6234 5678" in html, name
+        assert ">1062345678" not in html and " 1062345678" not in html, name
+    html = client.get(pages["detail"]).content.decode()
+    assert "138 0013 8000" in html
+
+    login(client, teacher)
+    html = client.get(pages["detail"]).content.decode()
+    assert "010-**** 5678" in html and "138 **** 8000" in html
+    assert "6234" not in html and "0013" not in html

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm.models import Campus, Guardian, Student, User
-from crm.phones import mask_phone, national_digits, normalize_phone, try_normalize_phone
+from crm.phones import mask_phone, normalize_phone, phone_display, try_normalize_phone
 from crm.services import ExistingFamily, guardian_add, lead_capture
+from crm.services.imports import cells
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -93,14 +94,44 @@ def test_invalid_input_gives_a_clear_validation_error(raw: str, code: str) -> No
     assert try_normalize_phone(raw) is None
 
 
-def test_masking_shows_the_first_three_and_last_four_digits() -> None:
-    assert mask_phone("+8613800138000") == "138****8000"
-    assert mask_phone(normalize_phone("138-0013-8000")) == "138****8000"
-    assert national_digits("+8613800138000") == "13800138000"
+# Stored E.164 -> the form people dial (defect 2.6: a landline lost its leading 0).
+SHOWN = [
+    ("+8613800138000", "138 0013 8000"),
+    ("+861062345678", "010-6234 5678"),
+    ("+862158881234", "021-5888 1234"),
+    ("+8675512345678", "0755-1234 5678"),
+    ("+864001234567", "400 123 4567"),
+    ("+85291234567", "+852 9123 4567"),
+    ("+14155552671", "+1 415-555-2671"),
+]
+
+
+@pytest.mark.parametrize(("e164", "shown"), SHOWN)
+def test_phones_show_in_the_form_people_dial(e164: str, shown: str) -> None:
+    assert phone_display(e164) == shown
+
+
+@pytest.mark.parametrize(("e164", "shown"), SHOWN)
+def test_the_shown_form_reads_back_to_the_same_family(e164: str, shown: str) -> None:
+    assert normalize_phone(shown) == e164
+    assert cells.parse_phone(shown) == e164
+
+
+@pytest.mark.parametrize(
+    ("e164", "masked"),
+    [
+        ("+8613800138000", "138 **** 8000"),
+        ("+861062345678", "010-**** 5678"),
+        ("+8675512345678", "0755-**** 5678"),
+        ("+85291234567", "+852 **** 4567"),
+    ],
+)
+def test_masking_keeps_the_shown_form_and_hides_the_middle(e164: str, masked: str) -> None:
+    assert mask_phone(e164) == masked
 
 
 def test_masking_never_shows_a_short_number_in_full() -> None:
-    assert mask_phone("+861234567") == "*******"
+    assert mask_phone("+861234567") == "*** ****"
     assert "5552" not in mask_phone("+14155552671")
 
 

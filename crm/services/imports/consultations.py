@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Consultation, ConsultationChannel, Contract, Intent, Student, User
-from crm.phones import national_digits
+from crm.phones import phone_display
+from crm.services import date_ranges
 from crm.services.imports import cells
 from crm.services.imports.columns import CONSULTATION_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
@@ -27,7 +28,6 @@ from crm.services.imports.tables import SheetRow
 
 FIELDS = ("channel", "content", "intent", "outcome", "next_follow_up_at", "consultant")
 CHOICE_WORDS = {"channel": cells.CONSULTATION_CHANNEL_WORDS, "intent": cells.INTENT_WORDS}
-FUTURE_SLACK = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -74,8 +74,9 @@ class ConsultationImporter(Importer):
         consulted_at = None
         try:
             consulted_at = cells.parse_datetime(ctx.cell(row, "consulted_at"))
-            if consulted_at > ctx.now + FUTURE_SLACK:
-                ctx.error(row.number, "consulted_at", _("A consultation cannot be in the future."))
+            problem = date_ranges.consulted_at_problem(consulted_at, now=ctx.now)
+            if problem:
+                ctx.error(row.number, "consulted_at", problem)
         except cells.CellError as exc:
             ctx.error(row.number, "consulted_at", exc.message)
         values: dict[str, Any] = {}
@@ -100,8 +101,10 @@ class ConsultationImporter(Importer):
         if ctx.text(row, "content") == "":
             ctx.error(row.number, "content", _("Write down what was discussed."))
         follow_up = values.get("next_follow_up_at")
-        if follow_up is not None and consulted_at is not None and follow_up < consulted_at:
-            ctx.error(row.number, "next_follow_up_at", _("The next follow-up must come after the consultation."))
+        if follow_up is not None and consulted_at is not None:
+            problem = date_ranges.follow_up_problem(follow_up, consulted_at=consulted_at)
+            if problem:
+                ctx.error(row.number, "next_follow_up_at", problem)
         if len(ctx.report.errors) > before or consulted_at is None:
             return None
         return ConsultationRow(
@@ -154,7 +157,7 @@ class ConsultationImporter(Importer):
             first = plan.rows[0].number
             for index, row in enumerate(plan.rows):
                 when = timezone.localtime(row.consulted_at)
-                label = f"{row.student_name} · {national_digits(row.phone)} · {when:%Y-%m-%d %H:%M}"
+                label = f"{row.student_name} · {phone_display(row.phone)} · {when:%Y-%m-%d %H:%M}"
                 if index == 0:
                     ctx.outcome(row.number, plan.status, label, plan.changes)
                 else:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Contract, ContractStatus, Course, Student
-from crm.phones import national_digits
+from crm.phones import phone_display
+from crm.services import date_ranges
 from crm.services.imports import cells
 from crm.services.imports.columns import CONTRACT_COLUMNS
 from crm.services.imports.core import BATCH, WRITING, ImportContext, Importer
@@ -84,6 +84,9 @@ class ContractImporter(Importer):
         signed_at = None
         try:
             signed_at = cells.parse_datetime(ctx.cell(row, "signed_at"))
+            problem = date_ranges.signed_at_problem(signed_at, now=ctx.now)
+            if problem:
+                ctx.error(row.number, "signed_at", problem)
         except cells.CellError as exc:
             ctx.error(row.number, "signed_at", exc.message)
         values: dict[str, Any] = {}
@@ -130,8 +133,9 @@ class ContractImporter(Importer):
         elif paid > amount:
             ctx.error(row, "paid_amount", _("The paid amount cannot exceed the contract amount."))
         valid_until = values.get("valid_until")
-        if valid_until is not None and valid_until < timezone.localdate(signed_at):
-            ctx.error(row, "valid_until", _("The contract must be valid at least until the day it is signed."))
+        problem = date_ranges.valid_until_problem(valid_until, signed_at=signed_at) if valid_until else None
+        if problem:
+            ctx.error(row, "valid_until", problem)
         consumed = values.get("hours_consumed", ZERO)
         if consumed < 0:
             ctx.error(row, "hours_consumed", _("Hours cannot be negative."))
@@ -182,7 +186,7 @@ class ContractImporter(Importer):
             self._diff(plan, ctx)
             first = plan.rows[0].number
             for index, row in enumerate(plan.rows):
-                label = f"{row.student_name} · {national_digits(row.phone)} · {plan.course.name}"
+                label = f"{row.student_name} · {phone_display(row.phone)} · {plan.course.name}"
                 if index == 0:
                     ctx.outcome(row.number, plan.status, label, plan.changes)
                 else:

@@ -12,10 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import Guardian, Student, StudentTag, TagSource, User
-from crm.phones import national_digits
+from crm.phones import phone_display
+from crm.services import date_ranges
+from crm.services.families import guardian_change_problem, guardian_changes, home_campuses
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
@@ -59,6 +63,7 @@ class GuardianPlan:
     phone: str
     guardian: Guardian | None
     values: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # detail -> the row that last gave it
     changes: list[str] = field(default_factory=list)
 
 
@@ -125,6 +130,14 @@ class StudentImporter(Importer):
             except cells.CellError as exc:
                 ctx.error(row.number, key, exc.message)
                 continue
+            problem = (
+                date_ranges.birth_date_problem(value, today=timezone.localdate(ctx.now))
+                if key == "birth_date"
+                else None
+            )
+            if problem:
+                ctx.error(row.number, key, problem)
+                continue
             if key == "guardian_name":
                 guardian["name"] = value
             elif key == "relation":
@@ -157,6 +170,8 @@ class StudentImporter(Importer):
                 plan = plans[key] = StudentPlan(name=row.name, phone=row.phone, student=found.student)
             plan.rows.append(row)
 
+        self._lock_families_gaining_children(plans, families, ctx)
+
         owners: dict[int, str] = {}
         guardians: dict[str, GuardianPlan] = {}
         for plan in plans.values():
@@ -168,8 +183,9 @@ class StudentImporter(Importer):
                         phone=row.phone, guardian=families.guardians.get(row.phone)
                     )
                 gplan.values.update(row.guardian)
+                gplan.rows.update(dict.fromkeys(row.guardian, row.number))
         for gplan in guardians.values():
-            self._diff_guardian(gplan, ctx)
+            self._diff_guardian(gplan, ctx, families)
 
         # Usernames of the owners a file replaces, to show "alice → bob" rather than ids.
         former = {
@@ -198,6 +214,37 @@ class StudentImporter(Importer):
             "student_tags_removed": sum(len(p.tags_remove) for p in plans.values()),
         }
         return Plan(students=list(plans.values()), guardians=guardians, catalogue=catalogue, new_tags=new_tags)
+
+    def _lock_families_gaining_children(
+        self, plans: dict[tuple[Any, ...], StudentPlan], families: FamilyIndex, ctx: ImportContext
+    ) -> None:
+        """Lock the families this file adds a child to, as lead_capture does, then look again:
+        a sibling of the same name captured since the families were read is an error, not a
+        second child. Only a committing import holds a transaction to lock in."""
+        if not connection.in_atomic_block:
+            return
+        gaining: dict[int, list[tuple[tuple[Any, ...], StudentPlan]]] = {}
+        for key, plan in plans.items():
+            guardian = families.guardians.get(plan.phone)
+            if plan.student is None and guardian is not None:
+                gaining.setdefault(guardian.pk, []).append((key, plan))
+        if not gaining:
+            return
+        ids = sorted(gaining)
+        list(Guardian.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+        there = {
+            (guardian_id, name_key(name))
+            for guardian_id, name in Student.guardians.through.objects.filter(guardian_id__in=ids).values_list(
+                "guardian_id", "student__name"
+            )
+        }
+        for guardian_id, candidates in gaining.items():
+            for key, plan in candidates:
+                if (guardian_id, name_key(plan.name)) in there:
+                    ctx.error(
+                        plan.rows[0].number, "name", _("%(name)s is already in this family.") % {"name": plan.name}
+                    )
+                    del plans[key]
 
     def _merge_row(
         self,
@@ -237,14 +284,28 @@ class StudentImporter(Importer):
             if resolved not in plan.tags:
                 plan.tags.append(resolved)
 
-    def _diff_guardian(self, gplan: GuardianPlan, ctx: ImportContext) -> None:
-        if gplan.guardian is None:
+    def _diff_guardian(self, gplan: GuardianPlan, ctx: ImportContext, families: FamilyIndex) -> None:
+        guardian = gplan.guardian
+        if guardian is None:
             return
+        changes = guardian_changes(guardian, **gplan.values)
+        if not changes:
+            return
+        # A family shared with another campus: its guardian's details are the home campus's.
+        links = [(guardian.pk, s.pk, s.campus_id) for s in families.students_of.get(guardian.pk, [])]
+        home = home_campuses(links).get(guardian.pk)
+        problem = guardian_change_problem(
+            campus_id=ctx.campus.pk,
+            home_campus_id=home,
+            home_campus_name=families.campus_names.get(home, "?") if home else "?",
+        )
         for key, column in (("name", "guardian_name"), ("relation", "relation")):
-            new = gplan.values.get(key)
-            old = getattr(gplan.guardian, key)
-            if new is not None and new != old:
-                gplan.changes.append(f"{ctx.title(column)}: {old or '—'} → {new}")
+            if key not in changes:
+                continue
+            if problem:
+                ctx.error(gplan.rows[key], column, problem)
+                continue
+            gplan.changes.append(f"{ctx.title(column)}: {getattr(guardian, key) or '—'} → {changes[key]}")
 
     def _existing_tags(self, student_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
         """student id -> [(StudentTag id, Tag id)]."""
@@ -295,7 +356,7 @@ class StudentImporter(Importer):
     def _outcomes(self, plan: StudentPlan, ctx: ImportContext) -> None:
         first = plan.rows[0].number
         for index, row in enumerate(plan.rows):
-            label = f"{row.name} · {national_digits(row.phone)}"
+            label = f"{row.name} · {phone_display(row.phone)}"
             if index == 0:
                 ctx.outcome(row.number, plan.status, label, plan.changes)
             else:
