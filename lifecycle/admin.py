@@ -18,9 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm.admin.base import StudentSearchMixin
 from crm.admin_paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
+from crm.selectors import in_viewers_campuses
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.services.activity import AGGREGATE_COLUMNS
@@ -66,12 +68,9 @@ class LifecycleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
-        user = viewer(request)
-        if sees_all_campuses(user):
-            return queryset
-        if user.campus_id is None or not self.allowed(request):
+        if not self.allowed(request):
             return queryset.none()
-        return queryset.filter(**{self.campus_lookup: user.campus_id})
+        return in_viewers_campuses(queryset, viewer(request), campus_lookup=self.campus_lookup)
 
 
 @admin.register(LifecycleSettings)
@@ -145,7 +144,7 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(LifecycleAdmin):
+class StageChangeAdmin(StudentSearchMixin, LifecycleAdmin):
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
     campus_lookup = "student__campus_id"
     paginator = EstimatedCountPaginator
@@ -166,7 +165,7 @@ class StageChangeAdmin(LifecycleAdmin):
 
 
 @admin.register(StudentActivity)
-class StudentActivityAdmin(LifecycleAdmin):
+class StudentActivityAdmin(StudentSearchMixin, LifecycleAdmin):
     """The kept aggregates, with the stage and flags the engine decided from them."""
 
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)

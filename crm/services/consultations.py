@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.events import student_facts_changed
-from crm.models import Consultation, ConsultationChannel, Intent, Role, Student, User
+from crm.models import AuditAction, Consultation, ConsultationChannel, Intent, Role, Student, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 
@@ -69,6 +69,6 @@ def consultation_log(
         student.owner = actor
         update_fields.append("owner")
     student.save(update_fields=update_fields)
-    audit(actor=actor, action="consultation_log", student=student, consultation=consultation.pk)
+    audit(actor=actor, action=AuditAction.CONSULTATION_LOG, student=student, consultation=consultation.pk)
     student_facts_changed([student.pk])
     return consultation

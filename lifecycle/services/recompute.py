@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.models import Attendance, AuditEntry, Campus, Role, Student, StudentStage, User
+from crm.models import Attendance, AuditAction, AuditEntry, Campus, Role, Student, StudentStage, User
 from crm.roles import require_campus, require_role
 from lifecycle.models import LifecycleSettings, StageChange, StageSource, StudentActivity
 from lifecycle.rules import (
@@ -656,5 +656,9 @@ def actor_id(actor: User | None) -> int | None:
 
 
 def _closer(student_id: int, actor: User | None) -> int | None:
-    entry = AuditEntry.objects.filter(student_id=student_id, action="lead_close_lost").order_by("-at", "-pk").first()
+    entry = (
+        AuditEntry.objects.filter(student_id=student_id, action=AuditAction.LEAD_CLOSE_LOST)
+        .order_by("-at", "-pk")
+        .first()
+    )
     return entry.actor_id if entry and entry.actor_id else actor_id(actor)

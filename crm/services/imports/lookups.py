@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from crm.models import Campus, Guardian, Student, Tag, TagGroup, User
+from crm.services.tags import TagKey
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -155,7 +156,11 @@ class StaffIndex:
         self.campus = campus
         wanted = sorted(set(names) - {""})
         self.users: list[User] = (
-            list(User.objects.filter(Q(username__in=wanted) | Q(display_name__in=wanted)).filter(is_active=True))
+            list(
+                User.objects.filter(Q(username__in=wanted) | Q(display_name__in=wanted))
+                .filter(is_active=True)
+                .prefetch_related("groups")  # their roles, for the owner rule, in one query
+            )
             if wanted
             else []
         )
@@ -209,6 +214,10 @@ class TagCatalogue:
     def exclusive(self, group: str) -> bool:
         found = self.groups.get(group)
         return bool(found and found.exclusive)
+
+    def key(self, tag: tuple[str, str]) -> TagKey:
+        """The tag as crm.services.tags' rule sees it (a group the file creates is not exclusive)."""
+        return TagKey(group=tag[0], name=tag[1], exclusive=self.exclusive(tag[0]))
 
     def missing(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return sorted({key for key in keys if key not in self.tags})
