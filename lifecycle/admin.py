@@ -12,14 +12,13 @@ from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin.base import StudentSearchMixin
-from crm.admin_paginators import EstimatedCountPaginator
+from crm.admin.base import ServiceModelForm, StudentSearchMixin
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
 from crm.selectors import in_viewers_campuses
@@ -27,7 +26,8 @@ from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.services.activity import AGGREGATE_COLUMNS
 from lifecycle.services.facts import settings_ensure
-from lifecycle.services.recompute import recompute_campus_now, settings_changed
+from lifecycle.services.recompute import recompute_campus_now
+from lifecycle.services.thresholds import THRESHOLD_FIELDS, thresholds_update
 
 
 def viewer(request: HttpRequest) -> User:
@@ -73,6 +73,18 @@ class LifecycleAdmin(admin.ModelAdmin):
         return in_viewers_campuses(queryset, viewer(request), campus_lookup=self.campus_lookup)
 
 
+class ThresholdsForm(ServiceModelForm):
+    """The thresholds are saved by `thresholds_update` (audited; the recomputation is a task)."""
+
+    class Meta:
+        model = LifecycleSettings
+        fields = THRESHOLD_FIELDS
+
+    def run_service(self) -> Model:
+        changes = {name: self.cleaned_data[name] for name in self.changed_data if name in THRESHOLD_FIELDS}
+        return thresholds_update(actor=self.actor, campus=self.instance.campus, **changes)
+
+
 @admin.register(LifecycleSettings)
 class LifecycleSettingsAdmin(LifecycleAdmin):
     list_display = (
@@ -88,6 +100,7 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
         "renewal_days",
     )
     readonly_fields = ("campus",)
+    form = ThresholdsForm
     actions = ["recompute_now"]
     fieldsets = (
         (None, {"fields": ("campus",)}),
@@ -120,12 +133,13 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
         settings_ensure()  # a campus created since has its row, with DESIGN.md's defaults
         return super().changelist_view(request, extra_context)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        cast(type[ThresholdsForm], form).actor = viewer(request)  # a fresh class per request (modelform_factory)
+        return form
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # New thresholds apply to every student of the campus: decided again right after the save.
-        settings_changed(campus_id=obj.campus_id)
-        campus, actor = obj.campus, viewer(request)
-        transaction.on_commit(lambda: recompute_campus_now(campus=campus, actor=actor))
+        """`thresholds_update` wrote it when the form was validated."""
 
     @admin.action(description=gettext_lazy("Recompute the stages of these campuses now"))
     def recompute_now(self, request: HttpRequest, queryset: QuerySet[LifecycleSettings]) -> None:

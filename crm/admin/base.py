@@ -32,8 +32,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.admin.scoping import scope_to_viewer, viewer_sees
-from crm.admin_paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import ADMIN_SITE_ROLES, sees_all_campuses
 from crm.selectors import student_search_q

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
 from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, StudentSearchMixin, actor_of
-from crm.admin_paginators import EstimatedCountPaginator
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import AuditAction, AuditEntry, Campus, Course, ImportJob, Role, User
 from crm.roles import OWNER_ROLES
 

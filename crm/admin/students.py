@@ -21,9 +21,9 @@ from crm.admin.base import (
     action_with_form,
     actor_of,
 )
+from crm.admin.imports import StudentImportExportMixin
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.admin.scoping import StudentGuardian
-from crm.admin_paginators import EstimatedCountPaginator
-from crm.import_admin import StudentImportExportMixin
 from crm.models import (
     Consultation,
     Contract,

@@ -549,6 +549,15 @@ def recompute_campus_now(*, campus: Campus, actor: User) -> RecomputeResult:
     return recompute_stages(source=StageSource.PERSON, actor=actor, campus_id=campus.pk, full=True)
 
 
+def recompute_campus_for(*, campus_id: int, actor_id: int) -> int:
+    """`recompute_campus_now` by ids, for the task a thresholds change schedules; the changes."""
+    campus = Campus.objects.filter(pk=campus_id).first()
+    actor = User.objects.filter(pk=actor_id, is_active=True).first()
+    if campus is None or actor is None:
+        return 0
+    return recompute_campus_now(campus=campus, actor=actor).changed
+
+
 def settings_changed(*, campus_id: int) -> None:
     """Thresholds changed: every student of the campus is decided again on the next run."""
     StudentStage.objects.filter(campus_id=campus_id).update(recheck_at=None)

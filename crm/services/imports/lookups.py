@@ -165,6 +165,8 @@ class StaffIndex:
             else []
         )
         self._found: dict[str, tuple[User | None, str]] = {}
+        # Names found only among another campus's staff, with one of them.
+        self.elsewhere: dict[str, User] = {}
 
     def find(self, name: str) -> tuple[User | None, str]:
         found = self._found.get(name)
@@ -179,6 +181,7 @@ class StaffIndex:
             return None, _("No active staff member has the username or name “%(name)s”.") % {"name": name}
         here = [u for u in candidates if u.campus_id in (self.campus.pk, None)]
         if not here:
+            self.elsewhere[name] = candidates[0]
             return None, _("%(name)s works at another campus.") % {"name": name}
         if len(here) > 1:
             return None, _("More than one staff member is called “%(name)s”; use the username.") % {"name": name}

@@ -212,7 +212,8 @@ class StudentImporter(Importer):
         for key, value in row.fields.items():
             if key == "owner":
                 user, problem = staff.find(value)
-                problem = problem or owner_problem(user, ctx.campus.pk) or ""
+                # Someone who exists but may not own the child: the owner rule's own words.
+                problem = owner_problem(user or staff.elsewhere.get(value), ctx.campus.pk) or problem
                 if user is None or problem:
                     ctx.error(row.number, "owner", problem)
                     continue
