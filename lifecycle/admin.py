@@ -1,9 +1,11 @@
 """Admin for the lifecycle engine: thresholds per campus, stage history, kept activity.
 
-Managers edit their own campus's thresholds and can run the recomputation of their campus
-now (an action calling `recompute_campus_now`); administrators see every campus. History
+Managers edit their own campus's thresholds (the form calls `thresholds_update`, which
+audits and recomputes the campus in a task after commit) and can run the recomputation of
+their campus now (an action calling `recompute_campus_now`); administrators see every campus. History
 and activity are the engine's output: read-only. Access follows the staff role (crm's
-role groups), not per-model permissions, and every list is scoped to the viewer's campus.
+role groups), not per-model permissions, and every list is scoped to the viewer's campus by
+crm's rule (`crm.selectors.in_viewers_campuses`).
 """
 
 from __future__ import annotations
