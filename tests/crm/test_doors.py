@@ -226,7 +226,7 @@ def test_an_import_applies_its_rows_in_order(manager: User, campus_a: Campus, in
 def searched(campus_a: Campus, campus_b: Campus) -> dict[str, Student]:
     wang = factories.GuardianFactory(phone="+8613800138000")
     li = factories.GuardianFactory(phone="+8613900139111")
-    return {
+    students = {
         "王小明": factories.StudentFactory(campus=campus_a, name="王小明", guardians=[wang]),
         "王小红": factories.StudentFactory(campus=campus_a, name="王小红", guardians=[wang]),
         "李雷": factories.StudentFactory(campus=campus_a, name="李雷", guardians=[li]),
@@ -234,6 +234,11 @@ def searched(campus_a: Campus, campus_b: Campus) -> dict[str, Student]:
         # Same family name, another campus: no door of campus A finds her.
         "王小丽": factories.StudentFactory(campus=campus_b, name="王小丽", guardians=[wang]),
     }
+    for student in students.values():
+        StageChange.objects.create(
+            student_id=student.pk, to_stage=Stage.LEAD, source="event", reason="created", changed_at=timezone.now()
+        )
+    return students
 
 
 def search_answers(viewer: User, term: str) -> dict[str, set[str]]:
@@ -247,6 +252,12 @@ def search_answers(viewer: User, term: str) -> dict[str, set[str]]:
     answers["board"] = {card.student.name for col in board.context["columns"] for card in col.cards}
     answers["selector"] = set(student_search(viewer=viewer, query=term).values_list("name", flat=True))
     answers["filterset"] = set(StudentFilter({"q": term}, viewer=viewer).qs.values_list("name", flat=True))
+    history = client.get(reverse("admin:lifecycle_stagechange_changelist"), {"q": term})
+    answers["lifecycle admin"] = set(
+        Student.objects.filter(pk__in=[row.student_id for row in history.context["cl"].result_list]).values_list(
+            "name", flat=True
+        )
+    )
     return answers
 
 
@@ -281,7 +292,10 @@ def test_every_door_shows_a_viewer_the_same_campus(
         viewer = factories.UserFactory(username="norole", campus=campus_a, is_staff=True)
     else:
         viewer = request.getfixturevalue(who)
-    students = [factories.StudentFactory(campus=c, stage=Stage.CONSULTING) for c in (campus_a, campus_b)]
+    students = [
+        factories.StudentFactory(campus=c, name=name, stage=Stage.CONSULTING)
+        for c, name in ((campus_a, "望京的孩子"), (campus_b, "中关村的孩子"))
+    ]
     for student in students:
         StageChange.objects.create(
             student_id=student.pk, to_stage=Stage.CONSULTING, source="event", reason="x", changed_at=timezone.now()
@@ -305,6 +319,13 @@ def test_every_door_shows_a_viewer_the_same_campus(
     history = client.get(reverse("admin:lifecycle_stagechange_changelist"))
     if history.status_code == 200:
         seen["lifecycle admin list"] = {row.student_id for row in history.context["cl"].result_list}
+    export = client.get(reverse("import_export_download", args=["students", "csv"]))
+    if export.status_code == 200:
+        names = {s.name: s.pk for s in students}
+        exported = b"".join(export.streaming_content if export.streaming else [export.content]).decode("utf-8-sig")
+        seen["students export"] = {pk for name, pk in names.items() if name in exported}
+    if who in ("front_desk", "manager", "admin_user"):
+        assert {"crm admin list", "lifecycle admin list", "students export"} <= set(seen)
     assert seen == {door: expected for door in seen}
 
 
