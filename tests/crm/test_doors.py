@@ -24,7 +24,8 @@ from crm.admin.scoping import scope_to_viewer
 from crm.models import Campus, ImportJob, Stage, Student, StudentStage, StudentTag, Tag, TagGroup, User
 from crm.selectors import stage_rows_visible_to, student_search, students_visible_to
 from crm.services import lead_capture, student_tag_add, student_tags_change, student_update
-from lifecycle.filters import StudentFilter
+from crm.services.owners import owner_problem
+from lifecycle.filters import StudentFilter, owners_for
 from lifecycle.models import StageChange
 from lifecycle.services.pool import pool_claim, pool_list_for
 from tests import factories
@@ -145,6 +146,22 @@ def test_the_pool_refuses_a_claimer_who_may_not_own_the_lead(admin_user: User, c
         pool_claim(actor=admin_user, student=student)
     assert messages_of(caught.value, "owner") == [OWNER_REFUSED]
     assert Student.objects.get(pk=student.pk).owner_id is None
+
+
+def test_the_owner_choices_offered_agree_with_the_rule(
+    manager: User, front_desk: User, teacher: User, front_desk_b: User, admin_user: User, campus_a: Campus
+) -> None:
+    """The owners a door offers (the board's filter, the admin's autocomplete) are exactly those
+    the rule accepts."""
+    factories.UserFactory(username="gone", campus=campus_a, role="front_desk", is_active=False)
+    factories.UserFactory(username="norole", campus=campus_a, is_staff=True)
+    accepted = {u.pk for u in User.objects.all() if owner_problem(u, campus_a.pk) is None}
+    assert accepted == {manager.pk, front_desk.pk}
+    assert {u.pk for u in owners_for(manager)} == accepted
+    response = client_for(manager).get(
+        reverse("admin:autocomplete"), {"app_label": "crm", "model_name": "student", "field_name": "owner"}
+    )
+    assert {int(row["id"]) for row in response.json()["results"]} == accepted
 
 
 def test_the_owner_rule_reads_in_chinese() -> None:
