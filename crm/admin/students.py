@@ -91,7 +91,7 @@ class StudentAddForm(ServiceModelForm):
 
 
 class StudentChangeForm(ServiceModelForm):
-    """Edits go through `student_update`; tags through `student_tag_add`/`_remove`; another
+    """Edits go through `student_update`; tags through `student_tags_change` (one write); another
     parent through `guardian_add`. All in one savepoint: an error anywhere writes nothing."""
 
     tag_list = forms.ModelMultipleChoiceField(
