@@ -7,6 +7,7 @@ crm.selectors.in_viewers_campuses); a door added later belongs in these tests.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -362,3 +363,22 @@ def test_only_the_audit_service_writes_audit_entries() -> None:
         ):
             writers.append(str(path.relative_to(REPO)))
     assert writers == []
+
+
+# --- where code lives -----------------------------------------------------------------------
+
+
+def test_no_app_imports_another_apps_private_names() -> None:
+    apps = ("crm", "lifecycle", "personas", "campaigns", "config")
+    reaching = []
+    for app in apps:
+        for path in (REPO / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or not node.module:
+                    continue
+                source_app = node.module.split(".")[0]
+                if source_app in apps and source_app != app:
+                    reaching += [
+                        f"{path.relative_to(REPO)}: {alias.name}" for alias in node.names if alias.name[0] == "_"
+                    ]
+    assert reaching == []
