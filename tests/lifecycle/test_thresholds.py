@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from celery.signals import task_prerun
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from crm.models import Attendance, AuditAction, AuditEntry, Campus, Course, StudentStage, User
 from lifecycle.models import LifecycleSettings, StageChange
 from lifecycle.services.recompute import recompute_after_event
 from lifecycle.services.thresholds import THRESHOLD_FIELDS, thresholds_update
+from lifecycle.tasks.recompute import LIFECYCLE_QUEUE
 from tests.lifecycle.test_recompute import attending_student, stage_of
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +123,29 @@ def test_only_a_manager_of_the_campus_or_an_administrator(
     assert not LifecycleSettings.objects.filter(campus=campus_a, active_days=7).exists()
     thresholds_update(actor=admin_user, campus=campus_a, active_days=7)
     assert LifecycleSettings.objects.get(campus=campus_a).active_days == 7
+
+
+@pytest.fixture
+def real_broker(settings: Any) -> Any:
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis: set REDIS_URL")
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(LIFECYCLE_QUEUE)  # nothing left over from an earlier run
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_decides_the_campus_once_the_new_thresholds_are_committed(
+    real_broker: None, campus_a: Campus, manager: User, active_student: Any
+) -> None:
+    with start_worker(celery_app, pool="solo", queues=[LIFECYCLE_QUEUE], perform_ping_check=False, shutdown_timeout=30):
+        thresholds_update(actor=manager, campus=campus_a, active_days=7)  # queued after commit; the worker takes it
+        deadline = time.monotonic() + 60
+        while stage_of(active_student) != "dormant" and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling the worker's result: it runs in its own thread
+    assert stage_of(active_student) == "dormant"
+    assert StageChange.objects.filter(student_id=active_student.pk).latest("pk").actor == manager
