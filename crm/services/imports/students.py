@@ -2,7 +2,8 @@
 
 A row's natural key is (guardian phone in E.164, student name): the phone finds the
 family whatever its format, the name finds the child in it. Rows of one file that
-reach the same child are merged (later non-blank cells win, tags add up). A blank
+reach the same child are merged (later non-blank cells win, tags add up, except that in
+an exclusive group a later row's tag replaces an earlier one: crm.services.tags). A blank
 cell never clears a value already stored.
 """
 
