@@ -84,7 +84,7 @@ def student_tags_change(
             continue
         current[tag].delete()
         audit(actor=actor, action=AuditAction.STUDENT_TAG_REMOVE, student=student, tag=str(tag))
-    for tag in add:
+    for tag in dict.fromkeys(add):
         if tag in current:
             continue
         StudentTag.objects.create(student=student, tag=tag, source=source, rule=rule, created_by=actor)
