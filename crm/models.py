@@ -67,7 +67,8 @@ class User(AbstractUser):
         if self.is_superuser:
             role: str | None = Role.ADMIN
         else:
-            names = set(self.groups.values_list("name", flat=True))
+            # Through the prefetch cache when a list of users was read with prefetch_related("groups").
+            names = {group.name for group in self.groups.all()}
             role = next((r.value for r in Role if r.value in names), None)
         self._role_cache = role
         return role
@@ -551,11 +552,37 @@ class Attendance(models.Model):
         return f"{self.student} @ {self.lesson_at:%Y-%m-%d %H:%M}"
 
 
+class AuditAction(models.TextChoices):
+    """Every kind of audit entry: the services write these, the admin filters and the API reads them."""
+
+    LEAD_CAPTURE = "lead_capture", _("Lead captured")
+    GUARDIAN_ADD = "guardian_add", _("Guardian added")
+    GUARDIAN_UPDATE = "guardian_update", _("Guardian edited")
+    STUDENT_UPDATE = "student_update", _("Student edited")
+    LEAD_CLOSE_LOST = "lead_close_lost", _("Lead closed as lost")
+    STUDENT_TAG_ADD = "student_tag_add", _("Tag added")
+    STUDENT_TAG_REMOVE = "student_tag_remove", _("Tag removed")
+    CONSULTATION_LOG = "consultation_log", _("Consultation logged")
+    TRIAL_BOOK = "trial_book", _("Trial lesson booked")
+    TRIAL_FEEDBACK_RECORD = "trial_feedback_record", _("Trial feedback recorded")
+    TRIAL_CANCEL = "trial_cancel", _("Trial lesson cancelled")
+    CONTRACT_SIGN = "contract_sign", _("Contract signed")
+    CONTRACT_REFUND = "contract_refund", _("Contract refunded")
+    ATTENDANCE_RECORD = "attendance_record", _("Attendance recorded")
+    IMPORT_STUDENTS = "import_students", _("Students imported")
+    IMPORT_CONSULTATIONS = "import_consultations", _("Consultations imported")
+    IMPORT_CONTRACTS = "import_contracts", _("Contracts imported")
+    POOL_CLAIM = "pool_claim", _("Lead claimed from the pool")
+    POOL_RELEASE = "pool_release", _("Lead given back to the pool")
+    POOL_SWEEP = "pool_sweep", _("Neglected leads released to the pool")
+    THRESHOLDS_UPDATE = "thresholds_update", _("Lifecycle thresholds changed")
+
+
 class AuditEntry(models.Model):
-    """Who did what, written by every service."""
+    """Who did what, written only by `crm.services.audit`."""
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    action = models.CharField(max_length=50)
+    action = models.CharField(_("action"), max_length=50, choices=AuditAction.choices)
     student = models.ForeignKey(Student, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     detail = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)

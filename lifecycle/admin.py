@@ -1,9 +1,11 @@
 """Admin for the lifecycle engine: thresholds per campus, stage history, kept activity.
 
-Managers edit their own campus's thresholds and can run the recomputation of their campus
-now (an action calling `recompute_campus_now`); administrators see every campus. History
+Managers edit their own campus's thresholds (the form calls `thresholds_update`, which
+audits and recomputes the campus in a task after commit) and can run the recomputation of
+their campus now (an action calling `recompute_campus_now`); administrators see every campus. History
 and activity are the engine's output: read-only. Access follows the staff role (crm's
-role groups), not per-model permissions, and every list is scoped to the viewer's campus.
+role groups), not per-model permissions, and every list is scoped to the viewer's campus by
+crm's rule (`crm.selectors.in_viewers_campuses`).
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin_paginators import EstimatedCountPaginator
+from crm.admin.base import ServiceModelForm, StudentSearchMixin
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
+from crm.selectors import in_viewers_campuses
 from lifecycle.models import LifecycleSettings, StageChange, StudentActivity
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.selectors import days_label
 from lifecycle.services.activity import AGGREGATE_COLUMNS
 from lifecycle.services.facts import settings_ensure
-from lifecycle.services.recompute import recompute_campus_now, settings_changed
+from lifecycle.services.recompute import recompute_campus_now
+from lifecycle.services.thresholds import THRESHOLD_FIELDS, thresholds_update
 
 
 def viewer(request: HttpRequest) -> User:
@@ -68,12 +72,21 @@ class LifecycleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
-        user = viewer(request)
-        if sees_all_campuses(user):
-            return queryset
-        if user.campus_id is None or not self.allowed(request):
+        if not self.allowed(request):
             return queryset.none()
-        return queryset.filter(**{self.campus_lookup: user.campus_id})
+        return in_viewers_campuses(queryset, viewer(request), campus_lookup=self.campus_lookup)
+
+
+class ThresholdsForm(ServiceModelForm):
+    """The thresholds are saved by `thresholds_update` (audited; the recomputation is a task)."""
+
+    class Meta:
+        model = LifecycleSettings
+        fields = THRESHOLD_FIELDS
+
+    def run_service(self) -> Model:
+        changes = {name: self.cleaned_data[name] for name in self.changed_data if name in THRESHOLD_FIELDS}
+        return thresholds_update(actor=self.actor, campus=self.instance.campus, **changes)
 
 
 @admin.register(LifecycleSettings)
@@ -91,6 +104,7 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
         "renewal_days",
     )
     readonly_fields = ("campus",)
+    form = ThresholdsForm
     actions = ["recompute_now"]
     fieldsets = (
         (None, {"fields": ("campus",)}),
@@ -123,12 +137,13 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
         settings_ensure()  # a campus created since has its row, with DESIGN.md's defaults
         return super().changelist_view(request, extra_context)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        cast(type[ThresholdsForm], form).actor = viewer(request)  # a fresh class per request (modelform_factory)
+        return form
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # New thresholds apply to every student of the campus: decided again right after the save.
-        settings_changed(campus_id=obj.campus_id)
-        campus, actor = obj.campus, viewer(request)
-        transaction.on_commit(lambda: recompute_campus_now(campus=campus, actor=actor))
+        """`thresholds_update` wrote it when the form was validated."""
 
     @admin.action(description=gettext_lazy("Recompute the stages of these campuses now"))
     def recompute_now(self, request: HttpRequest, queryset: QuerySet[LifecycleSettings]) -> None:
@@ -147,7 +162,7 @@ class LifecycleSettingsAdmin(LifecycleAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(LifecycleAdmin):
+class StageChangeAdmin(StudentSearchMixin, LifecycleAdmin):
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
     campus_lookup = "student__campus_id"
     paginator = EstimatedCountPaginator
@@ -186,7 +201,7 @@ class StageChangeAdmin(LifecycleAdmin):
 
 
 @admin.register(StudentActivity)
-class StudentActivityAdmin(LifecycleAdmin):
+class StudentActivityAdmin(StudentSearchMixin, LifecycleAdmin):
     """The kept aggregates, with the stage and flags the engine decided from them."""
 
     roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)

@@ -14,10 +14,9 @@ import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Campus, Channel, Role, Stage, Student, StudentTag, Tag, User
-from crm.phones import try_normalize_phone
-from crm.roles import sees_all_campuses
-from crm.selectors import students_visible_to
+from crm.models import Campus, Channel, Stage, Student, StudentTag, Tag, User
+from crm.roles import OWNER_ROLES, sees_all_campuses
+from crm.selectors import campuses_visible_to, in_viewers_campuses, students_matching, students_visible_to
 
 
 class Flag:
@@ -28,12 +27,8 @@ class Flag:
 
 def owners_for(viewer: User) -> QuerySet[User]:
     """Staff who can own students (consultants and managers) among those the viewer sees."""
-    owners = User.objects.filter(groups__name__in=[Role.FRONT_DESK, Role.MANAGER], is_active=True).distinct()
-    if not sees_all_campuses(viewer):
-        if viewer.campus_id is None:
-            return owners.none()
-        owners = owners.filter(campus_id=viewer.campus_id)
-    return owners.order_by("display_name", "username")
+    owners = User.objects.filter(groups__name__in=OWNER_ROLES, is_active=True).distinct()
+    return in_viewers_campuses(owners, viewer).order_by("display_name", "username")
 
 
 class StudentFilter(django_filters.FilterSet):
@@ -63,15 +58,8 @@ class StudentFilter(django_filters.FilterSet):
         self.filters["owner"].queryset = owners_for(viewer)
 
     def filter_text(self, queryset: QuerySet[Student], name: str, value: str) -> QuerySet[Student]:
-        """A phone-looking query finds the family whatever its format; anything else a name."""
-        value = value.strip()
-        if not value:
-            return queryset
-        phone = try_normalize_phone(value)
-        if phone:
-            family = Student.guardians.through.objects.filter(student_id=OuterRef("pk"), guardian__phone=phone)
-            return queryset.filter(Exists(family))
-        return queryset.filter(name__icontains=value)
+        """The search every student list shares (`crm.selectors.student_search_q`)."""
+        return students_matching(queryset, value)
 
     def filter_tag(self, queryset: QuerySet[Student], name: str, value: Tag | None) -> QuerySet[Student]:
         if value is None:
@@ -97,12 +85,10 @@ class StudentFilter(django_filters.FilterSet):
     def campus_ids(self) -> list[int]:
         """The campuses this list may span: the viewer's (none if they have none), the one an
         administrator chose, or every campus."""
-        if not sees_all_campuses(self.viewer):
-            return [] if self.viewer.campus_id is None else [self.viewer.campus_id]
-        campus_id = self.campus_id()
+        campus_id = self.campus_id() if sees_all_campuses(self.viewer) else None
         if campus_id is not None:
             return [campus_id]
-        return list(Campus.objects.order_by("pk").values_list("pk", flat=True))
+        return list(campuses_visible_to(self.viewer).order_by("pk").values_list("pk", flat=True))
 
     def campus_id(self) -> int | None:
         """The one campus this list is confined to (the viewer's, or the one chosen), if any."""

@@ -5,7 +5,7 @@
 - One write path (base.py): facts are added by forms that call the services, and service
   errors show as form errors; actions (close as lost, tag, cancel a trial, refund) call
   services too. History is read-only here.
-- Big tables (crm/admin_paginators.py): no full COUNT(*); lists order by the primary key
+- Big tables (paginators.py): no full COUNT(*); lists order by the primary key
   and sort only by indexed columns; no facets; no per-row queries.
 
 students.py: students, guardians, tags. facts.py: consultations, trials, contracts,

@@ -17,7 +17,6 @@ always means "nothing was written". `PermissionDenied` from a service propagates
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -27,17 +26,17 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import router, transaction
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin.scoping import StudentGuardian, scope_to_viewer, viewer_sees
-from crm.admin_paginators import EstimatedCountPaginator
+from crm.admin.paginators import EstimatedCountPaginator
+from crm.admin.scoping import scope_to_viewer, viewer_sees
 from crm.models import Role, User
-from crm.phones import try_normalize_phone
 from crm.roles import ADMIN_SITE_ROLES, sees_all_campuses
+from crm.selectors import student_search_q
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
@@ -125,48 +124,9 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
         return [(str(row.pk), str(row)) for row in rows[:500]]
 
 
-PHONE_CHARACTERS = re.compile(r"^[\d\s+()\-.]+$")
-
-
-def phone_search(term: str) -> tuple[str, str]:
-    """How a search term names a family: ("exact", e164) for a full phone in any format,
-    ("digits", digits) for part of one (four digits or more), ("", "") for neither."""
-    term = term.strip()
-    if not PHONE_CHARACTERS.match(term):
-        return "", ""
-    e164 = try_normalize_phone(term)
-    if e164 is not None:
-        return "exact", e164
-    digits = re.sub(r"\D", "", term)
-    if len(digits) >= 4:
-        return "digits", digits
-    return "", ""
-
-
-def student_search_q(term: str, *, student_lookup: str, name_lookup: str) -> Q:
-    """Students (or their facts) by the child's name or a guardian's phone typed in any format.
-
-    A phone goes through the unique phone index; the phone match is a subquery on the
-    student-guardian table, so no row is repeated."""
-    kind, value = phone_search(term)
-    if kind == "exact":
-        families = StudentGuardian.objects.filter(guardian__phone=value)
-    elif kind == "digits":
-        families = StudentGuardian.objects.filter(guardian__phone__contains=value)
-    else:
-        return Q(**{f"{name_lookup}__{text_contains(term)}": term.strip()})
-    return Q(**{f"{student_lookup}__in": families.values("student_id")})
-
-
-def text_contains(term: str) -> str:
-    """The lookup for a name search: case-sensitive `contains` when the term has no letter case
-    (Chinese, digits), which finds the same rows as `icontains` at half the cost, as the
-    database need not upper-case every name it scans."""
-    return "contains" if term.upper() == term.lower() else "icontains"
-
-
 class StudentSearchMixin:
-    """Search a list by student name or guardian phone (see `student_search_q`)."""
+    """Search a list by student name or guardian phone: the rule every student search shares
+    (`crm.selectors.student_search_q`), applied through the list's path to its student."""
 
     student_lookup = "student"
     student_name_lookup = "student__name"
@@ -278,7 +238,9 @@ class CrmModelAdmin(admin.ModelAdmin):
             queryset = queryset.filter(is_active=True)
             if db_field.name == "teacher":
                 queryset = queryset.filter(groups__name=Role.TEACHER)
-            else:
+            elif db_field.name != "owner":
+                # An owner is not narrowed here: the service says who may own a student, in the
+                # same words as every other door (crm.services.owners).
                 queryset = queryset.filter(is_staff=True)
         return scope_to_viewer(queryset, actor_of(request))
 

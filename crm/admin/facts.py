@@ -26,8 +26,8 @@ from crm.admin.base import (
     action_with_form,
     actor_of,
 )
-from crm.admin_paginators import EstimatedCountPaginator
-from crm.import_admin import ConsultationImportExportMixin, ContractImportExportMixin
+from crm.admin.imports import ConsultationImportExportMixin, ContractImportExportMixin
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import Attendance, Consultation, Contract, Lesson, TrialLesson
 from crm.services import attendance_record, consultation_log, contract_refund, contract_sign, trial_book, trial_cancel
 

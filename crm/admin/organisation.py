@@ -11,8 +11,9 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
 from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, StudentSearchMixin, actor_of
-from crm.admin_paginators import EstimatedCountPaginator
-from crm.models import AuditEntry, Campus, Course, ImportJob, Role, User
+from crm.admin.paginators import EstimatedCountPaginator
+from crm.models import AuditAction, AuditEntry, Campus, Course, ImportJob, Role, User
+from crm.roles import OWNER_ROLES
 
 
 @admin.register(Campus)
@@ -82,6 +83,8 @@ class UserAdmin(CrmModelAdmin, DjangoUserAdmin):
             queryset = queryset.filter(is_active=True)
             if request.GET.get("field_name") == "teacher":
                 queryset = queryset.filter(groups__name=Role.TEACHER)
+            elif request.GET.get("field_name") == "owner":
+                queryset = queryset.filter(groups__name__in=OWNER_ROLES).distinct()
             else:
                 queryset = queryset.filter(is_staff=True)
         return queryset, may_have_duplicates
@@ -124,32 +127,14 @@ class ReadOnlyAdmin(CrmModelAdmin):
         return False
 
 
-AUDIT_ACTIONS = (
-    "lead_capture",
-    "guardian_add",
-    "guardian_update",
-    "student_update",
-    "lead_close_lost",
-    "student_tag_add",
-    "student_tag_remove",
-    "consultation_log",
-    "trial_book",
-    "trial_feedback_record",
-    "trial_cancel",
-    "contract_sign",
-    "contract_refund",
-    "attendance_record",
-)
-
-
 class AuditActionFilter(admin.SimpleListFilter):
-    """The services' action names, listed without a DISTINCT over the whole audit log."""
+    """The actions the services write (`AuditAction`), listed without a DISTINCT over the whole audit log."""
 
     title = gettext_lazy("action")
     parameter_name = "action"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in AUDIT_ACTIONS]
+        return [(value, str(label)) for value, label in AuditAction.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         return queryset.filter(action=self.value()) if self.value() else queryset

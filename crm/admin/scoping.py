@@ -1,6 +1,8 @@
 """What each admin user may see: their campus's rows, or everything for an administrator.
 
-One function, `scope_to_viewer`, narrows any crm queryset to the viewer. The admin uses it
+One function, `scope_to_viewer`, narrows any crm queryset to the viewer by the campus rule
+of `crm.selectors.in_viewers_campuses` (the pages', board's and pool's rule too); this module
+only knows the path from each model to its campus. The admin uses it
 for change lists, change pages (another campus's row is a 404), autocomplete endpoints,
 list-filter choices and foreign-key choices, so every way into a row applies the same rule.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 
 from crm.models import (
@@ -23,6 +25,7 @@ from crm.models import (
     ImportJob,
     Lesson,
     Student,
+    StudentStage,
     StudentTag,
     Tag,
     TagGroup,
@@ -30,6 +33,7 @@ from crm.models import (
     User,
 )
 from crm.roles import sees_all_campuses
+from crm.selectors import in_viewers_campuses
 
 M = TypeVar("M", bound=Model)
 
@@ -38,6 +42,7 @@ CAMPUS_LOOKUPS: dict[type[Model], str] = {
     Campus: "pk",
     User: "campus_id",
     Student: "campus_id",
+    StudentStage: "campus_id",
     StudentTag: "student__campus_id",
     Course: "campus_id",
     Consultation: "student__campus_id",
@@ -63,17 +68,17 @@ def scope_to_viewer(queryset: QuerySet[M], viewer: User) -> QuerySet[M]:
     closed (no rows), so a new model cannot leak by being forgotten here.
     """
     model = queryset.model
-    if sees_all_campuses(viewer) or model in UNSCOPED_MODELS:
+    if model in UNSCOPED_MODELS:
         return queryset
-    if viewer.campus_id is None or viewer.role is None:
-        return queryset.none()
     if model is Guardian:
-        of_campus = StudentGuardian.objects.filter(guardian_id=OuterRef("pk"), student__campus_id=viewer.campus_id)
-        return queryset.filter(Exists(of_campus))
+        if sees_all_campuses(viewer):
+            return queryset
+        links = StudentGuardian.objects.filter(guardian_id=OuterRef("pk"))
+        return queryset.filter(Exists(in_viewers_campuses(links, viewer, campus_lookup="student__campus_id")))
     lookup = CAMPUS_LOOKUPS.get(model)
     if lookup is None:
-        return queryset.none()
-    return queryset.filter(Q(**{lookup: viewer.campus_id}))
+        return queryset if sees_all_campuses(viewer) else queryset.none()
+    return in_viewers_campuses(queryset, viewer, campus_lookup=lookup)
 
 
 def viewer_sees(request: HttpRequest, obj: Model, viewer: User) -> bool:

@@ -22,12 +22,10 @@ from crm.admin.base import (
     StudentSearchMixin,
     action_with_form,
     actor_of,
-    phone_search,
-    text_contains,
 )
+from crm.admin.imports import StudentImportExportMixin
+from crm.admin.paginators import EstimatedCountPaginator
 from crm.admin.scoping import StudentGuardian
-from crm.admin_paginators import EstimatedCountPaginator
-from crm.import_admin import StudentImportExportMixin
 from crm.models import (
     Consultation,
     Contract,
@@ -40,6 +38,7 @@ from crm.models import (
     User,
 )
 from crm.phones import normalize_phone, phone_display
+from crm.selectors import phone_search, text_contains
 from crm.services import (
     guardian_add,
     guardian_update,
@@ -47,6 +46,7 @@ from crm.services import (
     lead_close_lost,
     student_tag_add,
     student_tag_remove,
+    student_tags_change,
     student_update,
 )
 from crm.services.leads import STUDENT_EDITABLE_FIELDS
@@ -71,13 +71,6 @@ class StudentAddForm(ServiceModelForm):
         model = Student
         fields = ("name",)
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        owner, campus = cleaned.get("owner"), cleaned.get("campus")
-        if owner is not None and campus is not None and owner.campus_id not in (None, campus.pk):
-            self.add_error("owner", _("Choose a consultant of this campus."))
-        return cleaned
-
     def run_service(self) -> Model:
         data = self.cleaned_data
         captured = lead_capture(
@@ -101,7 +94,7 @@ class StudentAddForm(ServiceModelForm):
 
 
 class StudentChangeForm(ServiceModelForm):
-    """Edits go through `student_update`; tags through `student_tag_add`/`_remove`; another
+    """Edits go through `student_update`; tags through `student_tags_change` (one write); another
     parent through `guardian_add`. All in one savepoint: an error anywhere writes nothing."""
 
     tag_list = forms.ModelMultipleChoiceField(
@@ -119,6 +112,8 @@ class StudentChangeForm(ServiceModelForm):
         help_text=gettext_lazy("If the phone already belongs to a guardian, link that guardian to this child."),
     )
 
+    service_field_map = {"tags": "tag_list"}
+
     class Meta:
         model = Student
         fields = ("name",)
@@ -127,24 +122,10 @@ class StudentChangeForm(ServiceModelForm):
         super().__init__(*args, **kwargs)
         self.fields["tag_list"].initial = [t.tag_id for t in self.instance.student_tags.all()]
         if "owner" in self.fields:
-            # Consultants of the student's campus; the current owner stays valid even after leaving.
+            # Who may own the student is the service's rule (crm.services.owners); the field only
+            # keeps the current owner a valid choice after they have left.
             owner_field = cast(forms.ModelChoiceField, self.fields["owner"])
-            owners = owner_field.queryset.filter(campus_id=self.instance.campus_id)  # type: ignore[union-attr]
-            owner_field.queryset = owners | User.objects.filter(pk=self.instance.owner_id)
-
-    def clean_tag_list(self) -> list[Tag]:
-        tags = list(self.cleaned_data["tag_list"])
-        exclusive: dict[int, Tag] = {}
-        for tag in tags:
-            if not tag.group.exclusive:
-                continue
-            if tag.group_id in exclusive:
-                raise ValidationError(
-                    _("Choose one tag of “%(group)s”: %(a)s or %(b)s.")
-                    % {"group": tag.group.name, "a": exclusive[tag.group_id].name, "b": tag.name}
-                )
-            exclusive[tag.group_id] = tag
-        return tags
+            owner_field.queryset = owner_field.queryset | User.objects.filter(pk=self.instance.owner_id)  # type: ignore[operator]
 
     def clean_new_guardian_phone(self) -> str:
         raw = self.cleaned_data["new_guardian_phone"].strip()
@@ -174,10 +155,12 @@ class StudentChangeForm(ServiceModelForm):
         if "tag_list" in self.changed_data:
             chosen = set(data["tag_list"])
             current = {st.tag for st in student.student_tags.select_related("tag__group")}
-            for tag in current - chosen:
-                student_tag_remove(actor=self.actor, student=student, tag=tag)
-            for tag in sorted(chosen - current, key=lambda t: t.pk):
-                student_tag_add(actor=self.actor, student=student, tag=tag)
+            student_tags_change(
+                actor=self.actor,
+                student=student,
+                add=sorted(chosen - current, key=lambda t: t.pk),
+                remove=sorted(current - chosen, key=lambda t: t.pk),
+            )
         if data.get("new_guardian_phone"):
             try:
                 guardian_add(
@@ -228,6 +211,8 @@ class TagChoiceForm(forms.Form):
 
 
 class StudentTagAddForm(ServiceModelForm):
+    service_field_map = {"tags": "tag"}
+
     class Meta:
         model = StudentTag
         fields = ("student", "tag")

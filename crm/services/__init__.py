@@ -16,10 +16,9 @@ from crm.services.leads import (
     guardian_find,
     lead_capture,
     lead_close_lost,
-    student_tag_add,
-    student_tag_remove,
     student_update,
 )
+from crm.services.tags import student_tag_add, student_tag_remove, student_tags_change
 from crm.services.trials import TeacherBusy, teacher_busy, trial_book, trial_cancel, trial_feedback_record
 
 __all__ = [
@@ -39,6 +38,7 @@ __all__ = [
     "lead_close_lost",
     "student_tag_add",
     "student_tag_remove",
+    "student_tags_change",
     "student_update",
     "teacher_busy",
     "trial_book",

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from crm import text
 from crm.events import student_facts_changed
-from crm.models import Consultation, ConsultationChannel, Intent, Role, Student, User
+from crm.models import AuditAction, Consultation, ConsultationChannel, Intent, Role, Student, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import consulted_at_problem, follow_up_problem
@@ -75,6 +75,6 @@ def consultation_log(
         student.owner = actor
         update_fields.append("owner")
     student.save(update_fields=update_fields)
-    audit(actor=actor, action="consultation_log", student=student, consultation=consultation.pk)
+    audit(actor=actor, action=AuditAction.CONSULTATION_LOG, student=student, consultation=consultation.pk)
     student_facts_changed([student.pk])
     return consultation

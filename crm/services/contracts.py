@@ -16,6 +16,7 @@ from crm.events import student_facts_changed
 from crm.models import (
     Attendance,
     AttendanceStatus,
+    AuditAction,
     Contract,
     ContractStatus,
     Course,
@@ -104,7 +105,7 @@ def contract_sign(
     if student.next_follow_up_at is not None:
         student.next_follow_up_at = None
         student.save(update_fields=["next_follow_up_at", "updated_at"])
-    audit(actor=actor, action="contract_sign", student=student, contract=contract.pk, amount=amount)
+    audit(actor=actor, action=AuditAction.CONTRACT_SIGN, student=student, contract=contract.pk, amount=amount)
     student_facts_changed([student.pk])
     return contract
 
@@ -134,7 +135,9 @@ def contract_refund(*, actor: User, contract: Contract, amount: Decimal, reason:
     contract.refund_reason = reason.strip()
     contract.refunded_at = timezone.now()
     contract.save(update_fields=["status", "refund_amount", "refund_reason", "refunded_at"])
-    audit(actor=actor, action="contract_refund", student=contract.student, contract=contract.pk, amount=amount)
+    audit(
+        actor=actor, action=AuditAction.CONTRACT_REFUND, student=contract.student, contract=contract.pk, amount=amount
+    )
     student_facts_changed([contract.student_id])
     return contract
 
@@ -235,6 +238,6 @@ def attendance_record(
         hours_consumed=F("hours_consumed") + hours,
         **({"status": ContractStatus.COMPLETED} if fully_used else {}),
     )
-    audit(actor=actor, action="attendance_record", student=student, attendance=attendance.pk, hours=hours)
+    audit(actor=actor, action=AuditAction.ATTENDANCE_RECORD, student=student, attendance=attendance.pk, hours=hours)
     student_facts_changed([student.pk])
     return attendance

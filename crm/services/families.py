@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm import text
-from crm.models import Campus, Guardian, Role, Student, User
+from crm.models import AuditAction, Campus, Guardian, Role, Student, User
 from crm.roles import require_role, sees_all_campuses
 from crm.services.audit import audit
 
@@ -120,7 +120,7 @@ def guardian_apply_changes(*, actor: User, guardian: Guardian, changes: dict[str
     for key, value in changes.items():
         setattr(guardian, key, value)
     guardian.save(update_fields=[*changes, "updated_at"])
-    audit(actor=actor, action="guardian_update", phone=guardian.phone, fields=",".join(sorted(changes)))
+    audit(actor=actor, action=AuditAction.GUARDIAN_UPDATE, phone=guardian.phone, fields=",".join(sorted(changes)))
     return guardian
 
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from crm import text
 from crm.events import student_facts_changed
 from crm.models import (
+    AuditAction,
     Campus,
     Channel,
     ContractStatus,
@@ -22,9 +23,6 @@ from crm.models import (
     Role,
     Student,
     StudentStage,
-    StudentTag,
-    Tag,
-    TagSource,
     User,
 )
 from crm.phones import normalize_phone
@@ -32,6 +30,7 @@ from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import birth_date_problem
 from crm.services.families import guardian_apply_changes, guardian_check_change
+from crm.services.owners import owner_problem
 
 
 class ExistingFamily(ValidationError):
@@ -59,15 +58,6 @@ class LeadCaptured:
 def guardian_find(phone: str) -> Guardian | None:
     """The family behind a phone typed in any format, or None."""
     return Guardian.objects.filter(phone=normalize_phone(phone)).first()
-
-
-def owner_problem(owner: User | None, campus_id: int) -> str | None:
-    """Why `owner` cannot own a student of the campus, or None: owners are its consultants."""
-    if owner is None:
-        return None
-    if not owner.is_active or owner.campus_id != campus_id or owner.role not in (Role.FRONT_DESK, Role.MANAGER):
-        return _("Choose a consultant or manager of this campus as the owner.")
-    return None
 
 
 def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Guardian, bool]:
@@ -180,7 +170,7 @@ def lead_capture(
     )
     stages_open([student.pk])
     student.guardians.add(guardian)
-    audit(actor=actor, action="lead_capture", student=student, phone=e164, new_family=new_family)
+    audit(actor=actor, action=AuditAction.LEAD_CAPTURE, student=student, phone=e164, new_family=new_family)
     student_facts_changed([student.pk])
     return LeadCaptured(student=student, guardian=guardian, new_family=new_family)
 
@@ -229,7 +219,7 @@ def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", r
         changes = guardian_check_change(guardian, campus_id=student.campus_id, name=name, relation=relation)
         guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)
     student.guardians.add(guardian)
-    audit(actor=actor, action="guardian_add", student=student, phone=e164)
+    audit(actor=actor, action=AuditAction.GUARDIAN_ADD, student=student, phone=e164)
     return guardian
 
 
@@ -268,7 +258,7 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
     locked.save(update_fields=[*changes, "updated_at"])
     for field in [*changes, "updated_at"]:
         setattr(student, field, getattr(locked, field))
-    audit(actor=actor, action="student_update", student=locked, fields=",".join(sorted(changes)))
+    audit(actor=actor, action=AuditAction.STUDENT_UPDATE, student=locked, fields=",".join(sorted(changes)))
     return student
 
 
@@ -292,26 +282,6 @@ def lead_close_lost(*, actor: User, student: Student, reason: str) -> Student:
     student.lost_reason = reason
     student.next_follow_up_at = None
     student.save(update_fields=["lost_at", "lost_reason", "next_follow_up_at", "updated_at"])
-    audit(actor=actor, action="lead_close_lost", student=student, reason=reason)
+    audit(actor=actor, action=AuditAction.LEAD_CLOSE_LOST, student=student, reason=reason)
     student_facts_changed([student.pk])
     return student
-
-
-@transaction.atomic
-def student_tag_add(*, actor: User, student: Student, tag: Tag, source: str = TagSource.MANUAL, rule: str = "") -> None:
-    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
-    require_campus(actor, student.campus_id)
-    if tag.group.exclusive:
-        StudentTag.objects.filter(student=student, tag__group=tag.group).exclude(tag=tag).delete()
-    StudentTag.objects.get_or_create(
-        student=student, tag=tag, defaults={"source": source, "rule": rule, "created_by": actor}
-    )
-    audit(actor=actor, action="student_tag_add", student=student, tag=str(tag))
-
-
-@transaction.atomic
-def student_tag_remove(*, actor: User, student: Student, tag: Tag) -> None:
-    require_role(actor, Role.FRONT_DESK, Role.MANAGER)
-    require_campus(actor, student.campus_id)
-    StudentTag.objects.filter(student=student, tag=tag).delete()
-    audit(actor=actor, action="student_tag_remove", student=student, tag=str(tag))

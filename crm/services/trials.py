@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from crm import text
 from crm.events import student_facts_changed
-from crm.models import Course, Lesson, Role, Student, TrialLesson, TrialStatus, User
+from crm.models import AuditAction, Course, Lesson, Role, Student, TrialLesson, TrialStatus, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import trial_time_problem
@@ -90,7 +90,7 @@ def trial_book(
             )
     except IntegrityError:
         raise TeacherBusy() from None
-    audit(actor=actor, action="trial_book", student=student, trial=trial.pk)
+    audit(actor=actor, action=AuditAction.TRIAL_BOOK, student=student, trial=trial.pk)
     student_facts_changed([student.pk])
     return trial
 
@@ -129,7 +129,13 @@ def trial_feedback_record(
     trial.recommended_level = recommended_level.strip()
     trial.feedback_at = timezone.now()
     trial.save(update_fields=["status", "rating", "comment", "recommended_level", "feedback_at"])
-    audit(actor=actor, action="trial_feedback_record", student=trial.student, trial=trial.pk, status=trial.status)
+    audit(
+        actor=actor,
+        action=AuditAction.TRIAL_FEEDBACK_RECORD,
+        student=trial.student,
+        trial=trial.pk,
+        status=trial.status,
+    )
     student_facts_changed([trial.student_id])
     return trial
 
@@ -143,6 +149,6 @@ def trial_cancel(*, actor: User, trial: TrialLesson, reason: str = "") -> TrialL
         raise ValidationError(_("Only a booked trial can be cancelled."))
     trial.status = TrialStatus.CANCELLED
     trial.save(update_fields=["status"])
-    audit(actor=actor, action="trial_cancel", student=trial.student, trial=trial.pk, reason=reason)
+    audit(actor=actor, action=AuditAction.TRIAL_CANCEL, student=trial.student, trial=trial.pk, reason=reason)
     student_facts_changed([trial.student_id])
     return trial

@@ -26,6 +26,7 @@ from crm.forms_import import ImportUploadForm
 from crm.models import Consultation, Contract, ImportJob, Role, Student, User
 from crm.resources import RESOURCES
 from crm.roles import sees_all_campuses
+from crm.selectors import in_viewers_campuses, students_visible_to
 from crm.services.imports import (
     import_job_confirm,
     import_job_confirmable,
@@ -50,10 +51,7 @@ def _importer(request: HttpRequest) -> User:
 
 
 def _jobs(user: User) -> QuerySet[ImportJob]:
-    jobs = ImportJob.objects.select_related("campus", "created_by")
-    if sees_all_campuses(user):
-        return jobs
-    return jobs.filter(campus=user.campus) if user.campus_id is not None else jobs.none()
+    return in_viewers_campuses(ImportJob.objects.select_related("campus", "created_by"), user)
 
 
 @login_required
@@ -148,16 +146,11 @@ def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _export_queryset(kind: str, user: User) -> QuerySet[Student] | QuerySet[Consultation] | QuerySet[Contract]:
     """The viewer's campus only (administrators: every campus)."""
-    everywhere = sees_all_campuses(user)
-    campus = user.campus
     if kind == "students":
-        students = Student.objects.order_by("pk")
-        return students if everywhere else students.filter(campus=campus)
+        return students_visible_to(user).order_by("pk")
     if kind == "consultations":
-        consultations = Consultation.objects.order_by("pk")
-        return consultations if everywhere else consultations.filter(student__campus=campus)
-    contracts = Contract.objects.order_by("pk")
-    return contracts if everywhere else contracts.filter(student__campus=campus)
+        return in_viewers_campuses(Consultation.objects.order_by("pk"), user, campus_lookup="student__campus_id")
+    return in_viewers_campuses(Contract.objects.order_by("pk"), user, campus_lookup="student__campus_id")
 
 
 @login_required

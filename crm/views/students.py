@@ -46,7 +46,8 @@ def student_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _action_forms(student: Student, data: dict[str, Any] | None = None, bound: str = "") -> dict[str, forms.Form]:
+def action_forms(student: Student, data: dict[str, Any] | None = None, bound: str = "") -> dict[str, forms.Form]:
+    """The forms recording a fact about the student (the student page's and the board's drop)."""
     courses = courses_of(student.campus_id)
     builders: dict[str, Callable[[Any], forms.Form]] = {
         "consultation": lambda d: ConsultationForm(d, prefix="c"),
@@ -73,7 +74,7 @@ def _render_student(
             "s": profile.student,
             "days_in_stage": days,
             "days_in_stage_label": ngettext("%(days)d day", "%(days)d days", days) % {"days": days},
-            "forms": (forms_ or _action_forms(profile.student)) if can_act else {},
+            "forms": (forms_ or action_forms(profile.student)) if can_act else {},
             "can_act": can_act,
             "open_form": open_form,
             "full_phones": sees_full_phones(viewer),
@@ -134,7 +135,7 @@ def student_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if action not in ACTIONS:
         raise PermissionDenied
     student = student_get(viewer=viewer, student_id=pk)
-    forms_ = _action_forms(student, request.POST, bound=action)
+    forms_ = action_forms(student, request.POST, bound=action)
     form = forms_[action]
     if form.is_valid():
         try:

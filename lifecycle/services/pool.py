@@ -55,7 +55,7 @@ from django.utils.translation import gettext as _
 from psycopg import sql
 
 from crm.models import (
-    AuditEntry,
+    AuditAction,
     Consultation,
     Contract,
     ContractStatus,
@@ -67,8 +67,10 @@ from crm.models import (
     TrialStatus,
     User,
 )
-from crm.roles import require_campus, require_role, sees_all_campuses
+from crm.roles import require_campus, require_role
+from crm.selectors import students_visible_to
 from crm.services.audit import audit
+from crm.services.owners import owner_check
 from lifecycle.models import LifecycleSettings, PoolEvent
 
 POOL_STAGES = (Stage.LEAD, Stage.CONSULTING, Stage.TRIAL)
@@ -202,7 +204,7 @@ def pool_sweep(*, now: dt.datetime | None = None) -> list[int]:
             for student_id, owner_id, campus_id in released
         ]
     )
-    AuditEntry.objects.create(actor=None, action="pool_sweep", detail={"released": str(len(released))})
+    audit(actor=None, action=AuditAction.POOL_SWEEP, released=len(released))
     return sorted(student_id for student_id, _owner, _campus in released)
 
 
@@ -231,6 +233,7 @@ def pool_claim(*, actor: User, student: Student, now: dt.datetime | None = None)
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
+    owner_check(actor, student.campus_id)
     now = now or timezone.now()
     rules = campus_settings(student.campus_id)
     # Serialise this claimer's claims: count, then claim, with no parallel claim in between.
@@ -290,7 +293,7 @@ def pool_claim(*, actor: User, student: Student, now: dt.datetime | None = None)
             raise _not_in_pool_owned(winner, actor)
         raise _refuse("not_in_pool", _("%(name)s is no longer an open lead.") % {"name": student.name})
     PoolEvent.objects.create(student_id=student.pk, kind=PoolEvent.Kind.CLAIMED, user=actor, at=now)
-    audit(actor=actor, action="pool_claim", student=student)
+    audit(actor=actor, action=AuditAction.POOL_CLAIM, student=student)
     return Student.objects.select_related("owner").get(pk=student.pk)
 
 
@@ -328,7 +331,7 @@ def pool_release(*, actor: User, student: Student, reason: str, now: dt.datetime
         reason=(_("Given back by %(actor)s: %(reason)s") % {"actor": actor, "reason": reason})[:200],
         at=now,
     )
-    audit(actor=actor, action="pool_release", student=locked, former_owner=former_owner_id, reason=reason)
+    audit(actor=actor, action=AuditAction.POOL_RELEASE, student=locked, former_owner=former_owner_id, reason=reason)
     locked.refresh_from_db()
     return locked
 
@@ -341,12 +344,7 @@ def pool_list_for(*, viewer: User) -> QuerySet[Student]:
     """The pool as the viewer may see it (their campus; an administrator every campus),
     newest arrivals first, each row with when it entered the pool, who held it last and the
     last consultation. Former owners are fetched for a page at once by `former_owners`."""
-    if sees_all_campuses(viewer):
-        students = pool_students()
-    elif viewer.campus_id is None:
-        return Student.objects.none()
-    else:
-        students = pool_students(viewer.campus_id)
+    students = pool_eligible(students_visible_to(viewer).filter(owner__isnull=True))
     last_release = PoolEvent.objects.filter(student=OuterRef("pk"), kind=PoolEvent.Kind.RELEASED).order_by("-at", "-pk")
     last_consultation = Consultation.objects.filter(student=OuterRef("pk")).order_by("-consulted_at", "-pk")
     return (

@@ -40,7 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
-from crm.models import Attendance, AuditEntry, Campus, Role, Student, StudentStage, User
+from crm.models import Attendance, AuditAction, AuditEntry, Campus, Role, Student, StudentStage, User
 from crm.roles import require_campus, require_role
 from lifecycle.models import LifecycleSettings, StageChange, StageSource, StudentActivity
 from lifecycle.rules import (
@@ -60,7 +60,7 @@ from lifecycle.services.facts import histories_of, settings_ensure, thresholds_b
 
 # The audit action of a person closing a lead as lost (crm.services.leads.lead_close_lost): the
 # history names them as the actor of that stage change.
-CLOSE_LOST_ACTION = "lead_close_lost"
+CLOSE_LOST_ACTION = AuditAction.LEAD_CLOSE_LOST.value
 
 
 def _local_midnight(day: sql.Composable) -> sql.Composed:
@@ -666,6 +666,15 @@ def recompute_campus_now(*, campus: Campus, actor: User) -> RecomputeResult:
     return recompute_stages(source=StageSource.PERSON, actor=actor, campus_id=campus.pk, full=True)
 
 
+def recompute_campus_for(*, campus_id: int, actor_id: int) -> int:
+    """`recompute_campus_now` by ids, for the task a thresholds change schedules; the changes."""
+    campus = Campus.objects.filter(pk=campus_id).first()
+    actor = User.objects.filter(pk=actor_id, is_active=True).first()
+    if campus is None or actor is None:
+        return 0
+    return recompute_campus_now(campus=campus, actor=actor).changed
+
+
 def settings_changed(*, campus_id: int) -> None:
     """Thresholds changed: every student of the campus is decided again on the next run."""
     StudentStage.objects.filter(campus_id=campus_id).update(recheck_at=None)
@@ -787,5 +796,9 @@ def actor_id(actor: User | None) -> int | None:
 
 
 def _closer(student_id: int, actor: User | None) -> int | None:
-    entry = AuditEntry.objects.filter(student_id=student_id, action=CLOSE_LOST_ACTION).order_by("-at", "-pk").first()
+    entry = (
+        AuditEntry.objects.filter(student_id=student_id, action=AuditAction.LEAD_CLOSE_LOST)
+        .order_by("-at", "-pk")
+        .first()
+    )
     return entry.actor_id if entry and entry.actor_id else actor_id(actor)

@@ -11,7 +11,7 @@ from django.db import InterfaceError, OperationalError
 
 from lifecycle.models import StageSource
 
-__all__ = ["nightly_recompute", "recompute_students"]
+__all__ = ["nightly_recompute", "recompute_campus", "recompute_students"]
 
 # The queue the standard worker (`celery -A config worker`) consumes.
 LIFECYCLE_QUEUE = "default"
@@ -51,3 +51,21 @@ def nightly_recompute() -> int:
     from lifecycle.services.recompute import recompute_stages
 
     return recompute_stages(source=StageSource.NIGHTLY).changed
+
+
+@shared_task(
+    name="lifecycle.recompute_campus",
+    queue=LIFECYCLE_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=3,
+    soft_time_limit=10 * 60,
+    time_limit=15 * 60,
+)
+def recompute_campus(campus_id: int, actor_id: int) -> int:
+    """Decide every student of a campus again, for the person who changed its thresholds
+    (source: person). Returns the changes; a campus or person gone since decides nothing."""
+    from lifecycle.services.recompute import recompute_campus_for
+
+    return recompute_campus_for(campus_id=campus_id, actor_id=actor_id)

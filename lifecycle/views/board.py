@@ -27,7 +27,7 @@ from crm.selectors import stage_rows_visible_to, student_get
 from crm.views.access import FRONT_OFFICE, role_required
 
 # The student page's forms and fact runners: the board records exactly what that page records.
-from crm.views.students import ACTIONS, _action_forms
+from crm.views.students import ACTIONS, action_forms
 from lifecycle.filters import StudentFilter
 from lifecycle.selectors import (
     board_card_get,
@@ -201,7 +201,7 @@ def board_move(request: HttpRequest, pk: int) -> HttpResponse:
         return _refuse(request, move_refusal(student.stage, to_stage))
 
     recording = "record" in request.POST
-    form = _action_forms(student, request.POST if recording else None, bound=fact)[fact]
+    form = action_forms(student, request.POST if recording else None, bound=fact)[fact]
     if not recording:
         return _dialog(request, student, to_stage, fact, form)
     if form.is_valid():

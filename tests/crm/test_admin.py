@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.admin import students as student_admin
-from crm.admin_paginators import ApproximateCount, EstimatedCountPaginator
+from crm.admin.paginators import ApproximateCount, EstimatedCountPaginator
 from crm.models import (
     Attendance,
     AuditEntry,

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.events import student_facts_changed
-from crm.models import Campus, Role, User
+from crm.models import AuditAction, Campus, Role, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.imports import cells
@@ -205,7 +205,7 @@ def _commit(importer: Importer, parsed: list[Any], ctx: ImportContext, *, file_n
             counts = report.counts
             audit(
                 actor=ctx.actor,
-                action=f"import_{ctx.kind}",
+                action=AuditAction(f"import_{ctx.kind}"),
                 kind=ctx.kind,
                 file=file_name,
                 campus=ctx.campus.code,

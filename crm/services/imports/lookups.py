@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 
 from crm.models import Campus, Guardian, Student, Tag, TagGroup, User
+from crm.services.tags import TagKey
 from crm.text import name_key
 
 T = TypeVar("T")
@@ -157,11 +158,17 @@ class StaffIndex:
         self.campus = campus
         wanted = sorted(set(names) - {""})
         self.users: list[User] = (
-            list(User.objects.filter(Q(username__in=wanted) | Q(display_name__in=wanted)).filter(is_active=True))
+            list(
+                User.objects.filter(Q(username__in=wanted) | Q(display_name__in=wanted))
+                .filter(is_active=True)
+                .prefetch_related("groups")  # their roles, for the owner rule, in one query
+            )
             if wanted
             else []
         )
         self._found: dict[str, tuple[User | None, str]] = {}
+        # Names found only among another campus's staff, with one of them.
+        self.elsewhere: dict[str, User] = {}
 
     def find(self, name: str) -> tuple[User | None, str]:
         found = self._found.get(name)
@@ -176,6 +183,7 @@ class StaffIndex:
             return None, _("No active staff member has the username or name “%(name)s”.") % {"name": name}
         here = [u for u in candidates if u.campus_id in (self.campus.pk, None)]
         if not here:
+            self.elsewhere[name] = candidates[0]
             return None, _("%(name)s works at another campus.") % {"name": name}
         if len(here) > 1:
             return None, _("More than one staff member is called “%(name)s”; use the username.") % {"name": name}
@@ -211,6 +219,10 @@ class TagCatalogue:
     def exclusive(self, group: str) -> bool:
         found = self.groups.get(group)
         return bool(found and found.exclusive)
+
+    def key(self, tag: tuple[str, str]) -> TagKey:
+        """The tag as crm.services.tags' rule sees it (a group the file creates is not exclusive)."""
+        return TagKey(group=tag[0], name=tag[1], exclusive=self.exclusive(tag[0]))
 
     def missing(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return sorted({key for key in keys if key not in self.tags})

@@ -2,7 +2,8 @@
 
 A row's natural key is (guardian phone in E.164, student name): the phone finds the
 family whatever its format, the name finds the child in it. Rows of one file that
-reach the same child are merged (later non-blank cells win, tags add up). A blank
+reach the same child are merged (later non-blank cells win, tags add up, except that in
+an exclusive group a later row's tag replaces an earlier one: crm.services.tags). A blank
 cell never clears a value already stored.
 """
 
@@ -28,6 +29,8 @@ from crm.services.imports.lookups import FamilyIndex, StaffIndex, TagCatalogue, 
 from crm.services.imports.report import NEW, UNCHANGED, UPDATED
 from crm.services.imports.tables import SheetRow
 from crm.services.leads import stages_open
+from crm.services.owners import owner_problem
+from crm.services.tags import displaced_by, exclusive_tag_problem
 from crm.text import name_key
 
 # Student fields a row may set, in the order changes are listed.
@@ -258,31 +261,31 @@ class StudentImporter(Importer):
         for key, value in row.fields.items():
             if key == "owner":
                 user, problem = staff.find(value)
-                if user is None:
+                # Someone who exists but may not own the child: the owner rule's own words.
+                problem = owner_problem(user or staff.elsewhere.get(value), ctx.campus.pk) or problem
+                if user is None or problem:
                     ctx.error(row.number, "owner", problem)
                     continue
                 owners[user.pk] = user.username
                 value = user.pk
             plan.values[key] = value
-        exclusive_seen: dict[str, str] = {}
+        resolved_tags: list[tuple[str, str]] = []
         for group, name in row.tags:
             resolved, problem = catalogue.resolve(group, name)
             if resolved is None:
                 ctx.error(row.number, "tags", problem)
                 continue
-            if catalogue.exclusive(resolved[0]):
-                if resolved[0] in exclusive_seen and exclusive_seen[resolved[0]] != resolved[1]:
-                    ctx.error(
-                        row.number,
-                        "tags",
-                        _("A student has one tag of group “%(group)s”; this row gives two.") % {"group": resolved[0]},
-                    )
-                    continue
-                exclusive_seen[resolved[0]] = resolved[1]
-                # A later row's tag replaces an earlier one of an exclusive group.
-                plan.tags = [t for t in plan.tags if t[0] != resolved[0]]
-            if resolved not in plan.tags:
-                plan.tags.append(resolved)
+            if resolved not in resolved_tags:
+                resolved_tags.append(resolved)
+        # One row is one write of the child's tags (crm.services.tags): two of one exclusive group
+        # in it are refused; a later row's tag replaces an earlier row's.
+        conflict = exclusive_tag_problem(catalogue.key(t) for t in resolved_tags)
+        if conflict:
+            ctx.error(row.number, "tags", conflict)
+            return
+        replaced = displaced_by(map(catalogue.key, plan.tags), map(catalogue.key, resolved_tags))
+        plan.tags = [t for t in plan.tags if catalogue.key(t) not in replaced]
+        plan.tags.extend(t for t in resolved_tags if t not in plan.tags)
 
     def _diff_guardian(self, gplan: GuardianPlan, ctx: ImportContext, families: FamilyIndex) -> None:
         guardian = gplan.guardian
@@ -339,16 +342,15 @@ class StudentImporter(Importer):
                 plan.changes.append(f"{ctx.title(key)}: {_show(key, old, owners)} → {_show(key, new, owners)}")
         have = existing_tags.get(student.pk, [])
         have_keys = {catalogue.by_id[tag_id]: st_id for st_id, tag_id in have if tag_id in catalogue.by_id}
-        for tag in plan.tags:
-            if tag in have_keys:
-                continue
+        added = [tag for tag in plan.tags if tag not in have_keys]
+        for tag in added:
             plan.tags_add.append(tag)
             plan.changes.append(f"{ctx.title('tags')}: +{tag[0]}:{tag[1]}")
-            if catalogue.exclusive(tag[0]):
-                for other, st_id in have_keys.items():
-                    if other[0] == tag[0] and other != tag:
-                        plan.tags_remove.append(st_id)
-                        plan.changes.append(f"{ctx.title('tags')}: −{other[0]}:{other[1]}")
+        replaced = displaced_by(map(catalogue.key, have_keys), map(catalogue.key, added))
+        for other, st_id in have_keys.items():
+            if catalogue.key(other) in replaced:
+                plan.tags_remove.append(st_id)
+                plan.changes.append(f"{ctx.title('tags')}: −{other[0]}:{other[1]}")
         guardian_changes = [c for phone in dict.fromkeys(r.phone for r in plan.rows) for c in guardians[phone].changes]
         plan.changes.extend(guardian_changes)
         plan.status = UPDATED if plan.changes else UNCHANGED

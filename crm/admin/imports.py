@@ -26,7 +26,7 @@ from import_export.results import Result
 
 from crm.models import Campus, Role, User
 from crm.resources import ConsultationResource, ContractResource, StudentResource
-from crm.roles import sees_all_campuses
+from crm.selectors import campuses_visible_to
 from crm.services.imports import (
     import_job_confirm,
     import_job_confirmable,
@@ -87,9 +87,7 @@ class CampusConfirmImportForm(ConfirmImportForm):
 
 
 def _limit_campus(form: forms.Form, user: User) -> None:
-    if not sees_all_campuses(user):
-        mine = Campus.objects.filter(staff=user) if user.campus_id is not None else Campus.objects.none()
-        form.fields["campus"].queryset = mine  # type: ignore[attr-defined]
+    form.fields["campus"].queryset = campuses_visible_to(user)  # type: ignore[attr-defined]
 
 
 class CrmImportExportMixin(ImportExportMixin):
