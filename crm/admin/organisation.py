@@ -138,6 +138,7 @@ AUDIT_ACTIONS = (
     "contract_sign",
     "contract_refund",
     "attendance_record",
+    "attendance_correct",
 )
 
 

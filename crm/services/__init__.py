@@ -3,10 +3,15 @@
 from crm.services.audit import audit
 from crm.services.consultations import consultation_log
 from crm.services.contracts import (
+    AttendanceMark,
+    attendance_correct,
+    attendance_correctable_by,
+    attendance_hours,
     attendance_record,
     contract_for_attendance,
     contract_refund,
     contract_sign,
+    lesson_attendance_record,
 )
 from crm.services.leads import (
     ExistingFamily,
@@ -22,9 +27,13 @@ from crm.services.leads import (
 from crm.services.trials import TeacherBusy, teacher_busy, trial_book, trial_cancel, trial_feedback_record
 
 __all__ = [
+    "AttendanceMark",
     "ExistingFamily",
     "LeadCaptured",
     "TeacherBusy",
+    "attendance_correct",
+    "attendance_correctable_by",
+    "attendance_hours",
     "attendance_record",
     "audit",
     "consultation_log",
@@ -35,6 +44,7 @@ __all__ = [
     "guardian_find",
     "lead_capture",
     "lead_close_lost",
+    "lesson_attendance_record",
     "student_tag_add",
     "student_tag_remove",
     "student_update",

@@ -702,18 +702,16 @@ class DemoBuilder:
                 contract = self.sign(
                     student, actor, course, spec, Decimal(rng.choice((48, 72))), lesson_at - dt.timedelta(days=1)
                 )
-            # On leave costs nothing; a no-show without notice is charged, as most institutions do.
-            charged = Decimal(0) if status == AttendanceStatus.LEAVE else per_lesson
-            services.attendance_record(
+            attendance = services.attendance_record(
                 actor=teacher,
                 student=student,
-                hours=charged,
+                hours=per_lesson,
                 status=status,
                 contract=contract,
                 lesson_at=lesson_at,
                 feedback=self.pick(cat.ATTENDANCE_FEEDBACK) if status == AttendanceStatus.PRESENT else "",
             )
-            contract.hours_consumed += charged
+            contract.hours_consumed += attendance.hours
             last_lesson = lesson_at
         if renews and contract.hours_remaining < per_lesson and last_lesson is not None:
             # Renewed right after the last hour was used, so the student stays enrolled.
