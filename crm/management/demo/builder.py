@@ -46,6 +46,7 @@ from crm.models import (
     Guardian,
     Intent,
     Lesson,
+    Relation,
     Role,
     Student,
     Tag,
@@ -294,11 +295,13 @@ class DemoBuilder:
     def guardian_identity(self, surname: str) -> tuple[str, str]:
         roll = self.rng.random()
         if roll < 0.6:
-            return self.rng.choice(cat.SURNAMES) + self.rng.choice(cat.MOTHER_NAMES), "妈妈"
+            return self.rng.choice(cat.SURNAMES) + self.rng.choice(cat.MOTHER_NAMES), Relation.MOTHER.value
         if roll < 0.9:
-            return surname + self.rng.choice(cat.FATHER_NAMES), "爸爸"
-        relation = self.rng.choice(("奶奶", "外婆", "爷爷"))
-        return surname + relation, relation
+            return surname + self.rng.choice(cat.FATHER_NAMES), Relation.FATHER.value
+        relation = self.rng.choice(
+            (Relation.GRANDMOTHER_PATERNAL, Relation.GRANDMOTHER_MATERNAL, Relation.GRANDFATHER_PATERNAL)
+        )
+        return surname + relation.value, relation.value
 
     def pick(self, items: Sequence[T]) -> T:
         return self.rng.choice(items)
