@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -43,6 +44,14 @@ def picker(choices: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
     return [("", _("Choose…")), *choices]
 
 
+def picker_field(label: Any, choices: Sequence[tuple[str, object]], current: str = "") -> forms.ChoiceField:
+    """An optional select of the usual words; a word already stored that the list lacks (an
+    import keeps whatever the school wrote) stays offered, so editing never loses it."""
+    if current and current not in {value for value, _label in choices}:
+        choices = [*choices, (current, current)]
+    return forms.ChoiceField(label=label, choices=picker(choices), required=False)
+
+
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
     """Show a service's ValidationError on the form: on its field when the form has one."""
     if hasattr(error, "error_dict"):
@@ -59,9 +68,9 @@ class LeadCaptureForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autofocus": True, "autocomplete": "off", "inputmode": "tel"}),
     )
     guardian_name = forms.CharField(label=_("Parent's name"), max_length=50, required=False)
-    relation = forms.ChoiceField(label=_("Relation"), choices=picker(Relation.choices), required=False)
+    relation = picker_field(_("Relation"), Relation.choices)
     student_name = forms.CharField(label=_("Child's name"), max_length=50)
-    grade = forms.ChoiceField(label=_("Grade"), choices=picker(Grade.choices), required=False)
+    grade = picker_field(_("Grade"), Grade.choices)
     school = forms.CharField(label=_("School"), max_length=100, required=False)
     gender = forms.ChoiceField(label=_("Gender"), choices=Gender.choices, required=False)
     birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DateInput())
@@ -119,7 +128,7 @@ class CloseLostForm(forms.Form):
 class GuardianAddForm(forms.Form):
     phone = forms.CharField(label=_("Phone"), max_length=30, widget=forms.TextInput(attrs={"type": "tel"}))
     name = forms.CharField(label=_("Name"), max_length=50, required=False)
-    relation = forms.ChoiceField(label=_("Relation"), choices=picker(Relation.choices), required=False)
+    relation = picker_field(_("Relation"), Relation.choices)
 
 
 class TrialFeedbackForm(forms.Form):

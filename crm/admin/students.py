@@ -26,11 +26,14 @@ from crm.admin.base import (
 )
 from crm.admin.scoping import StudentGuardian
 from crm.admin_paginators import EstimatedCountPaginator
+from crm.forms import picker_field
 from crm.import_admin import StudentImportExportMixin
 from crm.models import (
     Consultation,
     Contract,
+    Grade,
     Guardian,
+    Relation,
     Student,
     StudentTag,
     Tag,
@@ -57,7 +60,7 @@ class StudentAddForm(ServiceModelForm):
 
     phone = forms.CharField(label=gettext_lazy("guardian's phone"), max_length=30)
     guardian_name = forms.CharField(label=gettext_lazy("guardian's name"), max_length=50, required=False)
-    relation = forms.CharField(label=gettext_lazy("relation"), max_length=20, required=False)
+    relation = picker_field(gettext_lazy("relation"), Relation.choices)
     add_to_family = forms.BooleanField(
         label=gettext_lazy("add as a sibling"),
         required=False,
@@ -68,6 +71,11 @@ class StudentAddForm(ServiceModelForm):
     class Meta:
         model = Student
         fields = ("name",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "grade" in self.fields:
+            self.fields["grade"] = picker_field(self.fields["grade"].label, Grade.choices)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -110,7 +118,7 @@ class StudentChangeForm(ServiceModelForm):
     )
     new_guardian_phone = forms.CharField(label=gettext_lazy("phone"), max_length=30, required=False)
     new_guardian_name = forms.CharField(label=gettext_lazy("name"), max_length=50, required=False)
-    new_guardian_relation = forms.CharField(label=gettext_lazy("relation"), max_length=20, required=False)
+    new_guardian_relation = picker_field(gettext_lazy("relation"), Relation.choices)
     link_existing_guardian = forms.BooleanField(
         label=gettext_lazy("link the existing guardian"),
         required=False,
@@ -124,6 +132,8 @@ class StudentChangeForm(ServiceModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tag_list"].initial = [t.tag_id for t in self.instance.student_tags.all()]
+        if "grade" in self.fields:
+            self.fields["grade"] = picker_field(self.fields["grade"].label, Grade.choices, self.instance.grade)
         if "owner" in self.fields:
             # Consultants of the student's campus; the current owner stays valid even after leaving.
             owner_field = cast(forms.ModelChoiceField, self.fields["owner"])
