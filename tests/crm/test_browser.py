@@ -57,6 +57,17 @@ def test_front_desk_captures_a_lead_logs_a_consultation_and_books_a_trial(
     expect(page.locator(".msg.success")).to_be_visible()
     expect(page.locator("[data-kind=consultation]")).to_contain_text("家长关注编程思维")
 
+    # The collapsible sections read as something to tap: a caret, a pointer, a hover state.
+    summary = page.locator("#trial summary")
+    look = (
+        "(e) => [getComputedStyle(e).cursor, getComputedStyle(e, '::before').borderRightWidth,"
+        " getComputedStyle(e).backgroundColor]"
+    )
+    cursor, caret, background = summary.evaluate(look)
+    assert (cursor, caret) == ("pointer", "2px")
+    summary.hover()
+    assert summary.evaluate(look)[2] != background
+
     when = (timezone.localtime() + dt.timedelta(days=2)).replace(hour=16, minute=0)
     page.click("#trial summary")
     page.select_option("#id_t-course", str(course_a.pk))
