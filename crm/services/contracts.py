@@ -298,7 +298,7 @@ def lesson_attendance_record(*, actor: User, lesson: Lesson, marks: Sequence[Att
                 )
             )
         except ValidationError as exc:
-            errors.append(f"{name}: {' '.join(exc.messages)}")
+            errors.append(_("%(name)s: %(problem)s") % {"name": name, "problem": " ".join(exc.messages)})
     if errors:
         raise ValidationError(errors)
     return recorded
