@@ -26,9 +26,10 @@ from crm.admin.base import (
 )
 from crm.admin.scoping import StudentGuardian
 from crm.admin_paginators import EstimatedCountPaginator
-from crm.forms import picker_field
+from crm.forms import picker, picker_field
 from crm.import_admin import StudentImportExportMixin
 from crm.models import (
+    Channel,
     Consultation,
     Contract,
     Grade,
@@ -76,6 +77,11 @@ class StudentAddForm(ServiceModelForm):
         super().__init__(*args, **kwargs)
         if "grade" in self.fields:
             self.fields["grade"] = picker_field(self.fields["grade"].label, Grade.choices)
+        if "channel" in self.fields:
+            # As on the lead page: nothing preselected, so a hurried save names no source by accident.
+            self.fields["channel"] = forms.ChoiceField(
+                label=self.fields["channel"].label, choices=picker(Channel.choices), required=True
+            )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -27,10 +27,13 @@ def select(html: str, name: str) -> str:
     return found.group(1)
 
 
-def test_admin_add_offers_relation_and_grade_pickers(manager: User) -> None:
+def test_admin_add_offers_relation_and_grade_pickers_and_preselects_no_channel(manager: User) -> None:
     html = client_for(manager).get(reverse("admin:crm_student_add")).content.decode()
     assert '<option value="外婆">' in select(html, "relation")
     assert '<option value="初三">' in select(html, "grade")
+    channels = select(html, "channel")
+    assert '<option value="" selected>' in channels
+    assert channels.count("selected") == 1
 
 
 def test_admin_change_keeps_an_imported_grade_the_list_lacks(manager: User, campus_a: Campus) -> None:
