@@ -6,6 +6,9 @@ make a browser cut a long paste silently: the service says it is too long instea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -18,9 +21,13 @@ from crm.models import (
     ConsultationChannel,
     Course,
     Gender,
+    Grade,
     Intent,
+    Relation,
+    Student,
     User,
 )
+from crm.services.contracts import AttendanceMark
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -35,6 +42,19 @@ class DateInput(forms.DateInput):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(format="%Y-%m-%d", **kwargs)  # type: ignore[arg-type]
+
+
+def picker(choices: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
+    """A select's choices led by an empty "choose" entry, so nothing is preselected."""
+    return [("", _("Choose…")), *choices]
+
+
+def picker_field(label: Any, choices: Sequence[tuple[str, object]], current: str = "") -> forms.ChoiceField:
+    """An optional select of the usual words; a word already stored that the list lacks (an
+    import keeps whatever the school wrote) stays offered, so editing never loses it."""
+    if current and current not in {value for value, _label in choices}:
+        choices = [*choices, (current, current)]
+    return forms.ChoiceField(label=label, choices=picker(choices), required=False)
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
@@ -53,13 +73,14 @@ class LeadCaptureForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autofocus": True, "autocomplete": "off", "inputmode": "tel"}),
     )
     guardian_name = forms.CharField(label=_("Parent's name"), max_length=text.NAME, required=False)
-    relation = forms.CharField(label=_("Relation"), max_length=text.SHORT, required=False)
+    relation = picker_field(_("Relation"), Relation.choices)
     student_name = forms.CharField(label=_("Child's name"), max_length=text.NAME)
-    grade = forms.CharField(label=_("Grade"), max_length=text.SHORT, required=False)
+    grade = picker_field(_("Grade"), Grade.choices)
     school = forms.CharField(label=_("School"), max_length=text.TITLE, required=False)
     gender = forms.ChoiceField(label=_("Gender"), choices=Gender.choices, required=False)
     birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DateInput())
-    channel = forms.ChoiceField(label=_("Source channel"), choices=Channel.choices)
+    # Required, with nothing preselected: a hurried save must not record a source nobody chose.
+    channel = forms.ChoiceField(label=_("Source channel"), choices=picker(Channel.choices))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     add_to_family = forms.BooleanField(label=_("Add as a sibling to this family"), required=False)
     campus = forms.ModelChoiceField(label=_("Campus"), queryset=Campus.objects.none(), required=False)
@@ -112,7 +133,7 @@ class CloseLostForm(forms.Form):
 class GuardianAddForm(forms.Form):
     phone = forms.CharField(label=_("Phone"), max_length=30, widget=forms.TextInput(attrs={"type": "tel"}))
     name = forms.CharField(label=_("Name"), max_length=text.NAME, required=False)
-    relation = forms.CharField(label=_("Relation"), max_length=text.SHORT, required=False)
+    relation = picker_field(_("Relation"), Relation.choices)
 
 
 class TrialFeedbackForm(forms.Form):
@@ -136,8 +157,46 @@ class TrialFeedbackForm(forms.Form):
     recommended_level = forms.CharField(label=_("Recommended level"), max_length=text.LABEL, required=False)
 
 
-class AttendanceForm(forms.Form):
-    student = forms.IntegerField(widget=forms.HiddenInput)
+class LessonAttendanceForm(forms.Form):
+    """A lesson's attendance sheet: one status and note per student still to record, everyone
+    present until the teacher says otherwise."""
+
+    def __init__(self, *args: object, students: list[Student], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.students = students
+        # The sheet's inputs sit in table rows beside other forms, so they name their <form>.
+        self.html_id = f"sheet-{self.prefix}"
+        in_sheet = {"form": self.html_id}
+        for student in students:
+            self.fields[f"status_{student.pk}"] = forms.ChoiceField(
+                label=student.name,
+                choices=AttendanceStatus.choices,
+                initial=AttendanceStatus.PRESENT,
+                widget=forms.RadioSelect(attrs=in_sheet),
+            )
+            self.fields[f"feedback_{student.pk}"] = forms.CharField(
+                label=_("Feedback"), required=False, max_length=500, widget=forms.TextInput(attrs=in_sheet)
+            )
+
+    def rows(self) -> list[tuple[Student, forms.BoundField, forms.BoundField]]:
+        return [(s, self[f"status_{s.pk}"], self[f"feedback_{s.pk}"]) for s in self.students]
+
+    def marks(self) -> list[AttendanceMark]:
+        data = self.cleaned_data
+        return [
+            AttendanceMark(student=s, status=data[f"status_{s.pk}"], feedback=data[f"feedback_{s.pk}"])
+            for s in self.students
+        ]
+
+
+class AttendanceCorrectForm(forms.Form):
     status = forms.ChoiceField(label=_("Attendance"), choices=AttendanceStatus.choices)
-    hours = forms.DecimalField(label=_("Hours"), min_value=0, max_digits=4, decimal_places=1)
-    feedback = forms.CharField(label=_("Feedback"), required=False)
+    hours = forms.DecimalField(
+        label=_("Lesson hours"),
+        min_value=0,
+        max_digits=4,
+        decimal_places=1,
+        required=False,
+        help_text=_("Leave empty for the lesson's hours. Leave costs no hours whatever is entered."),
+    )
+    reason = forms.CharField(label=_("Why"), max_length=text.LINE, required=False)

@@ -91,6 +91,40 @@ class Gender(models.TextChoices):
     UNKNOWN = "", _("Unknown")
 
 
+class Relation(models.TextChoices):
+    """What the pages offer for a guardian's relation. The column stays free text: imports and
+    older rows keep whatever words the school used."""
+
+    MOTHER = "母亲", _("Mother")
+    FATHER = "父亲", _("Father")
+    GRANDFATHER_PATERNAL = "爷爷", _("Grandfather (father's side)")
+    GRANDMOTHER_PATERNAL = "奶奶", _("Grandmother (father's side)")
+    GRANDFATHER_MATERNAL = "外公", _("Grandfather (mother's side)")
+    GRANDMOTHER_MATERNAL = "外婆", _("Grandmother (mother's side)")
+    OTHER = "其他", _("Other relative")
+
+
+class Grade(models.TextChoices):
+    """What the pages offer for a student's grade; free text in the column, as for Relation."""
+
+    KINDERGARTEN_JUNIOR = "幼儿园小班", _("Kindergarten, junior class")
+    KINDERGARTEN_MIDDLE = "幼儿园中班", _("Kindergarten, middle class")
+    KINDERGARTEN_SENIOR = "幼儿园大班", _("Kindergarten, senior class")
+    PRIMARY_1 = "一年级", _("Primary grade 1")
+    PRIMARY_2 = "二年级", _("Primary grade 2")
+    PRIMARY_3 = "三年级", _("Primary grade 3")
+    PRIMARY_4 = "四年级", _("Primary grade 4")
+    PRIMARY_5 = "五年级", _("Primary grade 5")
+    PRIMARY_6 = "六年级", _("Primary grade 6")
+    JUNIOR_1 = "初一", _("Junior middle year 1")
+    JUNIOR_2 = "初二", _("Junior middle year 2")
+    JUNIOR_3 = "初三", _("Junior middle year 3")
+    SENIOR_1 = "高一", _("Senior high year 1")
+    SENIOR_2 = "高二", _("Senior high year 2")
+    SENIOR_3 = "高三", _("Senior high year 3")
+    ADULT = "成人", _("Adult")
+
+
 class Stage(models.TextChoices):
     LEAD = "lead", _("Lead")
     CONSULTING = "consulting", _("Consulting")
@@ -569,6 +603,7 @@ class AuditAction(models.TextChoices):
     CONTRACT_SIGN = "contract_sign", _("Contract signed")
     CONTRACT_REFUND = "contract_refund", _("Contract refunded")
     ATTENDANCE_RECORD = "attendance_record", _("Attendance recorded")
+    ATTENDANCE_CORRECT = "attendance_correct", _("Attendance corrected")
     IMPORT_STUDENTS = "import_students", _("Students imported")
     IMPORT_CONSULTATIONS = "import_consultations", _("Consultations imported")
     IMPORT_CONTRACTS = "import_contracts", _("Contracts imported")

@@ -310,23 +310,37 @@ def teacher_day(*, viewer: User, teacher: User, day: dt.date) -> TeacherDay:
         .prefetch_related("student__guardians")
         .order_by("scheduled_at")
     )
-    lessons = list(
-        Lesson.objects.filter(teacher=teacher, starts_at__gte=start, starts_at__lt=end)
-        .select_related("course")
+    lessons = Lesson.objects.filter(teacher=teacher, starts_at__gte=start, starts_at__lt=end)
+    return TeacherDay(day=day, teacher=teacher, trials=trials, lessons=_lesson_days(lessons, visible))
+
+
+def lesson_sheet(*, viewer: User, lesson_id: int) -> LessonDay | None:
+    """One lesson's roster with its attendance and hours left, as the teacher's day shows it;
+    None when the viewer may not see the lesson (taught at another campus)."""
+    lessons = Lesson.objects.filter(pk=lesson_id)
+    if not sees_all_campuses(viewer):
+        lessons = lessons.filter(course__campus=viewer.campus_id)
+    days = _lesson_days(lessons, students_visible_to(viewer))
+    return days[0] if days else None
+
+
+def _lesson_days(lessons: QuerySet[Lesson], visible: QuerySet[Student]) -> list[LessonDay]:
+    lessons_list = list(
+        lessons.select_related("course", "teacher")
         .prefetch_related(
             Prefetch("students", queryset=visible.prefetch_related("guardians").order_by("name")),
             Prefetch("attendances", queryset=Attendance.objects.all()),
         )
         .order_by("starts_at")
     )
-    student_ids = {s.pk for lesson in lessons for s in lesson.students.all()}
+    student_ids = {s.pk for lesson in lessons_list for s in lesson.students.all()}
     active_contracts: dict[tuple[int, int], Contract] = {}
     for contract in Contract.objects.filter(student_id__in=student_ids, status=ContractStatus.ACTIVE).order_by(
         "-signed_at", "-pk"
     ):
         active_contracts[(contract.student_id, contract.course_id)] = contract  # oldest wins: it is used first
     days = []
-    for lesson in lessons:
+    for lesson in lessons_list:
         recorded = {a.student_id: a for a in lesson.attendances.all()}
         days.append(
             LessonDay(
@@ -337,4 +351,4 @@ def teacher_day(*, viewer: User, teacher: User, day: dt.date) -> TeacherDay:
                 ],
             )
         )
-    return TeacherDay(day=day, teacher=teacher, trials=trials, lessons=days)
+    return days

@@ -15,6 +15,7 @@ urlpatterns = [
     path("students/<int:pk>/<slug:action>/", students.student_action, name="student_action"),
     path("teacher/today/", teacher.teacher_today, name="teacher_today"),
     path("trials/<int:pk>/feedback/", teacher.trial_feedback, name="trial_feedback"),
-    path("lessons/<int:pk>/attendance/<int:student_id>/", teacher.lesson_attendance, name="lesson_attendance"),
+    path("lessons/<int:pk>/attendance/", teacher.lesson_attendance, name="lesson_attendance"),
+    path("attendance/<int:pk>/correct/", teacher.attendance_correct, name="attendance_correct"),
     path("imports/", include("crm.views.imports")),
 ]

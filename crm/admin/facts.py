@@ -28,8 +28,17 @@ from crm.admin.base import (
 )
 from crm.admin.imports import ConsultationImportExportMixin, ContractImportExportMixin
 from crm.admin.paginators import EstimatedCountPaginator
+from crm.forms import AttendanceCorrectForm
 from crm.models import Attendance, Consultation, Contract, Lesson, TrialLesson
-from crm.services import attendance_record, consultation_log, contract_refund, contract_sign, trial_book, trial_cancel
+from crm.services import (
+    attendance_correct,
+    attendance_record,
+    consultation_log,
+    contract_refund,
+    contract_sign,
+    trial_book,
+    trial_cancel,
+)
 
 # --- forms -------------------------------------------------------------------------------
 
@@ -110,6 +119,7 @@ class AttendanceRecordForm(ServiceModelForm):
             ("contract", _("Leave empty to take the hours from the oldest active contract.")),
             ("lesson_at", _("Leave empty for the lesson's time, or now.")),
             ("teacher", _("Leave empty for the lesson's teacher.")),
+            ("hours", _("Leave empty for the lesson's hours. Leave costs no hours whatever is entered.")),
         ):
             self.fields[name].required = False
             self.fields[name].help_text = help_text
@@ -119,7 +129,7 @@ class AttendanceRecordForm(ServiceModelForm):
         return attendance_record(
             actor=self.actor,
             student=data["student"],
-            hours=data["hours"],
+            hours=data.get("hours"),
             status=data["status"],
             lesson=data.get("lesson"),
             contract=data.get("contract"),
@@ -332,9 +342,30 @@ class AttendanceAdmin(StudentSearchMixin, FactAdmin):
         "created_at",
     )
 
+    actions = ("correct",)
+
     @admin.display(description=gettext_lazy("course"))
     def course(self, obj: Attendance) -> str:
         return str(obj.contract.course)
+
+    @admin.action(description=gettext_lazy("Correct the attendance…"), permissions=("correct",))
+    def correct(self, request: HttpRequest, queryset: QuerySet[Attendance]) -> HttpResponse | None:
+        actor = actor_of(request)
+        return action_with_form(
+            self,
+            request,
+            queryset,
+            form_class=AttendanceCorrectForm,
+            title=_("Correct the attendance"),
+            single=True,
+            apply=lambda attendance, data: attendance_correct(
+                actor=actor, attendance=attendance, status=data["status"], hours=data["hours"], reason=data["reason"]
+            ),
+        )
+
+    def has_correct_permission(self, request: HttpRequest) -> bool:
+        # Whoever may record attendance may correct it; the service says which records and when.
+        return self.uses_admin(request) and actor_of(request).has_perm("crm.add_attendance")
 
 
 @admin.register(Lesson)

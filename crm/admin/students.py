@@ -26,10 +26,14 @@ from crm.admin.base import (
 from crm.admin.imports import StudentImportExportMixin
 from crm.admin.paginators import EstimatedCountPaginator
 from crm.admin.scoping import StudentGuardian
+from crm.forms import picker, picker_field
 from crm.models import (
+    Channel,
     Consultation,
     Contract,
+    Grade,
     Guardian,
+    Relation,
     Student,
     StudentTag,
     Tag,
@@ -59,7 +63,7 @@ class StudentAddForm(ServiceModelForm):
 
     phone = forms.CharField(label=gettext_lazy("guardian's phone"), max_length=30)
     guardian_name = forms.CharField(label=gettext_lazy("guardian's name"), max_length=text.NAME, required=False)
-    relation = forms.CharField(label=gettext_lazy("relation"), max_length=text.SHORT, required=False)
+    relation = picker_field(gettext_lazy("relation"), Relation.choices)
     add_to_family = forms.BooleanField(
         label=gettext_lazy("add as a sibling"),
         required=False,
@@ -70,6 +74,16 @@ class StudentAddForm(ServiceModelForm):
     class Meta:
         model = Student
         fields = ("name",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "grade" in self.fields:
+            self.fields["grade"] = picker_field(self.fields["grade"].label, Grade.choices)
+        if "channel" in self.fields:
+            # As on the lead page: nothing preselected, so a hurried save names no source by accident.
+            self.fields["channel"] = forms.ChoiceField(
+                label=self.fields["channel"].label, choices=picker(Channel.choices), required=True
+            )
 
     def run_service(self) -> Model:
         data = self.cleaned_data
@@ -105,7 +119,7 @@ class StudentChangeForm(ServiceModelForm):
     )
     new_guardian_phone = forms.CharField(label=gettext_lazy("phone"), max_length=30, required=False)
     new_guardian_name = forms.CharField(label=gettext_lazy("name"), max_length=text.NAME, required=False)
-    new_guardian_relation = forms.CharField(label=gettext_lazy("relation"), max_length=text.SHORT, required=False)
+    new_guardian_relation = picker_field(gettext_lazy("relation"), Relation.choices)
     link_existing_guardian = forms.BooleanField(
         label=gettext_lazy("link the existing guardian"),
         required=False,
@@ -121,6 +135,8 @@ class StudentChangeForm(ServiceModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tag_list"].initial = [t.tag_id for t in self.instance.student_tags.all()]
+        if "grade" in self.fields:
+            self.fields["grade"] = picker_field(self.fields["grade"].label, Grade.choices, self.instance.grade)
         if "owner" in self.fields:
             # Who may own the student is the service's rule (crm.services.owners); the field only
             # keeps the current owner a valid choice after they have left.

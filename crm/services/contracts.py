@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -150,12 +152,42 @@ def contract_for_attendance(*, student: Student, course: Course | None) -> Contr
     return contracts.order_by("signed_at", "pk").first()
 
 
+def attendance_hours(*, status: str, hours: Decimal) -> Decimal:
+    """The hours a lesson of `hours` costs a student who was `status` (docs/attendance.md).
+
+    Present or absent without notice, the lesson was held for them and is charged; an
+    excused leave (请假) costs nothing. Every door records through this one rule.
+    """
+    return Decimal("0") if status == AttendanceStatus.LEAVE else hours
+
+
+def _hours_problem(hours: Decimal) -> str | None:
+    problem = _precision_problem(hours, ATTENDANCE_HOURS_DIGITS)
+    if problem:
+        return problem
+    if hours < 0:
+        return _("Hours cannot be negative.")
+    return None
+
+
+def _hours_left_error(remaining: Decimal, hours: Decimal) -> ValidationError:
+    return ValidationError(
+        {
+            "hours": ValidationError(
+                _("Only %(remaining)s hours are left on this contract; %(hours)s cannot be recorded.")
+                % {"remaining": remaining, "hours": hours},
+                code="hours_exceeded",
+            )
+        }
+    )
+
+
 @transaction.atomic
 def attendance_record(
     *,
     actor: User,
     student: Student,
-    hours: Decimal,
+    hours: Decimal | None = None,
     status: str = AttendanceStatus.PRESENT,
     lesson: Lesson | None = None,
     contract: Contract | None = None,
@@ -165,8 +197,10 @@ def attendance_record(
 ) -> Attendance:
     """Record a student's attendance and take the hours from their contract.
 
-    The contract row is locked, so concurrent records cannot together exceed the hours
-    bought; the database constraint holds the same line.
+    `hours` is the lesson's length in hours (the lesson's own when left out); what the
+    student is charged follows from `status` by `attendance_hours`. The contract row is
+    locked, so concurrent records cannot together exceed the hours bought; the database
+    constraint holds the same line.
     """
     require_role(actor, Role.TEACHER, Role.MANAGER)
     require_campus(actor, student.campus_id)
@@ -178,6 +212,8 @@ def attendance_record(
             raise ValidationError({"lesson": _("This lesson is taught at another campus.")})
         teacher = teacher or lesson.teacher
         lesson_at = lesson_at or lesson.starts_at
+        if hours is None:
+            hours = lesson.hours
     teacher = teacher or actor
     if actor_is_teacher and teacher.pk != actor.pk:
         raise PermissionDenied(_("A teacher records attendance only for their own lessons."))
@@ -191,11 +227,12 @@ def attendance_record(
         raise ValidationError(too_long)
     if status not in AttendanceStatus.values:
         raise ValidationError({"status": _("Unknown attendance status.")})
-    problem = _precision_problem(hours, ATTENDANCE_HOURS_DIGITS)
+    if hours is None:
+        raise ValidationError({"hours": _("Enter the lesson's hours.")})
+    problem = _hours_problem(hours)
     if problem:
         raise ValidationError({"hours": problem})
-    if hours < 0:
-        raise ValidationError({"hours": _("Hours cannot be negative.")})
+    hours = attendance_hours(status=status, hours=hours)
     if contract is None:
         contract = contract_for_attendance(student=student, course=lesson.course if lesson else None)
         if contract is None:
@@ -209,15 +246,7 @@ def attendance_record(
         raise ValidationError({"contract": _("This contract is no longer active.")})
     remaining = contract.hours_bought - contract.hours_consumed
     if hours > remaining:
-        raise ValidationError(
-            {
-                "hours": ValidationError(
-                    _("Only %(remaining)s hours are left on this contract; %(hours)s cannot be recorded.")
-                    % {"remaining": remaining, "hours": hours},
-                    code="hours_exceeded",
-                )
-            }
-        )
+        raise _hours_left_error(remaining, hours)
     try:
         with transaction.atomic():
             attendance = Attendance.objects.create(
@@ -240,4 +269,131 @@ def attendance_record(
     )
     audit(actor=actor, action=AuditAction.ATTENDANCE_RECORD, student=student, attendance=attendance.pk, hours=hours)
     student_facts_changed([student.pk])
+    return attendance
+
+
+@dataclass(frozen=True)
+class AttendanceMark:
+    """One student's line of a lesson's attendance sheet."""
+
+    student: Student
+    status: str = AttendanceStatus.PRESENT
+    feedback: str = ""
+
+
+@transaction.atomic
+def lesson_attendance_record(*, actor: User, lesson: Lesson, marks: Sequence[AttendanceMark]) -> list[Attendance]:
+    """Record a whole lesson's attendance at once: every row, or none and every reason.
+
+    The lesson row is locked, so two people saving the same sheet are served one after the
+    other and the second is told which students are already recorded.
+    """
+    require_role(actor, Role.TEACHER, Role.MANAGER)
+    lesson = Lesson.objects.select_for_update().select_related("course", "teacher").get(pk=lesson.pk)
+    if not marks:
+        raise ValidationError(_("There is no student to record on this lesson."))
+    on_roster = set(lesson.students.values_list("pk", flat=True))
+    errors: list[str] = []
+    seen: set[int] = set()
+    recorded: list[Attendance] = []
+    # Contracts are locked in student order, so two sheets sharing students cannot deadlock.
+    for mark in sorted(marks, key=lambda m: m.student.pk):
+        name = mark.student.name
+        if mark.student.pk in seen:
+            errors.append(_("%(name)s: listed twice.") % {"name": name})
+            continue
+        seen.add(mark.student.pk)
+        if mark.student.pk not in on_roster:
+            errors.append(_("%(name)s: not on this lesson's roster.") % {"name": name})
+            continue
+        try:
+            recorded.append(
+                attendance_record(
+                    actor=actor, student=mark.student, lesson=lesson, status=mark.status, feedback=mark.feedback
+                )
+            )
+        except ValidationError as exc:
+            errors.append(_("%(name)s: %(problem)s") % {"name": name, "problem": " ".join(exc.messages)})
+    if errors:
+        raise ValidationError(errors)
+    return recorded
+
+
+def attendance_correctable_by(actor: User, attendance: Attendance) -> bool:
+    """Who may correct a saved record: the lesson's teacher on the lesson's day (the class is
+    still fresh in mind), a manager of the campus or an administrator at any time."""
+    role = actor.role
+    if role == Role.TEACHER:
+        return attendance.teacher_id == actor.pk and timezone.localdate(attendance.lesson_at) == timezone.localdate()
+    return role in (Role.MANAGER, Role.ADMIN) or actor.is_superuser
+
+
+@transaction.atomic
+def attendance_correct(
+    *,
+    actor: User,
+    attendance: Attendance,
+    status: str,
+    hours: Decimal | None = None,
+    reason: str = "",
+) -> Attendance:
+    """Correct a saved attendance record's status and hours, giving hours back to its contract
+    or taking more, by the same rule as recording (`attendance_hours`).
+
+    `hours` is the lesson's length in hours; left out, the lesson's own, else the record's.
+    """
+    require_role(actor, Role.TEACHER, Role.MANAGER)
+    require_campus(actor, attendance.student.campus_id)
+    if actor.role == Role.TEACHER and attendance.teacher_id != actor.pk:
+        raise PermissionDenied(_("Only the lesson's teacher can correct its attendance."))
+    reason = text.tidy(reason)
+    if len(reason) > text.LINE:
+        raise ValidationError({"reason": text.too_long(_("Why"), reason, text.LINE)})
+    if not attendance_correctable_by(actor, attendance):
+        raise ValidationError(
+            _("A teacher corrects attendance only on the day of the lesson; ask a manager to correct it.")
+        )
+    if status not in AttendanceStatus.values:
+        raise ValidationError({"status": _("Unknown attendance status.")})
+    # The contract first, then the record: the order attendance_record takes them in.
+    contract = Contract.objects.select_for_update().get(pk=attendance.contract_id)
+    attendance = (
+        Attendance.objects.select_for_update(of=("self",)).select_related("lesson", "student").get(pk=attendance.pk)
+    )
+    if hours is None:
+        hours = attendance.lesson.hours if attendance.lesson is not None else attendance.hours
+        if status != AttendanceStatus.LEAVE and hours == 0:
+            raise ValidationError({"hours": _("Enter the lesson's hours.")})
+    problem = _hours_problem(hours)
+    if problem:
+        raise ValidationError({"hours": problem})
+    charged = attendance_hours(status=status, hours=hours)
+    if status == attendance.status and charged == attendance.hours:
+        raise ValidationError(_("Nothing to correct: the record already says this."))
+    delta = charged - attendance.hours
+    if delta and contract.status not in (ContractStatus.ACTIVE, ContractStatus.COMPLETED):
+        raise ValidationError({"hours": _("This contract was refunded or cancelled: its hours can no longer change.")})
+    remaining = contract.hours_bought - contract.hours_consumed
+    if delta > remaining:
+        raise _hours_left_error(remaining, delta)
+    consumed = contract.hours_consumed + delta
+    contract_status = contract.status
+    if contract_status == ContractStatus.ACTIVE and consumed == contract.hours_bought:
+        contract_status = ContractStatus.COMPLETED
+    elif contract_status == ContractStatus.COMPLETED and consumed < contract.hours_bought:
+        contract_status = ContractStatus.ACTIVE  # hours given back: the contract is open again
+    Contract.objects.filter(pk=contract.pk).update(hours_consumed=F("hours_consumed") + delta, status=contract_status)
+    before = (attendance.status, attendance.hours)
+    attendance.status, attendance.hours = status, charged
+    attendance.save(update_fields=["status", "hours"])
+    audit(
+        actor=actor,
+        action=AuditAction.ATTENDANCE_CORRECT,
+        student=attendance.student,
+        attendance=attendance.pk,
+        status=f"{before[0]} -> {status}",
+        hours=f"{before[1]} -> {charged}",
+        reason=reason,
+    )
+    student_facts_changed([attendance.student_id])
     return attendance

@@ -46,7 +46,7 @@ def _family_context(viewer: User, phone: str) -> dict[str, object]:
 @role_required(*FRONT_OFFICE)
 def lead_capture(request: HttpRequest) -> HttpResponse:
     viewer: User = request.user  # type: ignore[assignment]
-    form = LeadCaptureForm(request.POST or None, viewer=viewer, initial={"channel": "walk_in"})
+    form = LeadCaptureForm(request.POST or None, viewer=viewer)
     family: dict[str, object] = {}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.forms import BoundField
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,9 +18,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from crm import services
-from crm.forms import AttendanceForm, TrialFeedbackForm, apply_service_errors
-from crm.models import AttendanceStatus, Lesson, Role, TrialLesson, User
-from crm.selectors import students_visible_to, teacher_day, teachers_of
+from crm.forms import AttendanceCorrectForm, LessonAttendanceForm, TrialFeedbackForm, apply_service_errors
+from crm.models import Attendance, AttendanceStatus, Lesson, Role, TrialLesson, User
+from crm.selectors import LessonDay, RosterEntry, lesson_sheet, students_visible_to, teacher_day, teachers_of
 from crm.views.access import TEACHING, role_required
 
 
@@ -41,33 +44,65 @@ def _teacher_for(request: HttpRequest) -> User:
     return teacher
 
 
-def _render_day(request: HttpRequest, day: dt.date, teacher: User, bound: dict[str, object] | None = None, status=200):
+@dataclass
+class SheetRow:
+    """A roster line on the page: the student's record, or their line of the sheet to fill,
+    and the correction form when the viewer may still correct the record."""
+
+    entry: RosterEntry
+    status: BoundField | None = None
+    feedback: BoundField | None = None
+    correct_form: AttendanceCorrectForm | None = None
+    correct_open: bool = False
+
+
+@dataclass
+class Sheet:
+    lesson: Lesson
+    rows: list[SheetRow]
+    form: LessonAttendanceForm
+    pending: int
+
+
+def _sheet_form(lesson_day: LessonDay, data: QueryDict | None = None) -> LessonAttendanceForm:
+    """The sheet lists the students still to record who have hours to take them from."""
+    students = [e.student for e in lesson_day.roster if e.attendance is None and e.contract is not None]
+    return LessonAttendanceForm(data, prefix=f"l{lesson_day.lesson.pk}", students=students)
+
+
+def _sheet(viewer: User, lesson_day: LessonDay, bound: dict[str, Any]) -> Sheet:
+    form = bound.get(f"lesson-{lesson_day.lesson.pk}") or _sheet_form(lesson_day)
+    fields = {s.pk: (status, feedback) for s, status, feedback in form.rows()}
+    rows = []
+    for entry in lesson_day.roster:
+        row = SheetRow(entry)
+        if entry.student.pk in fields:
+            row.status, row.feedback = fields[entry.student.pk]
+        elif entry.attendance is not None:
+            att = entry.attendance
+            refused = bound.get(f"correct-{att.pk}")  # shown with its errors, whoever sent it
+            if refused is not None:
+                row.correct_form, row.correct_open = refused, True
+            elif services.attendance_correctable_by(viewer, att):
+                row.correct_form = AttendanceCorrectForm(prefix=f"c{att.pk}", initial={"status": att.status})
+        rows.append(row)
+    return Sheet(lesson=lesson_day.lesson, rows=rows, form=form, pending=len(fields))
+
+
+def _render_day(
+    request: HttpRequest, day: dt.date, teacher: User, bound: dict[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
     viewer: User = request.user  # type: ignore[assignment]
     plan = teacher_day(viewer=viewer, teacher=teacher, day=day)
     bound = bound or {}
     trial_forms = [(t, bound.get(f"trial-{t.pk}") or TrialFeedbackForm(prefix=f"f{t.pk}")) for t in plan.trials]
-    lessons = []
-    for lesson_day in plan.lessons:
-        rows = []
-        for entry in lesson_day.roster:
-            key = f"att-{lesson_day.lesson.pk}-{entry.student.pk}"
-            form = bound.get(key) or AttendanceForm(
-                prefix=f"a{lesson_day.lesson.pk}-{entry.student.pk}",
-                initial={
-                    "student": entry.student.pk,
-                    "status": AttendanceStatus.PRESENT,
-                    "hours": lesson_day.lesson.hours,
-                },
-            )
-            rows.append((entry, form))
-        lessons.append((lesson_day.lesson, rows))
     return render(
         request,
         "crm/teacher_today.html",
         {
             "plan": plan,
             "trial_forms": trial_forms,
-            "lessons": lessons,
+            "sheets": [_sheet(viewer, lesson_day, bound) for lesson_day in plan.lessons],
             "teachers": teachers_of(viewer.campus_id) if viewer.role != Role.TEACHER and viewer.campus_id else [],
             "prev_day": day - dt.timedelta(days=1),
             "next_day": day + dt.timedelta(days=1),
@@ -113,29 +148,66 @@ def trial_feedback(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(*TEACHING)
-def lesson_attendance(request: HttpRequest, pk: int, student_id: int) -> HttpResponse:
+def lesson_attendance(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save a whole lesson's sheet in one go: everyone recorded, or nobody and why."""
     viewer: User = request.user  # type: ignore[assignment]
-    lesson = Lesson.objects.select_related("course", "teacher").filter(pk=pk).first()
-    student = students_visible_to(viewer).filter(pk=student_id, lessons=pk).first()
-    if lesson is None or student is None:
+    lesson_day = lesson_sheet(viewer=viewer, lesson_id=pk)
+    if lesson_day is None:
         raise Http404
+    lesson = lesson_day.lesson
     day = timezone.localdate(lesson.starts_at)
-    form = AttendanceForm(request.POST, prefix=f"a{lesson.pk}-{student.pk}")
+    form = _sheet_form(lesson_day, request.POST)
+    if form.is_valid():
+        try:
+            recorded = services.lesson_attendance_record(actor=viewer, lesson=lesson, marks=form.marks())
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
+        else:
+            counts = Counter(a.status for a in recorded)
+            messages.success(
+                request,
+                _("Attendance saved for %(course)s: %(present)d present, %(absent)d absent, %(leave)d on leave.")
+                % {
+                    "course": lesson.course,
+                    "present": counts[AttendanceStatus.PRESENT],
+                    "absent": counts[AttendanceStatus.ABSENT],
+                    "leave": counts[AttendanceStatus.LEAVE],
+                },
+            )
+            return _back_to_day(day, lesson.teacher, f"lesson-{lesson.pk}")
+    return _render_day(request, day, lesson.teacher, {f"lesson-{lesson.pk}": form}, status=400)
+
+
+@require_POST
+@role_required(*TEACHING)
+def attendance_correct(request: HttpRequest, pk: int) -> HttpResponse:
+    viewer: User = request.user  # type: ignore[assignment]
+    attendance = (
+        Attendance.objects.select_related("student", "lesson", "teacher")
+        .filter(pk=pk, student__in=students_visible_to(viewer))
+        .first()
+    )
+    if attendance is None:
+        raise Http404
+    day = timezone.localdate(attendance.lesson_at)
+    form = AttendanceCorrectForm(request.POST, prefix=f"c{attendance.pk}")
     if form.is_valid():
         data = form.cleaned_data
-        hours = data["hours"] if data["status"] == AttendanceStatus.PRESENT else Decimal("0")
         try:
-            services.attendance_record(
-                actor=viewer,
-                student=student,
-                lesson=lesson,
-                hours=hours,
-                status=data["status"],
-                feedback=data["feedback"],
+            corrected = services.attendance_correct(
+                actor=viewer, attendance=attendance, status=data["status"], hours=data["hours"], reason=data["reason"]
             )
         except ValidationError as exc:
             apply_service_errors(form, exc)
         else:
-            messages.success(request, _("Attendance for %(name)s saved.") % {"name": student.name})
-            return _back_to_day(day, lesson.teacher, f"lesson-{lesson.pk}")
-    return _render_day(request, day, lesson.teacher, {f"att-{lesson.pk}-{student.pk}": form}, status=400)
+            messages.success(
+                request,
+                _("Attendance of %(name)s corrected: %(status)s, %(hours)s hours.")
+                % {
+                    "name": attendance.student.name,
+                    "status": corrected.get_status_display(),
+                    "hours": f"{corrected.hours:g}",
+                },
+            )
+            return _back_to_day(day, attendance.teacher, f"lesson-{attendance.lesson_id}")
+    return _render_day(request, day, attendance.teacher, {f"correct-{attendance.pk}": form}, status=400)

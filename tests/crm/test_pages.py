@@ -4,6 +4,7 @@ teacher's work, denials per role and campus, and constant query counts."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,17 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import AttendanceStatus, Consultation, Contract, Guardian, Student, TrialLesson, TrialStatus
+from crm.models import (
+    Attendance,
+    AttendanceStatus,
+    Consultation,
+    Contract,
+    Guardian,
+    Lesson,
+    Student,
+    TrialLesson,
+    TrialStatus,
+)
 from crm.phones import phone_display
 from tests import factories
 
@@ -111,6 +122,32 @@ class TestLeadCapture:
         assert response.status_code == 200
         assert "is not a valid phone number" in response.content.decode()
         assert not Student.objects.exists()
+
+    def test_no_source_channel_is_preselected_and_one_is_required(self, client, front_desk):
+        login(client, front_desk)
+        html = client.get(reverse("lead_capture")).content.decode()
+        channel = re.search(r'<select name="channel"[^>]*>(.*?)</select>', html, re.S)
+        assert channel and re.search(r"\brequired\b", channel.group(0))
+        assert '<option value="" selected>Choose…</option>' in channel.group(1)
+        assert channel.group(1).count("selected") == 1
+        response = self.post(client, phone="13800138000", student_name="王小明", channel="")
+        assert response.status_code == 200
+        assert "This field is required." in response.content.decode()
+        assert not Student.objects.exists()
+
+    def test_relation_and_grade_are_pickers_and_save_their_words(self, client, front_desk):
+        login(client, front_desk)
+        html = client.get(reverse("lead_capture")).content.decode()
+        for name, option in (("relation", "母亲"), ("grade", "高三"), ("grade", "幼儿园大班"), ("grade", "成人")):
+            picker = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', html, re.S)
+            assert picker and f'<option value="{option}">' in picker.group(1), name
+        response = self.post(client, phone="13800138000", student_name="王小明", relation="父亲", grade="初二")
+        assert response.status_code == 302
+        student = Student.objects.get()
+        assert (student.grade, student.guardians.get().relation) == ("初二", "父亲")
+        response = self.post(client, phone="13900139000", student_name="李小红", relation="干妈")
+        assert response.status_code == 200
+        assert not Student.objects.filter(name="李小红").exists()
 
 
 class TestStudentPage:
@@ -260,25 +297,96 @@ class TestTeacherDay:
         assert response.status_code == 400
         assert "Give a rating from 1 to 5." in response.content.decode()
 
-    def test_attendance_beyond_hours_is_refused_with_the_hours_left(self, client, teacher, campus_a, course_a):
-        lesson = self.make_day(campus_a, teacher, course_a, 1)
-        student = lesson.students.get()
-        Contract.objects.filter(student=student).update(hours_bought=Decimal("40"), hours_consumed=Decimal("39.5"))
+    def sheet_post(self, client, lesson, statuses):
+        prefix = f"l{lesson.pk}"
+        data = {f"{prefix}-status_{student.pk}": status for student, status in statuses.items()}
+        return client.post(reverse("lesson_attendance", args=[lesson.pk]), data)
+
+    def test_the_sheet_lists_everyone_present_and_saves_the_lesson_at_once(self, client, teacher, campus_a, course_a):
+        lesson = self.make_day(campus_a, teacher, course_a, 3)
+        lesson.students.add(factories.StudentFactory(campus=campus_a, name="没合同"))  # no hours to take
+        a, b, c = lesson.students.exclude(name="没合同").order_by("pk")
         login(client, teacher)
-        prefix = f"a{lesson.pk}-{student.pk}"
-        response = client.post(
-            reverse("lesson_attendance", args=[lesson.pk, student.pk]),
-            {f"{prefix}-student": student.pk, f"{prefix}-status": AttendanceStatus.PRESENT, f"{prefix}-hours": "1"},
-        )
-        assert response.status_code == 400
-        assert "Only 0.5 hours are left on this contract" in response.content.decode()
-        assert not student.attendances.exists()
-        response = client.post(
-            reverse("lesson_attendance", args=[lesson.pk, student.pk]),
-            {f"{prefix}-student": student.pk, f"{prefix}-status": AttendanceStatus.PRESENT, f"{prefix}-hours": "0.5"},
+        html = client.get(reverse("teacher_today")).content.decode()
+        present = re.findall(rf'<input type="radio" name="l{lesson.pk}-status_(\d+)" value="present"([^>]*)>', html)
+        # Everyone with hours to take is on the sheet, present until marked otherwise.
+        assert sorted(int(pk) for pk, _ in present) == [a.pk, b.pk, c.pk]
+        assert all(" checked" in attributes for _, attributes in present)
+        assert "Save attendance for 3 students" in html
+
+        response = self.sheet_post(
+            client, lesson, {a: AttendanceStatus.PRESENT, b: AttendanceStatus.ABSENT, c: AttendanceStatus.LEAVE}
         )
         assert response.status_code == 302
-        assert student.attendances.get().hours == Decimal("0.5")
+        hours = {s.name: s.attendances.get().hours for s in (a, b, c)}
+        assert hours == {a.name: Decimal("1"), b.name: Decimal("1"), c.name: Decimal("0")}
+        html = client.get(response.url).content.decode()
+        assert "Attendance saved for 少儿编程 L1: 1 present, 1 absent, 1 on leave." in html
+        assert f'data-student="{b.pk}" data-recorded="absent"' in html
+        assert "Save attendance for" not in html  # nobody left to record
+        assert "Correct" in html
+
+    def test_attendance_beyond_hours_refuses_the_whole_sheet_with_the_hours_left(
+        self, client, teacher, campus_a, course_a
+    ):
+        lesson = self.make_day(campus_a, teacher, course_a, 2)
+        short, other = lesson.students.order_by("pk")
+        Contract.objects.filter(student=short).update(hours_bought=Decimal("40"), hours_consumed=Decimal("39.5"))
+        login(client, teacher)
+        response = self.sheet_post(client, lesson, {short: AttendanceStatus.PRESENT, other: AttendanceStatus.PRESENT})
+        assert response.status_code == 400
+        assert f"{short.name}: Only 0.5 hours are left on this contract; 1.0 cannot be recorded." in (
+            response.content.decode()
+        )
+        assert not lesson.attendances.exists()
+        response = self.sheet_post(client, lesson, {short: AttendanceStatus.LEAVE, other: AttendanceStatus.PRESENT})
+        assert response.status_code == 302
+        assert short.attendances.get().hours == 0
+
+    def test_a_sheet_with_a_missing_status_is_refused_without_a_500(self, client, teacher, campus_a, course_a):
+        lesson = self.make_day(campus_a, teacher, course_a, 2)
+        first, _second = lesson.students.order_by("pk")
+        login(client, teacher)
+        response = self.sheet_post(client, lesson, {first: "late"})
+        assert response.status_code == 400
+        assert not lesson.attendances.exists()
+
+    def test_another_campus_cannot_post_a_sheet(self, client, teacher, manager_b, campus_a, course_a):
+        lesson = self.make_day(campus_a, teacher, course_a, 1)
+        login(client, manager_b)
+        response = self.sheet_post(client, lesson, {lesson.students.get(): AttendanceStatus.PRESENT})
+        assert response.status_code == 404
+        assert not lesson.attendances.exists()
+
+    def test_a_teacher_corrects_today_only_a_manager_any_day(self, client, teacher, manager, campus_a, course_a):
+        lesson = self.make_day(campus_a, teacher, course_a, 1)
+        student = lesson.students.get()
+        login(client, teacher)
+        self.sheet_post(client, lesson, {student: AttendanceStatus.ABSENT})
+        row = student.attendances.get()
+        url = reverse("attendance_correct", args=[row.pk])
+        assert f'action="{url}"' in client.get(reverse("teacher_today")).content.decode()
+        response = client.post(url, {f"c{row.pk}-status": AttendanceStatus.LEAVE, f"c{row.pk}-reason": "补请假"})
+        assert response.status_code == 302
+        row.refresh_from_db()
+        assert (row.status, row.hours) == (AttendanceStatus.LEAVE, 0)
+        assert "Attendance of" in client.get(response.url).content.decode()
+
+        Attendance.objects.filter(pk=row.pk).update(lesson_at=row.lesson_at - dt.timedelta(days=1))
+        Lesson.objects.filter(pk=lesson.pk).update(starts_at=lesson.starts_at - dt.timedelta(days=1))
+        yesterday = (timezone.localdate(lesson.starts_at) - dt.timedelta(days=1)).isoformat()
+        html = client.get(reverse("teacher_today") + f"?date={yesterday}").content.decode()
+        assert f'action="{url}"' not in html
+        response = client.post(url, {f"c{row.pk}-status": AttendanceStatus.PRESENT})
+        assert response.status_code == 400
+        assert "only on the day of the lesson" in response.content.decode()
+
+        login(client, manager)
+        html = client.get(reverse("teacher_today") + f"?date={yesterday}&teacher={teacher.pk}").content.decode()
+        assert f'action="{url}"' in html
+        assert client.post(url, {f"c{row.pk}-status": AttendanceStatus.PRESENT}).status_code == 302
+        row.refresh_from_db()
+        assert (row.status, row.hours) == (AttendanceStatus.PRESENT, Decimal("1"))
 
     def test_teacher_sees_masked_phones_only(self, client, teacher, campus_a, course_a):
         self.make_day(campus_a, teacher, course_a, 2)

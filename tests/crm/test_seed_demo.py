@@ -134,6 +134,10 @@ def test_seed_demo_builds_every_kind_of_history() -> None:
         assert contract.hours_consumed == (contract.used or Decimal(0)), contract
         assert contract.hours_consumed <= contract.hours_bought, contract
     assert not Attendance.objects.exclude(contract__student=F("student")).exists()
+    # The demo records through the attendance rule: a leave costs nothing, a lesson held costs hours.
+    assert Attendance.objects.filter(status="leave").exists()
+    assert not Attendance.objects.filter(status="leave").exclude(hours=0).exists()
+    assert not Attendance.objects.filter(status__in=("present", "absent"), hours=0).exists()
 
     # Today's classes: every teacher has a lesson with a roster of students holding a
     # contract for that course.

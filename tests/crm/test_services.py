@@ -33,8 +33,10 @@ from crm.models import (
     User,
 )
 from crm.services import (
+    AttendanceMark,
     ExistingFamily,
     TeacherBusy,
+    attendance_correct,
     attendance_record,
     consultation_log,
     contract_refund,
@@ -43,6 +45,7 @@ from crm.services import (
     guardian_find,
     lead_capture,
     lead_close_lost,
+    lesson_attendance_record,
     student_tag_add,
     student_tag_remove,
     student_update,
@@ -896,6 +899,19 @@ def _attendance_record(w: World, actor: User) -> int:
     return attendance_record(actor=actor, student=w.student, lesson=w.lesson, hours=Decimal("1")).student_id
 
 
+def _lesson_attendance_record(w: World, actor: User) -> int:
+    (row,) = lesson_attendance_record(actor=actor, lesson=w.lesson, marks=[AttendanceMark(w.student)])
+    return row.student_id
+
+
+def _attendance_correct(w: World, actor: User) -> int:
+    # The record is set up by hand (counted in the denial test), the correction is the call.
+    row = factories.AttendanceFactory.create(
+        student=w.student, contract=w.contract, lesson=w.lesson, teacher=w.teacher, hours=Decimal("0"), status="leave"
+    )
+    return attendance_correct(actor=actor, attendance=row, status="absent", hours=Decimal("1")).student_id
+
+
 def _lead_close_lost(w: World, actor: User) -> int:
     return lead_close_lost(actor=actor, student=w.lead, reason="没兴趣").pk
 
@@ -914,8 +930,13 @@ CALLS: dict[str, tuple[str, Call]] = {
     "contract_sign": ("front_desk", _contract_sign),
     "contract_refund": ("manager", _contract_refund),
     "attendance_record": ("teacher", _attendance_record),
+    "lesson_attendance_record": ("teacher", _lesson_attendance_record),
+    "attendance_correct": ("manager", _attendance_correct),
     "lead_close_lost": ("front_desk", _lead_close_lost),
 }
+
+# A lesson's sheet is audited row by row, as each row is recorded.
+AUDITED_AS = {"lesson_attendance_record": "attendance_record"}
 
 FACT_CHANGING = [
     "lead_capture",
@@ -926,6 +947,7 @@ FACT_CHANGING = [
     "contract_sign",
     "contract_refund",
     "attendance_record",
+    "lesson_attendance_record",
     "lead_close_lost",
 ]
 
@@ -956,6 +978,9 @@ FAILING: dict[str, Callable[[World], object]] = {
     "attendance_record": lambda w: attendance_record(
         actor=w.teacher, student=w.student, lesson=w.lesson, hours=Decimal("11")
     ),
+    "lesson_attendance_record": lambda w: lesson_attendance_record(
+        actor=w.teacher, lesson=w.lesson, marks=[AttendanceMark(w.student), AttendanceMark(w.lead)]
+    ),
     "lead_close_lost": lambda w: lead_close_lost(actor=w.front_desk, student=w.student, reason="不来了"),
 }
 
@@ -965,7 +990,7 @@ def test_every_service_records_who_did_it(name: str, world: World) -> None:
     role, call = CALLS[name]
     actor = getattr(world, role)
     student_id = call(world, actor)
-    entry = AuditEntry.objects.get(action=name)
+    entry = AuditEntry.objects.get(action=AUDITED_AS.get(name, name))
     assert (entry.actor, entry.student_id) == (actor, student_id)
 
 
@@ -1052,6 +1077,14 @@ DENIALS = [
     ("attendance_record", "other_teacher"),
     ("attendance_record", "teacher_b"),
     ("attendance_record", "manager_b"),
+    ("lesson_attendance_record", "front_desk"),
+    ("lesson_attendance_record", "other_teacher"),
+    ("lesson_attendance_record", "teacher_b"),
+    ("lesson_attendance_record", "manager_b"),
+    ("attendance_correct", "front_desk"),
+    ("attendance_correct", "other_teacher"),
+    ("attendance_correct", "teacher_b"),
+    ("attendance_correct", "manager_b"),
     ("lead_close_lost", "teacher"),
     ("lead_close_lost", "front_desk_b"),
 ]
@@ -1071,6 +1104,8 @@ def test_roles_and_other_campuses_are_denied(
     after = counts()
     if name == "student_tag_remove":
         after["StudentTag"] -= 1
+    if name == "attendance_correct":
+        after["Attendance"] -= 1
     assert after == before
     assert Student.objects.values().get(pk=world.student.pk) == before_student
     assert facts == []

@@ -46,6 +46,7 @@ from crm.models import (
     Guardian,
     Intent,
     Lesson,
+    Relation,
     Role,
     Student,
     Tag,
@@ -294,11 +295,13 @@ class DemoBuilder:
     def guardian_identity(self, surname: str) -> tuple[str, str]:
         roll = self.rng.random()
         if roll < 0.6:
-            return self.rng.choice(cat.SURNAMES) + self.rng.choice(cat.MOTHER_NAMES), "妈妈"
+            return self.rng.choice(cat.SURNAMES) + self.rng.choice(cat.MOTHER_NAMES), Relation.MOTHER.value
         if roll < 0.9:
-            return surname + self.rng.choice(cat.FATHER_NAMES), "爸爸"
-        relation = self.rng.choice(("奶奶", "外婆", "爷爷"))
-        return surname + relation, relation
+            return surname + self.rng.choice(cat.FATHER_NAMES), Relation.FATHER.value
+        relation = self.rng.choice(
+            (Relation.GRANDMOTHER_PATERNAL, Relation.GRANDMOTHER_MATERNAL, Relation.GRANDFATHER_PATERNAL)
+        )
+        return surname + relation.value, relation.value
 
     def pick(self, items: Sequence[T]) -> T:
         return self.rng.choice(items)
@@ -700,18 +703,16 @@ class DemoBuilder:
                 contract = self.sign(
                     student, actor, course, spec, Decimal(rng.choice((48, 72))), lesson_at - dt.timedelta(days=1)
                 )
-            # On leave costs nothing; a no-show without notice is charged, as most institutions do.
-            charged = Decimal(0) if status == AttendanceStatus.LEAVE else per_lesson
-            services.attendance_record(
+            attendance = services.attendance_record(
                 actor=teacher,
                 student=student,
-                hours=charged,
+                hours=per_lesson,
                 status=status,
                 contract=contract,
                 lesson_at=lesson_at,
                 feedback=self.pick(cat.ATTENDANCE_FEEDBACK) if status == AttendanceStatus.PRESENT else "",
             )
-            contract.hours_consumed += charged
+            contract.hours_consumed += attendance.hours
             last_lesson = lesson_at
         if renews and contract.hours_remaining < per_lesson and last_lesson is not None:
             # Renewed right after the last hour was used, so the student stays enrolled.
