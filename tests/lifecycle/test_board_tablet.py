@@ -88,6 +88,11 @@ def expect_outcome(page: Page, lead: Student, stage: str, fact: str | None) -> N
     expect(column(page, Stage.LEAD).locator(f"[data-student='{lead.pk}']")).to_be_visible()
 
 
+def missed(page: Page) -> str:
+    """What the board says of a card let go outside its columns."""
+    return page.locator("[data-board]").get_attribute("data-msg-missed") or "?"
+
+
 def columns_on_screen(page: Page) -> list[str]:
     return [stage for stage in Stage.values if fully_on_screen(page, stage)]
 
@@ -145,20 +150,45 @@ def test_a_card_let_go_outside_the_columns_changes_nothing(live_server, tablet: 
         "between two columns": in_a_gap,
         "on the filters": (viewport["width"] / 2, 120),
     }
+    asked: list[str] = []
+    tablet.on("request", lambda r: asked.append(r.url) if r.method == "POST" else None)
     for place, (x, y) in where.items():
         # Across the contract's column first: Sortable keeps the card in the last list it crossed.
         pointer.press(card_of(tablet, lead))
         pointer.slide(*inside(tablet, Stage.ENROLLED))
         pointer.slide(x, y)
         pointer.release()
+        expect(tablet.locator("#board-status"), place).to_have_text(missed(tablet))
         expect(tablet.locator("#board-dialog"), place).to_be_hidden()
-        expect(tablet.locator("#board-status"), place).to_be_visible()
+        assert asked == [], place
         expect(column(tablet, Stage.LEAD).locator(f"[data-student='{lead.pk}']"), place).to_be_visible()
         expect(tablet.locator(".board-card"), place).to_have_count(1)
         tablet.locator("#board-status").evaluate("el => { el.hidden = true; }")
     lead.refresh_from_db()
     assert lead.stage == Stage.LEAD
     assert not Contract.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["mouse", "touch"])
+def test_a_card_let_go_at_the_screens_edge_opens_no_form(live_server, small_tablet: Page, kind, front_desk, campus_a):
+    """The defect as found: on a board wider than the screen, a card carried to the edge and let
+    go there opened the form of the column cut off at the edge (the contract's)."""
+    page = small_tablet
+    lead = factories.StudentFactory(name="陈一诺", campus=campus_a, stage=Stage.LEAD)
+    open_board(page, live_server.url)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.method == "POST" else None)
+    pointer = Pointer(page, kind)
+    pointer.press(card_of(page, lead))
+    pointer.slide(*inside(page, Stage.TRIAL))
+    viewport = page.viewport_size
+    assert viewport
+    pointer.slide(viewport["width"] - 4, pointer.y)
+    pointer.release()
+    expect(page.locator("#board-status")).to_have_text(missed(page))
+    expect(page.locator("#board-dialog")).to_be_hidden()
+    assert asked == []
+    expect(column(page, Stage.LEAD).locator(f"[data-student='{lead.pk}']")).to_be_visible()
 
 
 @pytest.mark.parametrize("kind", ["mouse", "touch"])
