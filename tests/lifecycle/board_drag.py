@@ -70,14 +70,17 @@ def inside(page: Page, stage: str) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + min(box["height"] / 2, 160)
 
 
-def drag_to_column(page: Page, pointer: Pointer, card: Locator, stage: str) -> None:
-    """Drags `card` onto the column of `stage`, scrolling the board by its edge if need be."""
+def drag_to_column(page: Page, pointer: Pointer, card: Locator, stage: str, shot: str = "") -> None:
+    """Drags `card` onto the column of `stage`, scrolling the board by its edge if need be;
+    `shot` names a screenshot taken just before the card is let go."""
     pointer.press(card)
     if not fully_on_screen(page, stage):
         box = column(page, stage).bounding_box()
         assert box
         hold_at_edge(page, pointer, "right" if box["x"] > pointer.x else "left", stage)
     pointer.slide(*inside(page, stage))
+    if shot:
+        snapshot(page, shot)
     pointer.release()
 
 

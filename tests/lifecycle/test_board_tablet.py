@@ -9,11 +9,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from django.http import QueryDict
 from django.utils import translation
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from crm.models import Consultation, Contract, Stage, Student, TrialLesson
-from lifecycle.views.board import move_refusal
+from lifecycle.views.board import move_refusal, no_match_message
 from tests import factories
 from tests.browser import LOCALE, log_in, snapshot
 from tests.lifecycle.board_drag import (
@@ -100,8 +101,9 @@ def columns_on_screen(page: Page) -> list[str]:
 @pytest.mark.parametrize("kind", ["mouse", "touch"])
 def test_every_column_fits_and_takes_a_drop(live_server, tablet: Page, kind, front_desk, campus_a, request):
     lead = factories.StudentFactory(name="王小明", campus=campus_a, stage=Stage.LEAD, owner=front_desk)
-    for stage in Stage.values:
-        factories.StudentFactory(name=f"{Stage(stage).label}同学", campus=campus_a, stage=stage)
+    lead.student_tags.create(tag=factories.TagFactory(name="高意向"))
+    for i, stage in enumerate(Stage.values):
+        factories.StudentFactory(name=f"欧阳{'一二三四五六七八'[i]}", campus=campus_a, stage=stage, owner=front_desk)
     open_board(tablet, live_server.url)
     assert columns_on_screen(tablet) == Stage.values
     assert tablet.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -109,7 +111,8 @@ def test_every_column_fits_and_takes_a_drop(live_server, tablet: Page, kind, fro
 
     pointer = Pointer(tablet, kind)
     for stage, fact in LEAD_DROPS.items():
-        drag_to_column(tablet, pointer, card_of(tablet, lead), stage)
+        shot = f"board_dragging_{request.node.callspec.id}" if stage == Stage.ENROLLED else ""
+        drag_to_column(tablet, pointer, card_of(tablet, lead), stage, shot)
         expect_outcome(tablet, lead, stage, fact)
 
     # Its own column: nothing is asked and nothing is said.
@@ -225,3 +228,18 @@ def test_holding_a_card_at_the_edge_scrolls_the_board_to_every_column(
         reason = move_refusal(Stage.CHURNED, Stage.LEAD)
     expect(page.locator("#board-status")).to_have_text(reason)
     expect(column(page, Stage.CHURNED).locator(f"[data-student='{churned.pk}']")).to_be_attached()
+
+
+def test_a_search_with_no_match_says_so(live_server, tablet: Page, front_desk, campus_a):
+    factories.StudentFactory(name="王小明", campus=campus_a, stage=Stage.LEAD)
+    open_board(tablet, live_server.url)
+    tablet.fill("input[name=q]", "张三")
+    tablet.press("input[name=q]", "Enter")
+    with translation.override(page_language()):
+        said = no_match_message(QueryDict("q=张三"))
+    expect(tablet.locator("[data-board-no-match]")).to_contain_text(said)
+    expect(tablet.locator(".board-card")).to_have_count(0)
+    snapshot(tablet, "board_no_match")
+    tablet.locator("[data-board-no-match] a").click()
+    expect(tablet.locator(".board-card")).to_have_count(1)
+    expect(tablet.locator("[data-board-no-match]")).to_have_count(0)
