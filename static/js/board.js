@@ -147,7 +147,7 @@
 
   // Where the pointer is while a card is dragged (clientX/Y), kept from every kind of move
   // event, because the end event of a touch carries its point only in changedTouches.
-  var drag = null; // {x, y, frame, target}
+  var drag = null; // {x, y, frame, target, home}
 
   function pointOf(event) {
     var touch = (event.touches && event.touches[0]) || (event.changedTouches && event.changedTouches[0]);
@@ -167,6 +167,7 @@
 
   function markTarget() {
     var col = drag && drag.x !== null ? columnAt(drag.x, drag.y) : null;
+    if (col && col === drag.home) col = null; // going back home is no move to point at
     if (drag && col === drag.target) return;
     if (drag && drag.target) drag.target.classList.remove("is-target");
     if (col) col.classList.add("is-target");
@@ -179,8 +180,8 @@
     return { left: Math.max(rect.left, 0), right: Math.min(rect.right, window.innerWidth) };
   }
 
-  // Scrolls the board while the pointer is held near (or past) its left or right edge:
-  // the deeper into the edge, the faster, so a long board is crossed in about a second.
+  // Scrolls the board while the pointer is held near (or past) its left or right edge,
+  // the faster the deeper into the edge, so a finger can both creep and rush.
   function autoScroll() {
     if (!drag) return;
     drag.frame = 0;
@@ -203,8 +204,8 @@
   var MOVE_EVENTS = ["pointermove", "mousemove", "touchmove", "pointerup", "mouseup", "touchend"];
 
   function dragStarted(evt) {
-    drag = { x: null, y: null, frame: 0, target: null };
     var from = evt.from.dataset.cards;
+    drag = { x: null, y: null, frame: 0, target: null, home: evt.from.closest("[data-column]") };
     board.classList.add("is-dragging");
     board.querySelectorAll("[data-column]").forEach(function (col) {
       var stage = col.dataset.column;
