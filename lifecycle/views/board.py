@@ -63,6 +63,10 @@ FACT_TITLES = {
 FILTER_KEYS = ("q", "campus", "owner", "channel", "tag", "flag")
 PIPELINE = list(Stage.values)
 
+# For each column, the stages whose cards a fact can bring there: the board dims the other
+# columns while a card is dragged (a drop there is still answered, with the reason).
+ACCEPTS: dict[str, list[str]] = {to: [source for (source, target) in MOVES if target == to] for to in Stage.values}
+
 
 def move_refusal(from_stage: str, to_stage: str) -> str:
     """Why no fact can move a card from `from_stage` to `to_stage`, in words for the user."""
@@ -113,19 +117,33 @@ def _filterset(request: HttpRequest) -> StudentFilter:
     return StudentFilter(_filter_data(request), viewer=viewer)
 
 
+def no_match_message(data: QueryDict) -> str:
+    """What an empty filtered board says, naming the searched text when there is one."""
+    text = data.get("q", "").strip()
+    others = any(data.get(key) for key in FILTER_KEYS if key != "q")
+    if text and others:
+        return _("No student matches “%(text)s” with these filters.") % {"text": text}
+    if text:
+        return _("No student matches “%(text)s”.") % {"text": text}
+    return _("No student matches these filters.")
+
+
 @require_GET
 @role_required(*FRONT_OFFICE)
 def board(request: HttpRequest) -> HttpResponse:
     filters = _filterset(request)
     data = _filter_data(request)
+    columns = board_columns(filters.qs, filters.campus_ids(), _unfiltered_rows(request))
     return render(
         request,
         "lifecycle/board.html",
         {
-            "columns": board_columns(filters.qs, filters.campus_ids(), _unfiltered_rows(request)),
+            "columns": columns,
+            "accepts": ACCEPTS,
             "filter": filters,
             "filter_query": data.urlencode(),
             "filtered": bool(data),
+            "no_match": no_match_message(data) if data and not any(col.count for col in columns) else "",
             "nav": "board",
         },
     )

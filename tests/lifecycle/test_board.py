@@ -210,6 +210,43 @@ class TestFilters:
         assert 'data-count="trial">3</span>' in html
 
 
+class TestNoMatch:
+    """A filtered board with no card says so, naming what was searched; an empty board that was
+    not filtered (a new campus) says nothing of the kind."""
+
+    def no_match(self, response):
+        return response.context["no_match"], "data-board-no-match" in response.content.decode()
+
+    def test_a_search_with_no_match_says_so(self, client, front_desk, campus_a):
+        student(campus_a, name="王小明")
+        response = board(login(client, front_desk), q="  张三 ")
+        assert self.no_match(response) == ("No student matches “张三”.", True)
+
+    def test_with_other_filters_it_says_so_too(self, client, front_desk, campus_a):
+        student(campus_a, name="王小明", channel=Channel.DOUYIN)
+        login(client, front_desk)
+        assert board(client, q="小明", channel="referral").context["no_match"] == (
+            "No student matches “小明” with these filters."
+        )
+        assert board(client, channel="referral").context["no_match"] == "No student matches these filters."
+
+    def test_a_match_or_no_filter_says_nothing(self, client, front_desk, campus_a):
+        login(client, front_desk)
+        assert self.no_match(board(client)) == ("", False)
+        student(campus_a, Stage.LOST, name="王小明")
+        assert self.no_match(board(client, q="小明")) == ("", False)
+
+    def test_the_search_is_shown_escaped(self, client, front_desk, campus_a):
+        html = board(login(client, front_desk), q="<b>张三</b>").content.decode()
+        assert "“&lt;b&gt;张三&lt;/b&gt;”" in html
+        assert "<b>张三" not in html
+
+    def test_in_chinese(self, client, settings, front_desk, campus_a):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+        html = board(login(client, front_desk), q="张三").content.decode()
+        assert "没有找到匹配“张三”的学员。" in html
+
+
 class TestLoadMore:
     def test_each_column_pages_on_its_own(self, client, front_desk, campus_a):
         now = timezone.now()

@@ -13,23 +13,14 @@ from crm.models import Consultation, Stage, StudentStage, TrialLesson, TrialStat
 from lifecycle.models import StudentActivity
 from tests import factories
 from tests.browser import log_in, snapshot
+from tests.lifecycle.board_drag import Pointer, drag_to_column
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def drag(page: Page, card: Locator, target: Locator) -> None:
-    """Drag with the mouse, in small steps, the way SortableJS's fallback mode follows a finger."""
-    card.scroll_into_view_if_needed()
-    start = card.bounding_box()
-    end = target.bounding_box()
-    assert start and end, "both the card and the column must be on screen"
-    x, y = start["x"] + start["width"] / 2, start["y"] + min(start["height"] / 2, 30)
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 8, y + 8, steps=4)  # past Sortable's tolerance: a drag, not a tap
-    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + min(end["height"] / 2, 60), steps=20)
-    page.wait_for_timeout(50)
-    page.mouse.up()
+    """Drag with the mouse onto a column's list, scrolling the board by its edge if need be."""
+    drag_to_column(page, Pointer(page, "mouse"), card, target.get_attribute("data-cards") or "")
 
 
 def column(page: Page, stage: str) -> Locator:
@@ -164,30 +155,22 @@ def test_load_more_pages_a_column(live_server, page: Page, front_desk, campus_a)
     open_board(page, live_server.url, "alice")
     lead_cards = column(page, "lead").locator(".board-card")
     expect(lead_cards).to_have_count(20)
+    note = page.locator("[data-loaded='lead']")
+    expect(note).to_be_hidden()
     page.locator("#more-lead button").click()
     expect(lead_cards).to_have_count(25)
     expect(page.locator("#more-lead button")).to_have_count(0)
+    # It says what it added, and the added cards (only they) light up.
+    expect(note).to_have_text("Loaded 5 more: 25 of 25 shown.")
+    expect(column(page, "lead").locator(".board-card.just-loaded")).to_have_count(5)
+    added = column(page, "lead").locator(".board-card.just-loaded").evaluate_all("cs => cs.map(c => c.textContent)")
+    assert all(f"线索{i:02d}" in text for i, text in zip(range(20, 25), added, strict=True))
+    snapshot(page, "board_loaded_more")
 
 
 def touch_drag(page: Page, card: Locator, target: Locator) -> None:
     """A finger on a tablet: press, hold past Sortable's touch delay, slide, lift (through CDP)."""
-    card.scroll_into_view_if_needed()
-    start, end = card.bounding_box(), target.bounding_box()
-    assert start and end
-    cdp = page.context.new_cdp_session(page)
-    x, y = start["x"] + start["width"] / 2, start["y"] + min(start["height"] / 2, 30)
-    x2, y2 = end["x"] + end["width"] / 2, end["y"] + min(end["height"] / 2, 60)
-
-    def touch(kind: str, px: float, py: float) -> None:
-        points = [] if kind == "touchEnd" else [{"x": px, "y": py}]
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
-    touch("touchStart", x, y)
-    page.wait_for_timeout(300)  # a long press: a quick swipe scrolls the board instead
-    for i in range(1, 21):
-        touch("touchMove", x + (x2 - x) * i / 20, y + (y2 - y) * i / 20)
-        page.wait_for_timeout(15)
-    touch("touchEnd", x2, y2)
+    drag_to_column(page, Pointer(page, "touch"), card, target.get_attribute("data-cards") or "")
 
 
 def test_a_finger_drags_a_card_on_a_tablet(live_server, page: Page, front_desk, campus_a):
