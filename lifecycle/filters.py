@@ -14,7 +14,7 @@ import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Campus, Channel, Role, Stage, Student, StudentTag, Tag, User
+from crm.models import Campus, Channel, Role, Stage, Student, StudentGuardian, StudentTag, Tag, User
 from crm.phones import try_normalize_phone
 from crm.roles import sees_all_campuses
 from crm.selectors import students_visible_to
@@ -69,7 +69,7 @@ class StudentFilter(django_filters.FilterSet):
             return queryset
         phone = try_normalize_phone(value)
         if phone:
-            family = Student.guardians.through.objects.filter(student_id=OuterRef("pk"), guardian__phone=phone)
+            family = StudentGuardian.objects.filter(student_id=OuterRef("pk"), guardian__phone=phone)
             return queryset.filter(Exists(family))
         return queryset.filter(name__icontains=value)
 

@@ -218,6 +218,12 @@ class GuardianInline(HistoryInline):
     select_related = ("guardian",)
     show_change_link = False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The link has no permissions of its own (it was Django's implicit many-to-many table):
+        # whoever may see guardians sees a child's parents, as Django decides for such a table.
+        user = actor_of(request)
+        return user.has_perm("crm.view_guardian") or user.has_perm("crm.change_guardian")
+
     @admin.display(description=gettext_lazy("phone"))
     def phone(self, obj: Any) -> str:
         return national_digits(obj.guardian.phone)
