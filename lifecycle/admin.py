@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
@@ -203,8 +204,9 @@ class StudentActivityAdmin(LifecycleAdmin):
         return obj.student.stage_row().renewal_due
 
     @admin.display(description=gettext_lazy("decided again at"))
-    def recheck_at(self, obj: StudentActivity) -> Any:
-        return obj.student.stage_row().recheck_at
+    def recheck_at(self, obj: StudentActivity) -> str:
+        # Formatted here: the change page would show a method's datetime as str(), in UTC.
+        return display_for_value(obj.student.stage_row().recheck_at, self.get_empty_value_display())
 
     @admin.display(description=gettext_lazy("why flagged"))
     def flag_reasons_words(self, obj: StudentActivity) -> str:

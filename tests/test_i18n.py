@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone, translation
 
-from crm.models import Stage, Student, Tag, User
+from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
@@ -244,9 +244,15 @@ UPSTREAM_ENGLISH = {"Task Name", "以 Task Name"}  # django-celery-beat's Period
 IDENTIFIER = re.compile(r"^[A-Za-z_]+(?:[./][A-Za-z_ -]+)+$")
 
 
+# str() of a datetime (UTC, with seconds), where the admin's formats show local time in words.
+RAW_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+
+
 def english_in(html: str, patterns: dict[str, re.Pattern[str]]) -> list[str]:
     found = []
     for text in visible_texts(html):
+        if RAW_TIMESTAMP.search(text) or text in ("None", "True", "False"):
+            found.append(f"a raw Python value in {text!r}")
         if not re.search("[A-Za-z]", text) or text in UPSTREAM_ENGLISH or IDENTIFIER.match(text):
             continue
         found += [f"{msgid!r} in {text!r}" for msgid, pattern in patterns.items() if pattern.search(text)]
@@ -261,6 +267,8 @@ def test_the_check_finds_what_it_looks_for() -> None:
     assert english_in("<label>以 at risk</label>", patterns)
     assert english_in('<input type="submit" value="Save consultation">', patterns)
     assert english_in("<td>Student_guardians object (304)</td>", patterns)
+    assert english_in("<div>2026-12-02 05:26:00.123+00:00</div>", patterns)
+    assert english_in("<div>None</div>", patterns)
     assert english_in('<a title="Next follow-up">x</a>', patterns)
     assert not english_in("<th>流失预警</th><script>var at_risk = 'At risk';</script>", patterns)
     assert not english_in('<div class="board-card at-risk" data-stage="lead">学生1</div>', patterns)
@@ -283,6 +291,8 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
         reason="咨询",
         source="event",
     )
+    # Dates on the stage row, so a page that shows them raw is caught.
+    StudentStage.objects.filter(student=world.student).update(changed_at=timezone.now(), recheck_at=timezone.now())
     world.phone = world.guardian.phone
     return world
 
@@ -424,3 +434,20 @@ def test_every_field_and_model_has_a_chinese_name() -> None:
                     if not CJK.search(str(model_field.verbose_name)):
                         missing.append(f"{opts.label}.{model_field.name}: {model_field.verbose_name}")
     assert missing == []
+
+
+def test_the_tag_picker_speaks_chinese(chinese_default: None, manager: User) -> None:
+    """The admin's two-box pickers (tags, roles) word their help in JavaScript, translated by
+    the admin's JavaScript catalogue, which lacks some of Django 5.2's strings."""
+    import django.contrib.admin
+
+    script = Path(django.contrib.admin.__file__).parent / "static" / "admin" / "js" / "SelectFilter2.js"
+    wanted = {
+        match.group(2).replace("\\'", "'").replace('\\"', '"')
+        for match in re.finditer(r"\bgettext\((['\"])(.+?)(?<!\\)\1\)", script.read_text(encoding="utf-8"))
+    }
+    assert 'Choose %s by selecting them and then select the "Choose" arrow button.' in wanted
+    source = browser(manager).get(reverse("admin:jsi18n")).content.decode()
+    catalogue = json.loads(re.search(r"const newcatalog = (\{.*?\});", source, re.S).group(1))  # type: ignore[union-attr]
+    untranslated = sorted(text for text in wanted if not CJK.search(str(catalogue.get(text, ""))))
+    assert untranslated == []

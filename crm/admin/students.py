@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
@@ -356,8 +357,10 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
         return obj.get_stage_display()
 
     @admin.display(description=gettext_lazy("stage changed at"))
-    def stage_changed_at(self, obj: Student) -> Any:
-        return obj.stage_changed_at
+    def stage_changed_at(self, obj: Student) -> str:
+        # A read-only field shows a method's value as str(): the admin's own formatting gives
+        # local time in the reader's language, and "-" for none.
+        return display_for_value(obj.stage_changed_at, self.get_empty_value_display())
 
     @admin.display(description=gettext_lazy("guardians' phones"))
     def guardian_phones(self, obj: Student) -> str:
