@@ -42,6 +42,9 @@ from crm.roles import ADMIN_SITE_ROLES, sees_all_campuses
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
 
+# The action picker's first line, in words rather than Django's dashes.
+NO_ACTION_CHOSEN = [("", gettext_lazy("Choose…"))]
+
 # An action applies a service to each selected row; past this many rows it asks for a narrower selection.
 MAX_ACTION_ROWS = 500
 
@@ -264,6 +267,9 @@ class CrmModelAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CrmChangeList
+
+    def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
+        return super().get_action_choices(request, default_choices=NO_ACTION_CHOSEN)
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         extra = self.admin_only_list_filter if self.is_administrator(request) else ()
