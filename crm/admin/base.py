@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
 
 # The action picker's first line, in words rather than Django's dashes.
-NO_ACTION_CHOSEN = [("", gettext_lazy("Choose…"))]
+NO_ACTION_CHOSEN = [("", cast(str, gettext_lazy("Choose…")))]
 
 # An action applies a service to each selected row; past this many rows it asks for a narrower selection.
 MAX_ACTION_ROWS = 500
