@@ -107,6 +107,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English, once chosen with the menu's switch, outlasts the browser session (config/locale.py).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
 TIME_ZONE = "Asia/Shanghai"
 # A filter left open says "all" (全部), not django-filter's dashes.
 FILTERS_EMPTY_CHOICE_LABEL = _("All")

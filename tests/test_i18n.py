@@ -74,6 +74,7 @@ def test_english_is_one_click_away_and_remembered(chinese_default: None, front_d
 
     answer = client.post(reverse("set_language"), {"language": "en", "next": reverse("followups")})
     assert answer.status_code == 302
+    assert answer.cookies[django_settings.LANGUAGE_COOKIE_NAME]["max-age"] >= 30 * 24 * 3600  # outlives the tab
     for page in ("followups", "student_list", "board"):
         html = client.get(reverse(page)).content.decode()
         assert '<html lang="en">' in html, page
