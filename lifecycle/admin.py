@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin.base import NO_ACTION_CHOSEN
+from crm.admin.base import NOTHING_CHOSEN
 from crm.admin_paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
@@ -67,7 +67,7 @@ class LifecycleAdmin(admin.ModelAdmin):
         return self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
-        return super().get_action_choices(request, default_choices=NO_ACTION_CHOSEN)
+        return super().get_action_choices(request, default_choices=NOTHING_CHOSEN)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)

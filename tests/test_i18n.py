@@ -411,9 +411,8 @@ def test_no_english_left_in_the_chinese_ui(
         filters = re.search(r'<nav id="changelist-filter".*?</nav>', html, re.S)
         if filters and "---------" in filters.group(0):
             problems.append(f"admin {path}: a filter says ---------")
-        actions = re.search(r'<select name="action".*?</select>', html, re.S)
-        if path.startswith(("/admin/crm/", "/admin/lifecycle/")) and actions and "---------" in actions.group(0):
-            problems.append(f"admin {path}: the action picker says ---------")
+        if path.startswith(("/admin/crm/", "/admin/lifecycle/")) and "---------" in html:
+            problems.append(f"admin {path}: a picker says ---------")
         pages += 1
     assert pages > 60
     assert problems == []
