@@ -71,6 +71,7 @@ def test_chinese_pages_on_a_tablet(live_server, english_tablet: Page, manager, t
     for name, path, words in (
         ("student_zh", f"/students/{student.pk}/", "李小龙"),
         ("not_found_zh", "/students/999999/", "页面不存在"),
+        ("teacher_day_zh", f"/teacher/today/?teacher={teacher.pk}", "王老师"),
         ("admin_students_zh", "/admin/crm/student/", "学员"),
         ("admin_student_zh", f"/admin/crm/student/{student.pk}/change/", "家长"),
     ):
