@@ -114,7 +114,7 @@ def _reset(campus_id: int) -> None:
     """
     from django.db import connection, transaction
 
-    from crm.models import Student
+    from crm.models import Student, StudentGuardian
 
     quote = connection.ops.quote_name
     referencing: list[tuple[str, str]] = []
@@ -123,11 +123,12 @@ def _reset(campus_id: int) -> None:
         for rel in Student._meta.related_objects
     ]
     tables += [field.remote_field.through for field in Student._meta.many_to_many]  # type: ignore[attr-defined]
-    for model in tables:
+    # The family link is both a related model and the guardians' through table: once.
+    for model in dict.fromkeys(tables):
         for f in model._meta.concrete_fields:
             if f.related_model is Student:
                 referencing.append((model._meta.db_table, f.column))
-    guardian_links = quote(Student.guardians.through._meta.db_table)
+    guardian_links = quote(StudentGuardian._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE bench_students ON COMMIT DROP AS SELECT id FROM crm_student WHERE campus_id = %s",

@@ -10,3 +10,6 @@ urlpatterns = [
     path("", include("crm.urls")),
     path("", include("lifecycle.urls")),
 ]
+
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"

@@ -29,6 +29,9 @@ from crm.models import (
 )
 from crm.services.contracts import AttendanceMark
 
+# What a picker shows before a choice is made (instead of Django's dashes).
+CHOOSE = _("Choose…")
+
 
 class DateTimeLocalInput(forms.DateTimeInput):
     input_type = "datetime-local"
@@ -83,7 +86,9 @@ class LeadCaptureForm(forms.Form):
     channel = forms.ChoiceField(label=_("Source channel"), choices=picker(Channel.choices))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     add_to_family = forms.BooleanField(label=_("Add as a sibling to this family"), required=False)
-    campus = forms.ModelChoiceField(label=_("Campus"), queryset=Campus.objects.none(), required=False)
+    campus = forms.ModelChoiceField(
+        label=_("Campus"), queryset=Campus.objects.none(), required=False, empty_label=CHOOSE
+    )
 
     def __init__(self, *args: object, viewer: User, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -103,8 +108,8 @@ class ConsultationForm(forms.Form):
 
 
 class TrialBookingForm(forms.Form):
-    course = forms.ModelChoiceField(label=_("Course"), queryset=Course.objects.none())
-    teacher = forms.ModelChoiceField(label=_("Teacher"), queryset=User.objects.none())
+    course = forms.ModelChoiceField(label=_("Course"), queryset=Course.objects.none(), empty_label=CHOOSE)
+    teacher = forms.ModelChoiceField(label=_("Teacher"), queryset=User.objects.none(), empty_label=CHOOSE)
     scheduled_at = forms.DateTimeField(label=_("Time"), widget=DateTimeLocalInput())
     duration_minutes = forms.IntegerField(label=_("Minutes"), min_value=15, max_value=240, initial=60)
 
@@ -115,7 +120,7 @@ class TrialBookingForm(forms.Form):
 
 
 class ContractForm(forms.Form):
-    course = forms.ModelChoiceField(label=_("Course"), queryset=Course.objects.none())
+    course = forms.ModelChoiceField(label=_("Course"), queryset=Course.objects.none(), empty_label=CHOOSE)
     hours_bought = forms.DecimalField(label=_("Hours"), min_value=0, max_digits=7, decimal_places=1)
     amount = forms.DecimalField(label=_("Amount (¥)"), min_value=0, max_digits=12, decimal_places=2)
     paid_amount = forms.DecimalField(label=_("Paid (¥)"), min_value=0, max_digits=12, decimal_places=2)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from crm.forms import CHOOSE
 from crm.models import Campus, ImportJob, User
 from crm.roles import sees_all_campuses
 
@@ -16,7 +17,7 @@ IMPORT_EXTENSIONS = (".csv", ".xlsx")
 
 class ImportUploadForm(forms.Form):
     kind = forms.ChoiceField(label=_("The file holds"), choices=ImportJob.Kind.choices)
-    campus = forms.ModelChoiceField(label=_("Campus"), queryset=Campus.objects.all(), required=True)
+    campus = forms.ModelChoiceField(label=_("Campus"), queryset=Campus.objects.all(), required=True, empty_label=CHOOSE)
     file = forms.FileField(
         label=_("Spreadsheet (.xlsx or .csv, UTF-8 or GBK)"),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -191,7 +192,9 @@ class Student(models.Model):
         db_index=False,
     )
     notes = models.TextField(_("notes"), max_length=text.LONG, blank=True)
-    guardians = models.ManyToManyField(Guardian, verbose_name=_("guardians"), related_name="students", blank=True)
+    guardians = models.ManyToManyField(
+        Guardian, through="StudentGuardian", verbose_name=_("guardians"), related_name="students", blank=True
+    )
     tags: models.ManyToManyField[Tag, StudentTag] = models.ManyToManyField(
         "Tag", through="StudentTag", verbose_name=_("tags"), related_name="students", blank=True
     )
@@ -201,7 +204,13 @@ class Student(models.Model):
     lost_at = models.DateTimeField(_("closed as lost at"), null=True, blank=True)
     lost_reason = models.CharField(_("lost reason"), max_length=text.LINE, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -249,6 +258,23 @@ class Student(models.Model):
         return max((now - since).days, 0) if since else 0
 
 
+class StudentGuardian(models.Model):
+    """A child's link to a parent. Declared (on the table Django created for the plain
+    many-to-many) so the admin and the delete page name it in words, not as a row number."""
+
+    student = models.ForeignKey(Student, verbose_name=_("student"), on_delete=models.CASCADE)
+    guardian = models.ForeignKey(Guardian, verbose_name=_("guardian"), on_delete=models.CASCADE)
+
+    class Meta:
+        db_table = "crm_student_guardians"
+        verbose_name = _("family link")
+        verbose_name_plural = _("family links")
+        unique_together = [("student", "guardian")]
+
+    def __str__(self) -> str:
+        return _("%(student)s, child of %(guardian)s") % {"student": self.student, "guardian": self.guardian}
+
+
 class StudentStage(models.Model):
     """A student's lifecycle stage and flags: what the lifecycle engine last decided from their
     facts. Written only by `lifecycle.services` (crm.services creates the row, as a lead, with
@@ -261,20 +287,24 @@ class StudentStage(models.Model):
     place (a HOT update, helped by the free space each page keeps, see migration 0007).
     """
 
-    student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="pipeline")
+    student = models.OneToOneField(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, primary_key=True, related_name="pipeline"
+    )
     # The student's campus, copied for the board's index: a student never changes campus.
-    campus = models.ForeignKey(Campus, on_delete=models.CASCADE, related_name="+", db_index=False)
+    campus = models.ForeignKey(
+        Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.LEAD)
     changed_at = models.DateTimeField(_("stage changed at"), null=True, blank=True)
     # Flags beside the stage, with the numbers their reasons are worded from.
     at_risk = models.BooleanField(_("at risk"), default=False)
-    risk_recent = models.PositiveIntegerField(default=0)
-    risk_before = models.PositiveIntegerField(default=0)
+    risk_recent = models.PositiveIntegerField(_("lessons attended in the recent window"), default=0)
+    risk_before = models.PositiveIntegerField(_("lessons attended in the window before"), default=0)
     renewal_due = models.BooleanField(_("renewal due"), default=False)
     # When the decision may next change with no new fact (lifecycle.rules.NEVER if never);
     # NULL when the facts changed since the last decision. The nightly run decides only the
     # students whose recheck_at has come (or is NULL), found with a scan of this narrow table.
-    recheck_at = models.DateTimeField(null=True, blank=True)
+    recheck_at = models.DateTimeField(_("recheck at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("student stage")
@@ -290,7 +320,7 @@ class StudentStage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student_id}: {self.stage}"
+        return f"{self.student_id}: {self.get_stage_display()}"
 
     @classmethod
     def first_for(cls, *, student_id: int, campus_id: int) -> StudentStage:
@@ -335,14 +365,21 @@ class TagSource(models.TextChoices):
 
 
 class StudentTag(models.Model):
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="student_tags")
-    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="student_tags")
-    source = models.CharField(max_length=10, choices=TagSource.choices, default=TagSource.MANUAL)
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="student_tags"
+    )
+    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.PROTECT, related_name="student_tags")
+    source = models.CharField(_("source"), max_length=10, choices=TagSource.choices, default=TagSource.MANUAL)
     rule = models.CharField(_("rule"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("tagged by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("tagged at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("student tag")
@@ -350,7 +387,7 @@ class StudentTag(models.Model):
         constraints = [models.UniqueConstraint(fields=["student", "tag"], name="student_tag_unique")]
 
     def __str__(self) -> str:
-        return f"{self.student_id}:{self.tag_id}"
+        return f"{self.student_id}: {self.tag_id}"
 
 
 class Course(models.Model):
@@ -400,7 +437,7 @@ class Consultation(models.Model):
     outcome = models.CharField(_("outcome"), max_length=text.LINE, blank=True)
     next_follow_up_at = models.DateTimeField(_("next follow-up"), null=True, blank=True)
     consulted_at = models.DateTimeField(_("consulted at"), db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("consultation")
@@ -410,7 +447,7 @@ class Consultation(models.Model):
         constraints = [text.length_constraint("consultation", "content", text.LONG)]
 
     def __str__(self) -> str:
-        return f"{self.student} @ {self.consulted_at:%Y-%m-%d}"
+        return f"{self.student} @ {localtime(self.consulted_at):%Y-%m-%d}"
 
 
 class TrialStatus(models.TextChoices):
@@ -434,9 +471,14 @@ class TrialLesson(models.Model):
     recommended_level = models.CharField(_("recommended level"), max_length=text.LABEL, blank=True)
     feedback_at = models.DateTimeField(_("feedback at"), null=True, blank=True)
     booked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("booked by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("trial lesson")
@@ -458,7 +500,7 @@ class TrialLesson(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student} / {self.course} @ {self.scheduled_at:%Y-%m-%d %H:%M}"
+        return f"{self.student} / {self.course} @ {localtime(self.scheduled_at):%Y-%m-%d %H:%M}"
 
 
 class ContractStatus(models.TextChoices):
@@ -483,9 +525,14 @@ class Contract(models.Model):
     refund_reason = models.CharField(_("refund reason"), max_length=text.LINE, blank=True)
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
     signed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("signed by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("contract")
@@ -509,7 +556,11 @@ class Contract(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student} / {self.course} ({self.hours_bought}h)"
+        return _("%(student)s / %(course)s (%(hours)s hours)") % {
+            "student": self.student,
+            "course": self.course,
+            "hours": self.hours_bought,
+        }
 
     @property
     def hours_remaining(self) -> Decimal:
@@ -536,7 +587,7 @@ class Lesson(models.Model):
         constraints = [models.CheckConstraint(condition=Q(hours__gt=0), name="lesson_hours_positive")]
 
     def __str__(self) -> str:
-        return f"{self.course} @ {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.course} @ {localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 class AttendanceStatus(models.TextChoices):
@@ -565,9 +616,14 @@ class Attendance(models.Model):
     )
     feedback = models.TextField(_("feedback"), max_length=text.LONG, blank=True)
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("attendance")
@@ -583,7 +639,7 @@ class Attendance(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student} @ {self.lesson_at:%Y-%m-%d %H:%M}"
+        return f"{self.student} @ {localtime(self.lesson_at):%Y-%m-%d %H:%M}"
 
 
 class AuditAction(models.TextChoices):
@@ -616,11 +672,15 @@ class AuditAction(models.TextChoices):
 class AuditEntry(models.Model):
     """Who did what, written only by `crm.services.audit`."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("by"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     action = models.CharField(_("action"), max_length=50, choices=AuditAction.choices)
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    detail = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("audit entry")
@@ -628,7 +688,11 @@ class AuditEntry(models.Model):
         ordering = ["-at"]
 
     def __str__(self) -> str:
-        return f"{self.action} by {self.actor} @ {self.at:%Y-%m-%d %H:%M}"
+        return _("%(action)s by %(actor)s @ %(at)s") % {
+            "action": self.action,
+            "actor": self.actor,
+            "at": f"{localtime(self.at):%Y-%m-%d %H:%M}",
+        }
 
 
 class ImportJob(models.Model):
@@ -646,17 +710,21 @@ class ImportJob(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    campus = models.ForeignKey(Campus, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    file = models.FileField(upload_to="imports/%Y/%m/")
-    original_name = models.CharField(max_length=200)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PREVIEWED)
-    total_rows = models.PositiveIntegerField(default=0)
-    processed_rows = models.PositiveIntegerField(default=0)
-    report = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    campus = models.ForeignKey(
+        Campus, verbose_name=_("campus"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=200)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PREVIEWED)
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("import job")
@@ -664,4 +732,4 @@ class ImportJob(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.original_name}"
+        return f"{self.get_kind_display()}: {self.original_name}"

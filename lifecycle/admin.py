@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.admin.base import ServiceModelForm, StudentSearchMixin
+from crm.admin.base import NOTHING_CHOSEN, ServiceModelForm, StudentSearchMixin
 from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
@@ -69,6 +70,9 @@ class LifecycleAdmin(admin.ModelAdmin):
         if obj is None or sees_all_campuses(viewer(request)):
             return True
         return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
+        return super().get_action_choices(request, default_choices=NOTHING_CHOSEN)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -238,8 +242,9 @@ class StudentActivityAdmin(StudentSearchMixin, LifecycleAdmin):
         return obj.student.stage_row().renewal_due
 
     @admin.display(description=gettext_lazy("decided again at"))
-    def recheck_at(self, obj: StudentActivity) -> Any:
-        return obj.student.stage_row().recheck_at
+    def recheck_at(self, obj: StudentActivity) -> str:
+        # Formatted here: the change page would show a method's datetime as str(), in UTC.
+        return display_for_value(obj.student.stage_row().recheck_at, self.get_empty_value_display())
 
     @admin.display(description=gettext_lazy("why flagged"))
     def flag_reasons_words(self, obj: StudentActivity) -> str:

@@ -65,22 +65,26 @@ class StudentActivity(models.Model):
     fact change: everything the rules read, so a nightly run reads this narrow row and the
     student's StudentStage, never the wide student row. One row per student."""
 
-    student = models.OneToOneField(Student, on_delete=models.CASCADE, primary_key=True, related_name="activity")
+    student = models.OneToOneField(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, primary_key=True, related_name="activity"
+    )
     # Copied from the student: when they were created, and closed as lost (a person's fact).
-    created_at = models.DateTimeField(null=True, blank=True)
-    lost_at = models.DateTimeField(null=True, blank=True)
-    last_touch_at = models.DateTimeField(null=True, blank=True)
-    has_consultation = models.BooleanField(default=False)
-    has_trial = models.BooleanField(default=False)
-    ever_contracted = models.BooleanField(default=False)
-    last_active_signed_at = models.DateTimeField(null=True, blank=True)
-    active_until = models.DateField(null=True, blank=True)
-    active_hours_remaining = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
-    last_ended_at = models.DateTimeField(null=True, blank=True)
-    last_ended_refunded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(_("created at"), null=True, blank=True)
+    lost_at = models.DateTimeField(_("closed as lost at"), null=True, blank=True)
+    last_touch_at = models.DateTimeField(_("last contact at"), null=True, blank=True)
+    has_consultation = models.BooleanField(_("has a consultation"), default=False)
+    has_trial = models.BooleanField(_("has a trial lesson"), default=False)
+    ever_contracted = models.BooleanField(_("ever signed a contract"), default=False)
+    last_active_signed_at = models.DateTimeField(_("latest active contract signed at"), null=True, blank=True)
+    active_until = models.DateField(_("active contract valid until"), null=True, blank=True)
+    active_hours_remaining = models.DecimalField(
+        _("hours left on active contracts"), max_digits=8, decimal_places=1, null=True, blank=True
+    )
+    last_ended_at = models.DateTimeField(_("last contract ended at"), null=True, blank=True)
+    last_ended_refunded = models.BooleanField(_("last contract refunded"), default=False)
     # The latest attendance with status present, and the absences recorded after it.
-    last_present_at = models.DateTimeField(null=True, blank=True)
-    consecutive_absences = models.PositiveSmallIntegerField(default=0)
+    last_present_at = models.DateTimeField(_("last present at"), null=True, blank=True)
+    consecutive_absences = models.PositiveSmallIntegerField(_("absences in a row"), default=0)
 
     class Meta:
         verbose_name = _("student activity")
@@ -105,7 +109,12 @@ class StageChange(models.Model):
     # is written only by the engine, for students it has just read and actors it was handed;
     # Django's collector deletes it with its student and clears the actor of a deleted user.
     student = models.ForeignKey(
-        Student, on_delete=models.CASCADE, related_name="stage_changes", db_index=False, db_constraint=False
+        Student,
+        verbose_name=_("student"),
+        on_delete=models.CASCADE,
+        related_name="stage_changes",
+        db_index=False,
+        db_constraint=False,
     )
     from_stage = models.CharField(_("from"), max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(_("to"), max_length=20, choices=Stage.choices)
@@ -118,6 +127,7 @@ class StageChange(models.Model):
     source = models.CharField(_("source"), max_length=10, choices=StageSource.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
@@ -137,7 +147,7 @@ class StageChange(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student_id}: {self.from_stage} -> {self.to_stage}"
+        return f"{self.student_id}: {self.get_from_stage_display()} → {self.get_to_stage_display()}"
 
 
 class PoolEvent(models.Model):
@@ -147,18 +157,21 @@ class PoolEvent(models.Model):
         RELEASED = "released", _("Returned to the pool")
         CLAIMED = "claimed", _("Claimed")
 
-    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="pool_events")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="pool_events"
+    )
+    kind = models.CharField(_("event"), max_length=10, choices=Kind.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("staff member"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
         help_text=_("The former owner for a release, the claimer for a claim."),
     )
-    reason = models.CharField(max_length=200, blank=True)
-    at = models.DateTimeField(db_index=True)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    at = models.DateTimeField(_("time"), db_index=True)
 
     class Meta:
         verbose_name = _("lead pool event")
@@ -167,4 +180,4 @@ class PoolEvent(models.Model):
         indexes = [models.Index(fields=["user", "kind", "at"]), models.Index(fields=["student", "kind", "at"])]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.student_id}"
+        return f"{self.get_kind_display()} {self.student_id}"

@@ -15,8 +15,9 @@ from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TABLET: ViewportSize = {"width": 1024, "height": 768}  # an iPad in landscape, the front desk's usual device
-# The browser tests assert English words, so pages ask for English (Accept-Language);
-# BROWSER_LOCALE=zh-CN shows the Chinese UI, e.g. for SCREENSHOT_DIR pictures.
+# The browser's own language (dates in inputs, navigator.language). It does not choose the
+# pages' language (config/locale.py): tests/conftest.py makes that English for the tests;
+# tests/test_i18n_browser.py restores the Chinese default.
 LOCALE = os.environ.get("BROWSER_LOCALE", "en-US")
 
 

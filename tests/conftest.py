@@ -38,8 +38,9 @@ def _fast_password_hashing(settings) -> None:
 @pytest.fixture(autouse=True)
 def _english(settings) -> Iterator[None]:
     """Tests read English words: the product defaults to Simplified Chinese (LANGUAGE_CODE
-    zh-hans), so a request without Accept-Language, and code run outside a request, would
-    otherwise see the translations. tests/test_i18n.py checks the Chinese default itself."""
+    zh-hans) whatever a request's Accept-Language, so every page, and code run outside a
+    request, would otherwise see the translations. tests/test_i18n.py checks the Chinese
+    default itself."""
     settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield

@@ -26,7 +26,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import router, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import BLANK_CHOICE_DASH, Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
@@ -40,6 +40,9 @@ from crm.selectors import student_search_q
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise
+
+# A picker's first line (actions, a form's choices), in words rather than Django's dashes.
+NOTHING_CHOSEN = [("", cast(str, gettext_lazy("Choose…")))]
 
 # An action applies a service to each selected row; past this many rows it asks for a narrower selection.
 MAX_ACTION_ROWS = 500
@@ -224,6 +227,19 @@ class CrmModelAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CrmChangeList
+
+    def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
+        return super().get_action_choices(request, default_choices=NOTHING_CHOSEN)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs.setdefault("empty_label", NOTHING_CHOSEN[0][1])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield: Any = super().formfield_for_choice_field(db_field, request, **kwargs)
+        if formfield is not None:
+            formfield.choices = [NOTHING_CHOSEN[0] if c == BLANK_CHOICE_DASH[0] else c for c in formfield.choices]
+        return formfield
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         extra = self.admin_only_list_filter if self.is_administrator(request) else ()

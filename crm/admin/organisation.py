@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission
 from django.db.models import QuerySet
+from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
@@ -22,6 +24,43 @@ class CampusAdmin(CrmModelAdmin):
     search_fields = ("name", "code")
 
 
+# The four roles are groups whose permissions live in code (crm/roles.py, applied by a
+# migration); edited here they would drift from it, and their names are keys, not words.
+admin.site.unregister(Group)
+
+PERMISSION_ACTIONS = {
+    "add": gettext_lazy("Can add"),
+    "change": gettext_lazy("Can change"),
+    "delete": gettext_lazy("Can delete"),
+    "view": gettext_lazy("Can view"),
+}
+
+
+def role_label(group: Group) -> str:
+    return str(Role(group.name).label) if group.name in Role.values else group.name
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission in the reader's language: its stored name is English, written by migrate."""
+    model = permission.content_type.model_class()
+    action = permission.codename.partition("_")[0]
+    if model is None or action not in PERMISSION_ACTIONS:
+        return str(permission)
+    opts = model._meta
+    return f"{opts.app_config.verbose_name} | {opts.verbose_name} | {PERMISSION_ACTIONS[action]}"
+
+
+class RoleFilter(admin.SimpleListFilter):
+    title = gettext_lazy("role")
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(role.value, str(role.label)) for role in Role]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        return queryset.filter(groups__name=self.value()) if self.value() else queryset
+
+
 @admin.register(User)
 class UserAdmin(CrmModelAdmin, DjangoUserAdmin):
     """Staff: the role is the group; managers see their campus's staff, administrators edit."""
@@ -30,7 +69,7 @@ class UserAdmin(CrmModelAdmin, DjangoUserAdmin):
     list_display = ("username", "display_name", "role_names", "campus", "is_active", "is_staff", "last_login")
     list_select_related = ("campus",)
     list_prefetch_related = ("groups",)
-    list_filter = ("groups", "is_active", "is_staff")
+    list_filter = (RoleFilter, "is_active", "is_staff")
     admin_only_list_filter = (("campus", ScopedRelatedFieldListFilter),)
     search_fields = ("username", "display_name", "first_name", "last_name", "email")
     ordering = ("username",)
@@ -65,8 +104,34 @@ class UserAdmin(CrmModelAdmin, DjangoUserAdmin):
 
     @admin.display(description=gettext_lazy("role"))
     def role_names(self, obj: User) -> str:
-        roles = {r.value: r.label for r in Role}
-        return ", ".join(str(roles[g.name]) for g in obj.groups.all() if g.name in roles)
+        return ", ".join(role_label(g) for g in obj.groups.all())
+
+    @admin.display(description=gettext_lazy("user permissions"))
+    def permission_names(self, obj: User) -> str:
+        return ", ".join(permission_label(p) for p in obj.user_permissions.select_related("content_type"))
+
+    # A read-only page shows related rows by their str(): the roles' keys and the permissions'
+    # stored English. Their labels in words instead.
+    READ_ONLY_LABELS = {"groups": "role_names", "user_permissions": "permission_names"}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": [self.READ_ONLY_LABELS.get(f, f) for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if isinstance(formfield, ModelMultipleChoiceField):
+            if db_field.name == "groups":
+                formfield.label_from_instance = role_label  # type: ignore[method-assign,assignment]
+            elif db_field.name == "user_permissions":
+                formfield.queryset = formfield.queryset.select_related("content_type")  # type: ignore[union-attr]
+                formfield.label_from_instance = permission_label  # type: ignore[method-assign,assignment]
+        return formfield
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Picking a colleague (owner, teacher) in an autocomplete needs no right to the staff

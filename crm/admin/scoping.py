@@ -25,6 +25,7 @@ from crm.models import (
     ImportJob,
     Lesson,
     Student,
+    StudentGuardian,
     StudentStage,
     StudentTag,
     Tag,
@@ -56,8 +57,6 @@ CAMPUS_LOOKUPS: dict[type[Model], str] = {
 
 # Shared vocabulary, the same for every campus.
 UNSCOPED_MODELS: frozenset[type[Model]] = frozenset({Tag, TagGroup})
-
-StudentGuardian = Student.guardians.through
 
 
 def scope_to_viewer(queryset: QuerySet[M], viewer: User) -> QuerySet[M]:

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
@@ -251,6 +252,12 @@ class GuardianInline(HistoryInline):
     select_related = ("guardian",)
     show_change_link = False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The link has no permissions of its own (it was Django's implicit many-to-many table):
+        # whoever may see guardians sees a child's parents, as Django decides for such a table.
+        user = actor_of(request)
+        return user.has_perm("crm.view_guardian") or user.has_perm("crm.change_guardian")
+
     @admin.display(description=gettext_lazy("phone"))
     def phone(self, obj: Any) -> str:
         return phone_display(obj.guardian.phone)
@@ -383,8 +390,10 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
         return obj.get_stage_display()
 
     @admin.display(description=gettext_lazy("stage changed at"))
-    def stage_changed_at(self, obj: Student) -> Any:
-        return obj.stage_changed_at
+    def stage_changed_at(self, obj: Student) -> str:
+        # A read-only field shows a method's value as str(): the admin's own formatting gives
+        # local time in the reader's language, and "-" for none.
+        return display_for_value(obj.stage_changed_at, self.get_empty_value_display())
 
     @admin.display(description=gettext_lazy("guardians' phones"))
     def guardian_phones(self, obj: Student) -> str:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0007_student_stage_table'),
+        ('crm', '0008_free_text_length_limits'),
     ]
 
     operations = [
