@@ -28,6 +28,7 @@ from crm.models import (
     Lesson,
     Role,
     Student,
+    StudentGuardian,
     StudentStage,
     StudentTag,
     TrialLesson,
@@ -171,7 +172,7 @@ def student_search_q(term: str, *, student_lookup: str = "pk", name_lookup: str 
     student-guardian table, so no row is repeated."""
     term = term.strip()
     kind, value = phone_search(term)
-    links = Student.guardians.through.objects
+    links = StudentGuardian.objects
     if kind == "exact":
         families = links.filter(guardian__phone=value)
     elif kind == "digits":

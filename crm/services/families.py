@@ -21,12 +21,11 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm import text
-from crm.models import AuditAction, Campus, Guardian, Role, Student, User
+from crm.models import AuditAction, Campus, Guardian, Role, StudentGuardian, User
 from crm.roles import require_role, sees_all_campuses
 from crm.services.audit import audit
 
 GUARDIAN_DETAILS = ("name", "relation")
-StudentGuardian = Student.guardians.through
 
 
 def home_campuses(links: Iterable[tuple[int, int, int]]) -> dict[int, int]:

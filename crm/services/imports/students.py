@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import Guardian, Student, StudentTag, TagSource, User
+from crm.models import Guardian, Student, StudentGuardian, StudentTag, TagSource, User
 from crm.phones import phone_display
 from crm.services import date_ranges
 from crm.services.families import guardian_change_problem, guardian_changes, home_campuses
@@ -237,7 +237,7 @@ class StudentImporter(Importer):
         list(Guardian.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
         there = {
             (guardian_id, name_key(name))
-            for guardian_id, name in Student.guardians.through.objects.filter(guardian_id__in=ids).values_list(
+            for guardian_id, name in StudentGuardian.objects.filter(guardian_id__in=ids).values_list(
                 "guardian_id", "student__name"
             )
         }
@@ -432,7 +432,7 @@ class StudentImporter(Importer):
         links = [
             {"student_id": pk, "guardian_id": guardian_ids[p.phone]} for p, pk in zip(new_plans, new_ids, strict=True)
         ]
-        insert_rows(Student.guardians.through, links, now=now)
+        insert_rows(StudentGuardian, links, now=now)
 
         StudentTag.objects.filter(pk__in=[st for p in plan.students for st in p.tags_remove]).delete()
         targets = [*zip(new_plans, new_ids, strict=True)]
