@@ -314,7 +314,8 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("teacher_today"), {}),
         ("get", reverse("teacher_today"), {"date": world.lesson.starts_at.date().isoformat()}),
         ("post", reverse("trial_feedback", args=[world.triallesson.pk]), {}),
-        ("post", reverse("lesson_attendance", args=[world.lesson.pk, student]), {}),
+        ("post", reverse("lesson_attendance", args=[world.lesson.pk]), {}),
+        ("post", reverse("attendance_correct", args=[world.attendance.pk]), {}),
         ("get", reverse("import_list"), {}),
         ("post", reverse("import_list"), {}),
         ("get", reverse("import_detail", args=[job]), {}),
@@ -359,6 +360,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         importjob=SimpleNamespace(pk=1),
         triallesson=SimpleNamespace(pk=1),
         lesson=SimpleNamespace(pk=1, starts_at=timezone.now()),
+        attendance=SimpleNamespace(pk=1),
         phone="13800138000",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from crm import services
 from crm.models import Attendance, Campus, Contract, Course, Student, StudentStage, User
@@ -59,10 +60,10 @@ def test_a_student_whose_last_lesson_was_40_days_ago_reads_dormant_since_19_days
         card = board_card_for(Student.objects.select_related("pipeline").get(pk=student.pk))
         assert card.days_in_stage == 19
         client.force_login(front_desk)
-        with translation.override("zh-hans"):
-            board = client.get(reverse("board"), HTTP_ACCEPT_LANGUAGE="zh-hans")
-            page = client.get(reverse("student_detail", args=[student.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans")
-            history = client.get(reverse("admin:lifecycle_stagechange_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"  # what the menu's switch stores
+        board = client.get(reverse("board"))
+        page = client.get(reverse("student_detail", args=[student.pk]))
+        history = client.get(reverse("admin:lifecycle_stagechange_changelist"))
         cards = [c for col in board.context["columns"] for c in col.cards if c.student.pk == student.pk]
         assert [(c.student.stage, c.days_in_stage) for c in cards] == [("dormant", 19)]
         assert re.search(rf'data-student="{student.pk}" data-stage="dormant">.*?19 天', board.content.decode(), re.S)
