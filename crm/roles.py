@@ -82,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
 # Roles whose members may own (follow up) a student of their campus; see crm.services.owners.
 OWNER_ROLES = (Role.FRONT_DESK, Role.MANAGER)
 
+# Roles that may import spreadsheets, from the page, the admin or the command.
+IMPORTING_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
+
 # Roles that log in to the admin site (is_staff); teachers work only in their pages.
 ADMIN_SITE_ROLES = {Role.FRONT_DESK, Role.MANAGER, Role.ADMIN}
 

@@ -24,8 +24,9 @@ from import_export.formats import base_formats
 from import_export.forms import ConfirmImportForm, ImportForm
 from import_export.results import Result
 
-from crm.models import Campus, Role, User
+from crm.models import Campus, User
 from crm.resources import ConsultationResource, ContractResource, StudentResource
+from crm.roles import IMPORTING_ROLES
 from crm.selectors import campuses_visible_to
 from crm.services.imports import (
     import_job_confirm,
@@ -35,7 +36,6 @@ from crm.services.imports import (
 )
 from crm.services.imports.tables import ImportFileError, TableDataset, read_table
 
-IMPORTING_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
 ADMIN_ERROR_MESSAGES = 20
 
 

@@ -23,9 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from import_export.formats import base_formats
 
 from crm.forms_import import ImportUploadForm
-from crm.models import Consultation, Contract, ImportJob, Role, Student, User
+from crm.models import Consultation, Contract, ImportJob, Student, User
 from crm.resources import RESOURCES
-from crm.roles import sees_all_campuses
+from crm.roles import IMPORTING_ROLES, sees_all_campuses
 from crm.selectors import in_viewers_campuses, students_visible_to
 from crm.services.imports import (
     import_job_confirm,
@@ -37,7 +37,6 @@ from crm.services.imports import (
 )
 from crm.services.imports.columns import COLUMNS_BY_KIND
 
-IMPORTING_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
 RECENT_JOBS = 20
 FINISHED = (ImportJob.Status.DONE, ImportJob.Status.FAILED)
 
