@@ -163,7 +163,10 @@ def main() -> list[str]:
 
     actor.groups.add(Group.objects.get(name=Role.MANAGER))
     for username in OWNERS:
-        User.objects.get_or_create(username=username, defaults={"campus": campus, "display_name": username})
+        owner, _created = User.objects.get_or_create(
+            username=username, defaults={"campus": campus, "display_name": username}
+        )
+        owner.groups.add(Group.objects.get(name=Role.FRONT_DESK))  # only a consultant may own a student
     _reset(campus.pk)
 
     # The bench database may hold other benchmarks' families: pick phones nobody has.
