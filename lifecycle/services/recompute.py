@@ -233,45 +233,36 @@ to_write AS (
        OR d.old_changed_at IS NULL
 ),
 -- stage_for's `since`, never later than now, for the students whose stage starts again. Three
--- reasons need the raw facts, looked up for those students only:
+-- reasons need the raw facts: each look-up sits in its own branch of the CASE, so it runs only
+-- for the rows that take that branch (a lateral join would run for every row written).
 starts AS (
     SELECT d.*, least(CASE
         WHEN NOT d.new_start THEN NULL
         -- consulted / trial: the first consultation / trial (not cancelled) of the lead's current
         -- episode, or the episode's start.
-        WHEN d.reason = 'consulted' THEN coalesce(
-            (SELECT min(c.consulted_at) FROM crm_consultation c
-             WHERE c.student_id = d.student_id AND c.consulted_at >= episode.from_at), episode.from_at)
-        WHEN d.reason = 'trial' THEN coalesce(
-            (SELECT min(t.scheduled_at) FROM crm_triallesson t
-             WHERE t.student_id = d.student_id AND t.status <> 'cancelled' AND t.scheduled_at >= episode.from_at),
-            episode.from_at)
+        WHEN d.reason = 'consulted' THEN (
+            SELECT coalesce(
+                (SELECT min(c.consulted_at) FROM crm_consultation c
+                 WHERE c.student_id = d.student_id AND c.consulted_at >= episode.from_at), episode.from_at)
+            FROM ({episode}) episode)
+        WHEN d.reason = 'trial' THEN (
+            SELECT coalesce(
+                (SELECT min(t.scheduled_at) FROM crm_triallesson t
+                 WHERE t.student_id = d.student_id AND t.status <> 'cancelled' AND t.scheduled_at >= episode.from_at),
+                episode.from_at)
+            FROM ({episode}) episode)
         -- attending: rules.attending_from, the first present lesson after the latest gap of more
-        -- than active_days between two present lessons (or the first one ever).
+        -- than active_days between two present lessons (or the first one ever). Read from the
+        -- latest lesson backwards (the student's index, in order), it stops at that gap.
         WHEN d.reason = 'attending' THEN coalesce(
-            (SELECT max(p.lesson_at)
-             FROM (SELECT x.lesson_at, lag(x.lesson_at) OVER (ORDER BY x.lesson_at) AS previous
+            (SELECT p.lesson_at
+             FROM (SELECT x.lesson_at, lead(x.lesson_at) OVER (ORDER BY x.lesson_at DESC) AS previous
                    FROM crm_attendance x WHERE x.student_id = d.student_id AND x.status = 'present') p
-             WHERE p.previous IS NULL OR p.lesson_at > p.previous + d.active_span), d.last_present_at)
+             WHERE p.previous IS NULL OR p.lesson_at > p.previous + d.active_span
+             ORDER BY p.lesson_at DESC LIMIT 1), d.last_present_at)
         ELSE d.since_from_aggregates
     END, %(now)s) AS since
     FROM to_write d
-    -- rules.lead_episode_from, for the leads that start again only: the creation, or the latest
-    -- touch that reopened them (the first after the closing as lost, or one more than
-    -- stale_lead_days after the touch before it).
-    CROSS JOIN LATERAL (
-        SELECT greatest(d.created_at, max(e.at) FILTER (
-                   WHERE e.at > e.previous + d.stale_span
-                      OR (d.lost_at IS NOT NULL AND e.at > d.lost_at AND e.previous <= d.lost_at))) AS from_at
-        FROM (SELECT m.at, lag(m.at) OVER (ORDER BY m.at) AS previous
-              FROM (SELECT d.created_at AS at
-                    UNION ALL
-                    SELECT c.consulted_at FROM crm_consultation c WHERE c.student_id = d.student_id
-                    UNION ALL
-                    SELECT t.scheduled_at FROM crm_triallesson t
-                    WHERE t.student_id = d.student_id AND t.status <> 'cancelled') m
-              WHERE d.new_start AND d.reason IN ('consulted', 'trial')) e
-    ) episode
 ),
 -- One write per student whatever changed, in key order: the table's pages are then visited
 -- once each, in order, instead of at random (several times faster on a big run).
@@ -309,6 +300,22 @@ history AS (
     RETURNING 1
 )
 SELECT ({count_targets}), (SELECT count(*) FROM history), (SELECT count(*) FROM written)
+""")
+
+# rules.lead_episode_from, for a lead that starts again as consulted or trial (`d`, a row of
+# `to_write`): the creation, or the latest touch that reopened it (the first after the closing
+# as lost, or one more than stale_lead_days after the touch before it).
+LEAD_EPISODE = sql.SQL("""
+SELECT greatest(d.created_at, max(e.at) FILTER (
+           WHERE e.at > e.previous + d.stale_span
+              OR (d.lost_at IS NOT NULL AND e.at > d.lost_at AND e.previous <= d.lost_at))) AS from_at
+FROM (SELECT m.at, lag(m.at) OVER (ORDER BY m.at) AS previous
+      FROM (SELECT d.created_at AS at
+            UNION ALL
+            SELECT c.consulted_at FROM crm_consultation c WHERE c.student_id = d.student_id
+            UNION ALL
+            SELECT t.scheduled_at FROM crm_triallesson t
+            WHERE t.student_id = d.student_id AND t.status <> 'cancelled') m) e
 """)
 
 # The candidate recheck moments of stage_for, each kept only if not in the past.
@@ -560,6 +567,7 @@ def _statement(target: Target, *, one_window: bool, half: Half | None) -> sql.Co
         part_a=_in_half("a", half),
         part_s=_in_half("s", half),
         expiry_midnight=_local_midnight(sql.SQL("a.active_until + 1")),
+        episode=LEAD_EPISODE,
         **RECHECK_MOMENTS,
     )
 
