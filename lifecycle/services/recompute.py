@@ -136,7 +136,7 @@ reason_stages AS (
 ),
 {windows}
 -- stage_for for every target, beside the decision stored by the last run.
-decisions AS (
+decisions AS {decisions_kept} (
     SELECT a.student_id, s.stage AS old_stage, s.changed_at AS old_changed_at,
            s.at_risk AS old_at_risk, s.risk_recent AS old_risk_recent, s.risk_before AS old_risk_before,
            s.renewal_due AS old_renewal_due, s.recheck_at AS old_recheck_at,
@@ -537,9 +537,14 @@ def _half_params(half: Half | None) -> dict[str, Any]:
     return params
 
 
-def _statement(target: Target, *, one_window: bool, half: Half | None) -> sql.Composed:
+def _statement(target: Target, *, one_window: bool, half: Half | None, few: bool = False) -> sql.Composed:
     """RECOMPUTE_SQL with its placeholders filled: the half's key ranges are said on every table the
-    statement reads, so each half joins only its own rows."""
+    statement reads, so each half joins only its own rows.
+
+    `few`: a handful of students (an event). Planning then costs more than running: `decisions` is
+    kept aside (MATERIALIZED) so the planner reads its columns in the later steps instead of
+    copying every decision's expression into each of them. A big run keeps it inline, where
+    writing a million decisions aside costs more than the copies."""
     conditions = target.conditions()
     where_target = sql.SQL(" AND ").join([*conditions, _in_half("s", half)])
     count_targets = sql.SQL("SELECT count(*) FROM crm_studentstage s WHERE {}").format(where_target)
@@ -567,6 +572,7 @@ def _statement(target: Target, *, one_window: bool, half: Half | None) -> sql.Co
         part_a=_in_half("a", half),
         part_s=_in_half("s", half),
         expiry_midnight=_local_midnight(sql.SQL("a.active_until + 1")),
+        decisions_kept=sql.SQL("MATERIALIZED" if few else ""),
         episode=LEAD_EPISODE,
         **RECHECK_MOMENTS,
     )
@@ -577,7 +583,7 @@ def _decide_and_write(
 ) -> RecomputeResult:
     """One statement (RECOMPUTE_SQL) over the targeted students, and with a key in one of the
     `half` ranges [start, end) if given."""
-    statement = _statement(target, one_window="window_days" in params, half=half)
+    statement = _statement(target, one_window="window_days" in params, half=half, few=target.by_ids and not big)
     with transaction.atomic(), connection.cursor() as cursor:
         if big:
             # Big runs: hash joins in memory; no JIT (its compile time outweighs its gain here).
