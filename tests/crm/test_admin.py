@@ -816,3 +816,9 @@ def test_admin_lists_show_a_landline_as_dialled(admin_user: User, campus_a: Camp
         html = client.get(url).content.decode()
         assert "010-6234 5678" in html, url
         assert "1062345678" not in html.replace("+861062345678", ""), url
+
+
+def test_admin_lists_keep_the_tablets_width_for_their_columns(client: Client, manager: User) -> None:
+    client.force_login(manager)
+    page = client.get(reverse("admin:crm_student_changelist")).content.decode()
+    assert 'id="nav-sidebar"' not in page
