@@ -822,3 +822,4 @@ def test_admin_lists_keep_the_tablets_width_for_their_columns(client: Client, ma
     client.force_login(manager)
     page = client.get(reverse("admin:crm_student_changelist")).content.decode()
     assert 'id="nav-sidebar"' not in page
+    assert "#result_list td, #result_list th { white-space: nowrap; }" in page  # names never broken per character
