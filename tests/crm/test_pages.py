@@ -25,6 +25,7 @@ from crm.models import (
     TrialStatus,
 )
 from crm.phones import phone_display
+from crm.services.contracts import AttendanceMark, lesson_attendance_record
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -468,6 +469,17 @@ class TestQueryCounts:
         TestTeacherDay().make_day(campus_a, teacher, course_a, 2)
         small = count_queries(client, reverse("teacher_today"))
         TestTeacherDay().make_day(campus_a, teacher, course_a, 10, hour=8)
+        assert count_queries(client, reverse("teacher_today")) == small
+
+    def test_teacher_day_with_its_attendance_recorded(self, client, teacher, campus_a, course_a):
+        """Recorded rows bring their correction forms: still the same number of queries."""
+        login(client, teacher)
+        for n, hour in ((2, 10), (10, 8)):
+            lesson = TestTeacherDay().make_day(campus_a, teacher, course_a, n, hour=hour)
+            marks = [AttendanceMark(student=s) for s in lesson.students.all()]
+            lesson_attendance_record(actor=teacher, lesson=lesson, marks=marks)
+            if n == 2:
+                small = count_queries(client, reverse("teacher_today"))
         assert count_queries(client, reverse("teacher_today")) == small
 
     def test_student_list(self, client, front_desk, campus_a):
