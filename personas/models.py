@@ -1,0 +1,157 @@
+"""The personas app's tables: each student's kept profile (RFM, value tier, behaviour), the
+campus's persona settings and the score cut-points of its last full run.
+
+A profile is written only by `personas.services.profiles` (set-based for many students, or one
+student after a fact), never by a person; `personas.rules` is its definition in pure Python.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Campus, Student
+
+
+class RfmSegment(models.TextChoices):
+    """The standard RFM segments (rules.SEGMENT_GRID): English keys in data and API, Chinese names."""
+
+    CHAMPIONS = "champions", _("Champions")
+    LOYAL = "loyal", _("Loyal")
+    POTENTIAL_LOYALIST = "potential_loyalist", _("Potential loyalist")
+    NEW = "new", _("New")
+    PROMISING = "promising", _("Promising")
+    NEED_ATTENTION = "need_attention", _("Need attention")
+    ABOUT_TO_SLEEP = "about_to_sleep", _("About to sleep")
+    AT_RISK = "at_risk", _("At risk")
+    CANNOT_LOSE_THEM = "cannot_lose_them", _("Cannot lose them")
+    HIBERNATING = "hibernating", _("Hibernating")
+    LOST = "lost", _("Lost")
+
+
+class ValueTier(models.TextChoices):
+    HIGH = "high", _("High value")
+    MEDIUM = "medium", _("Medium value")
+    LOW = "low", _("Low value")
+
+
+class TimeSlot(models.TextChoices):
+    """When in the (campus-local) day a lesson starts."""
+
+    MORNING = "morning", _("Morning")
+    AFTERNOON = "afternoon", _("Afternoon")
+    EVENING = "evening", _("Evening")
+
+
+class PersonaSettings(models.Model):
+    """Per campus: the value tiers' cut-offs on M's cumulative distribution (in percent)."""
+
+    campus = models.OneToOneField(
+        Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="persona_settings"
+    )
+    tier_high_above_pct = models.PositiveSmallIntegerField(_("high value: above this share (%)"), default=80)
+    tier_medium_above_pct = models.PositiveSmallIntegerField(_("medium value: above this share (%)"), default=40)
+
+    class Meta:
+        verbose_name = _("persona settings")
+        verbose_name_plural = _("persona settings")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(tier_high_above_pct__lt=100, tier_medium_above_pct__lt=models.F("tier_high_above_pct")),
+                name="persona_tier_cutoffs_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.campus)
+
+
+class StudentProfile(models.Model):
+    """One student's persona figures, one row per student, recomputed from the facts.
+
+    RFM is kept for students with at least one contract that is not cancelled; the others have
+    no scores, segment or tier. Dates are stored rather than day counts, so the row does not
+    change with the passing of days: R (days since `recency_at`) keeps its order, so its score.
+    """
+
+    student = models.OneToOneField(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, primary_key=True, related_name="profile"
+    )
+    # Copied from the student, so a campus's distribution and the overview read this row alone.
+    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+")
+    # RFM's inputs: the latest of the last present attendance and the last signing; contracts not
+    # cancelled; total paid minus refunds over them (also the lifetime value).
+    recency_at = models.DateTimeField(_("last attended or signed at"), null=True, blank=True)
+    frequency = models.PositiveIntegerField(_("contracts"), default=0)
+    monetary = models.DecimalField(_("lifetime value"), max_digits=14, decimal_places=2, default=0)
+    r_score = models.PositiveSmallIntegerField(_("R score"), null=True, blank=True)
+    f_score = models.PositiveSmallIntegerField(_("F score"), null=True, blank=True)
+    m_score = models.PositiveSmallIntegerField(_("M score"), null=True, blank=True)
+    rfm_segment = models.CharField(_("RFM segment"), max_length=20, choices=RfmSegment.choices, blank=True)
+    value_tier = models.CharField(_("value tier"), max_length=10, choices=ValueTier.choices, blank=True)
+    # Behaviour. Lessons of the last 90 days: every attendance record (present, absent, leave)
+    # is a scheduled lesson; the rate is present / scheduled.
+    lessons_scheduled_90 = models.PositiveIntegerField(_("lessons scheduled (90 days)"), default=0)
+    lessons_present_90 = models.PositiveIntegerField(_("lessons attended (90 days)"), default=0)
+    attendance_rate = models.DecimalField(_("attendance rate"), max_digits=5, decimal_places=4, null=True, blank=True)
+    # Over every present lesson: the most frequent ISO weekday (1 Monday .. 7 Sunday) and slot.
+    preferred_weekday = models.PositiveSmallIntegerField(_("preferred weekday"), null=True, blank=True)
+    preferred_slot = models.CharField(_("preferred time slot"), max_length=10, choices=TimeSlot.choices, blank=True)
+    subjects = models.JSONField(_("subjects"), default=list, blank=True)
+    avg_rating = models.DecimalField(_("average teacher rating"), max_digits=3, decimal_places=2, null=True, blank=True)
+    ratings = models.PositiveIntegerField(_("ratings"), default=0)
+    first_signed_at = models.DateTimeField(_("first signed at"), null=True, blank=True)
+    remaining_hours = models.DecimalField(_("hours left"), max_digits=8, decimal_places=1, default=0)
+    last_touch_at = models.DateTimeField(_("last touch at"), null=True, blank=True)
+    # The earliest moment the 90-day figures can change with no new fact (NULL: compute again).
+    recheck_at = models.DateTimeField(_("recheck at"), null=True, blank=True)
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("student profile")
+        verbose_name_plural = _("student profiles")
+        indexes = [
+            models.Index(fields=["campus", "rfm_segment"], name="profile_campus_segment"),
+            models.Index(fields=["campus", "value_tier"], name="profile_campus_tier"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(r_score__isnull=True, f_score__isnull=True, m_score__isnull=True)
+                    | Q(r_score__range=(1, 5), f_score__range=(1, 5), m_score__range=(1, 5))
+                ),
+                name="profile_scores_1_to_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.student_id)
+
+
+class CampusScoreCuts(models.Model):
+    """A campus's RFM distribution as of its last full run, so one student's profile after a fact
+    is scored against the campus without ranking it again (rules.score_from_cuts).
+
+    Each list holds, for scores 1..4, the largest value (in worse-to-better order) that gets that
+    score or less, None where none does (rules.cuts_of). R's values are the campus-local dates of
+    `recency_at` (a later date is better), F's contract counts and M's amounts as strings.
+    """
+
+    campus = models.OneToOneField(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+")
+    population = models.PositiveIntegerField(_("students with RFM"), default=0)
+    as_of = models.DateTimeField(_("as of"))
+    recency_cuts = models.JSONField(_("R cut-points"), default=list)
+    frequency_cuts = models.JSONField(_("F cut-points"), default=list)
+    monetary_cuts = models.JSONField(_("M cut-points"), default=list)
+    tier_high_from = models.DecimalField(_("high value from"), max_digits=14, decimal_places=2, null=True, blank=True)
+    tier_medium_from = models.DecimalField(
+        _("medium value from"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("RFM cut-points")
+        verbose_name_plural = _("RFM cut-points")
+
+    def __str__(self) -> str:
+        return str(self.campus)
