@@ -148,6 +148,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.nightly_recompute",
         "schedule": crontab(hour=2, minute=0),
     },
+    # After the stages (the tag rules read them), before the pool sweep.
+    "personas-nightly-profiles": {
+        "task": "personas.nightly_profiles",
+        "schedule": crontab(hour=2, minute=15),
+    },
     "lifecycle-pool-sweep": {
         "task": "lifecycle.pool_sweep",
         "schedule": crontab(hour=2, minute=30),

@@ -6,3 +6,10 @@ class PersonasConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "personas"
     verbose_name = _("Personas")
+
+    def ready(self) -> None:
+        from lifecycle.services.events import on_students_decided
+        from personas.services.events import students_decided
+
+        # Once the lifecycle engine has decided students after a fact, their profiles follow.
+        on_students_decided(students_decided)

@@ -148,6 +148,9 @@ class CampusScoreCuts(models.Model):
     tier_medium_from = models.DecimalField(
         _("medium value from"), max_digits=14, decimal_places=2, null=True, blank=True
     )
+    # A student's RFM inputs changed after a fact since this scoring: the next nightly run scores
+    # the campus again.
+    moved = models.BooleanField(_("changed since"), default=False)
 
     class Meta:
         verbose_name = _("RFM cut-points")

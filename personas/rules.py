@@ -12,7 +12,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -113,6 +113,11 @@ def _most_common_earliest(values: Iterable[int]) -> int | None:
     return min(v for v, n in counts.items() if n == top)
 
 
+def _ratio(part: Decimal, whole: int, places: str) -> Decimal:
+    # Rounded half up, as PostgreSQL's round(numeric) does for these positive figures.
+    return (part / Decimal(whole)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
 def figures_for(history: ProfileHistory, now: dt.datetime, time_zone: str) -> Figures:
     """One student's own figures at `now` (aware)."""
     zone = ZoneInfo(time_zone)
@@ -133,7 +138,7 @@ def figures_for(history: ProfileHistory, now: dt.datetime, time_zone: str) -> Fi
     touches = [
         *h.consultations,
         *(t.scheduled_at for t in trials),
-        *(c.signed_at for c in h.contracts),
+        *(c.signed_at for c in contracts),
         *(a.lesson_at for a in h.attendance),
     ]
     return Figures(
@@ -142,11 +147,11 @@ def figures_for(history: ProfileHistory, now: dt.datetime, time_zone: str) -> Fi
         monetary=sum((c.paid_amount - c.refund_amount for c in contracts), Decimal("0")),
         lessons_scheduled_90=scheduled,
         lessons_present_90=attended,
-        attendance_rate=(Decimal(attended) / Decimal(scheduled)).quantize(Decimal("0.0001")) if scheduled else None,
+        attendance_rate=_ratio(Decimal(attended), scheduled, "0.0001") if scheduled else None,
         preferred_weekday=_most_common_earliest(at.isoweekday() for at in local),
         preferred_slot=SLOT_ORDER[slot] if slot is not None else "",
         subjects=tuple(sorted(({c.subject for c in contracts} | {t.subject for t in trials}) - {""})),
-        avg_rating=(Decimal(sum(rated)) / Decimal(len(rated))).quantize(Decimal("0.01")) if rated else None,
+        avg_rating=_ratio(Decimal(sum(rated)), len(rated), "0.01") if rated else None,
         ratings=len(rated),
         first_signed_at=min((c.signed_at for c in contracts), default=None),
         remaining_hours=sum(
@@ -247,7 +252,8 @@ def rfm_input(figures: Figures, time_zone: str) -> RfmInput | None:
 
 def cuts_of(values: Sequence[V]) -> list[V | None]:
     """For scores 1..4, the largest value whose score is at most that score (None if none is):
-    with them, `score_from_cuts` gives every value of the campus its exact score."""
+    with them, `score_from_cuts` gives every value of the campus its exact score, and a value
+    the campus does not hold the score of the campus's values below it, one step up."""
     n = len(values)
     cuts: list[V | None] = [None] * 4
     for value, below in at_or_below_counts(values).items():
@@ -258,7 +264,8 @@ def cuts_of(values: Sequence[V]) -> list[V | None]:
 
 
 def score_from_cuts(value: V, cuts: Sequence[V | None]) -> int:
-    return 1 + sum(1 for cut in cuts if cut is not None and value > cut)
+    # A score no value of the campus has (None) is passed by every value.
+    return 1 + sum(1 for cut in cuts if cut is None or value > cut)
 
 
 def tier_floors(values: Sequence[Decimal], cuts: TierCuts) -> tuple[Decimal | None, Decimal | None]:

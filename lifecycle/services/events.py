@@ -4,6 +4,9 @@ Every fact-changing crm service calls `crm.events.student_facts_changed(ids)`; a
 commit, `student_facts_changed` below schedules the `lifecycle.recompute_students` task for
 those ids (in-process in the embedded default, where Celery runs eagerly).
 
+Once the event path has decided them, `students_decided(ids)` tells the higher apps' listeners
+(`on_students_decided`), after commit.
+
 `recompute_deferred()` holds the ids back while a block runs and recomputes them in one
 set-based run when it ends: for bulk writers (the demo seed) that would otherwise schedule
 one task per service call.
@@ -12,10 +15,32 @@ one task per service call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.db import transaction
+
 _local = threading.local()
+
+DecidedListener = Callable[[list[int]], None]
+_decided_listeners: list[DecidedListener] = []
+
+
+def on_students_decided(listener: DecidedListener) -> DecidedListener:
+    """A higher app (personas) asks to hear of students decided after their facts changed, so
+    what it derives from the stage follows the engine's decision, never runs before it."""
+    if listener not in _decided_listeners:
+        _decided_listeners.append(listener)
+    return listener
+
+
+def students_decided(student_ids: list[int]) -> None:
+    """Called by the event path once its decisions are written; listeners run after commit."""
+    ids = sorted(set(student_ids))
+    if not ids:
+        return
+    for listener in list(_decided_listeners):
+        transaction.on_commit(lambda listener=listener: listener(ids), robust=True)  # type: ignore[misc]
 
 
 def student_facts_changed(student_ids: list[int]) -> None:

@@ -56,6 +56,7 @@ from lifecycle.rules import (
     stage_for,
 )
 from lifecycle.services.activity import activity_refresh
+from lifecycle.services.events import students_decided
 from lifecycle.services.facts import histories_of, settings_ensure, thresholds_by_campus
 
 # The audit action of a person closing a lead as lost (crm.services.leads.lead_close_lost): the
@@ -510,14 +511,14 @@ class Target:
         return found
 
 
-def _in_half(table: str, half: Half | None) -> sql.Composable:
+def in_half(table: str, half: Half | None, column_name: str = "student_id") -> sql.Composable:
     """The half's key ranges as conditions on `table`.student_id, each bound a parameter
-    (`_half_params`): the planner turns them into index range scans of the stage and activity rows
+    (`half_params`): the planner turns them into index range scans of the stage and activity rows
     and estimates them well. (The block number's parity, a cheaper test per attendance row, is
     estimated at 0.5% of the rows; the plans it brought were slower.)"""
     if half is None:
         return sql.SQL("TRUE")
-    column = sql.Identifier(table, "student_id")
+    column = sql.Identifier(table, column_name)
     return sql.SQL("({})").format(
         sql.SQL(" OR ").join(
             sql.SQL("({column} >= {low} AND {column} < {high})").format(
@@ -528,7 +529,7 @@ def _in_half(table: str, half: Half | None) -> sql.Composable:
     )
 
 
-def _half_params(half: Half | None) -> dict[str, Any]:
+def half_params(half: Half | None) -> dict[str, Any]:
     if half is None:
         return {}
     params: dict[str, Any] = {"half_lows": [a for a, _ in half.ranges], "half_highs": [b for _, b in half.ranges]}
@@ -546,7 +547,7 @@ def _statement(target: Target, *, one_window: bool, half: Half | None, few: bool
     copying every decision's expression into each of them. A big run keeps it inline, where
     writing a million decisions aside costs more than the copies."""
     conditions = target.conditions()
-    where_target = sql.SQL(" AND ").join([*conditions, _in_half("s", half)])
+    where_target = sql.SQL(" AND ").join([*conditions, in_half("s", half)])
     count_targets = sql.SQL("SELECT count(*) FROM crm_studentstage s WHERE {}").format(where_target)
     if half is not None:
         # One key range at a time, so an index-only scan of the primary key can count them.
@@ -562,15 +563,15 @@ def _statement(target: Target, *, one_window: bool, half: Half | None, few: bool
         part_x: sql.Composable = sql.SQL("x.student_id = ANY(%(ids)s::bigint[])")
     else:
         win_targets = sql.SQL("JOIN targets t ON t.student_id = x.student_id") if conditions else sql.SQL("")
-        part_x = _in_half("x", half)
+        part_x = in_half("x", half)
     windows = (WINDOWS_ONE if one_window else WINDOWS_ANY).format(win_targets=win_targets, part_x=part_x)
     return RECOMPUTE_SQL.format(
         windows=windows,
         win_days=sql.SQL("" if one_window else " AND win.days = th.risk_window_days"),
         count_targets=count_targets,
         target=where_target,
-        part_a=_in_half("a", half),
-        part_s=_in_half("s", half),
+        part_a=in_half("a", half),
+        part_s=in_half("s", half),
         expiry_midnight=_local_midnight(sql.SQL("a.active_until + 1")),
         decisions_kept=sql.SQL("MATERIALIZED" if few else ""),
         episode=LEAD_EPISODE,
@@ -589,7 +590,7 @@ def _decide_and_write(
             # Big runs: hash joins in memory; no JIT (its compile time outweighs its gain here).
             cursor.execute("SET LOCAL work_mem = '256MB'")
             cursor.execute("SET LOCAL jit = off")
-        cursor.execute(statement, {**params, **_half_params(half)})
+        cursor.execute(statement, {**params, **half_params(half)})
         row = cursor.fetchone()
     assert row is not None
     return RecomputeResult(decided=row[0], changed=row[1], rows_written=row[2])
@@ -670,7 +671,9 @@ def recompute_after_event(student_ids: Iterable[int], *, now: dt.datetime | None
     with transaction.atomic():
         settings_ensure()
         activity_refresh(ids)
-        return recompute_stages(ids, now=now, source=StageSource.EVENT, prepared=True)
+        result = recompute_stages(ids, now=now, source=StageSource.EVENT, prepared=True)
+        students_decided(ids)
+    return result
 
 
 def recompute_campus_now(*, campus: Campus, actor: User) -> RecomputeResult:

@@ -1,0 +1,51 @@
+"""Profile tasks: after a student's facts changed (and the lifecycle engine decided them), and
+the nightly run.
+
+Both take ids (or nothing), are idempotent (a rerun computes the same and writes nothing) and
+retry only transient database errors, with backoff, under a time limit.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+__all__ = ["nightly_profiles", "refresh_profiles"]
+
+PERSONAS_QUEUE = "default"
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+@shared_task(
+    name="personas.refresh_profiles",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def refresh_profiles(student_ids: list[int]) -> int:
+    """These students' profiles (figures, scores, tags) after a fact. Returns the rows written."""
+    from personas.services.profiles import profiles_after_event
+
+    return profiles_after_event(student_ids).written
+
+
+@shared_task(
+    name="personas.nightly_profiles",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=3,
+    soft_time_limit=15 * 60,
+    time_limit=20 * 60,
+)
+def nightly_profiles() -> int:
+    """Every profile time may have moved, the campuses whose distribution moved, the tag rules."""
+    from personas.services.profiles import profiles_recompute
+
+    return profiles_recompute().written
