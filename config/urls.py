@@ -7,6 +7,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The persona card is the student page: its routes come before crm's.
+    path("", include("personas.urls")),
     path("", include("crm.urls")),
     path("", include("lifecycle.urls")),
 ]
