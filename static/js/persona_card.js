@@ -49,9 +49,26 @@
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
+  // The suggested action's form (autofocus): in the middle of the screen rather than at its
+  // bottom edge, the cursor after the suggested words so the person just goes on typing.
+  function focusSuggested() {
+    var field = document.querySelector("#actions [autofocus]");
+    if (!field) return;
+    field.focus({ preventScroll: true });
+    field.scrollIntoView({ block: "center" });
+    if (typeof field.setSelectionRange === "function" && field.value) {
+      field.setSelectionRange(field.value.length, field.value.length);
+    }
+  }
+
+  function start() {
+    focusSuggested();
     draw();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
