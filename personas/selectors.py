@@ -250,10 +250,15 @@ def _journey(student: Any, contracts: list[Contract]) -> list[JourneyStep]:
 
 
 def _branch(rows: QuerySet[Any], kind: str, at: str, depth: int) -> QuerySet[Any]:
+    """The newest `depth` rows of one kind, as (at, kind, id). The cut is an IN over a LIMIT
+    subquery, a probe of the (student, time) index: SQLite refuses a LIMIT on a branch of a
+    compound statement itself, and the embedded default runs on SQLite."""
+    newest = rows.order_by(f"-{at}", "-pk").values("pk")[:depth]
     return (
-        rows.annotate(t_at=F(at), t_kind=Value(kind, output_field=CharField()), t_id=F("pk"))
-        .order_by(f"-{at}", "-pk")
-        .values_list("t_at", "t_kind", "t_id")[:depth]
+        rows.model._default_manager.filter(pk__in=newest)
+        .annotate(t_at=F(at), t_kind=Value(kind, output_field=CharField()), t_id=F("pk"))
+        .values_list("t_at", "t_kind", "t_id")
+        .order_by()
     )
 
 

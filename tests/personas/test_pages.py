@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Attendance, AttendanceStatus, Consultation, TagSource, TrialStatus
@@ -149,3 +151,37 @@ def test_manager_and_admin_act_on_the_card(client, manager, admin_user, regular)
     for user in (manager, admin_user):
         client.force_login(user)
         assert 'id="actions"' in client.get(reverse("student_detail", args=[regular.pk])).content.decode()
+
+
+def test_teachers_may_not_record_on_the_card(client, teacher, regular):
+    client.force_login(teacher)
+    for action in ("consultation", "trial", "contract", "lost", "guardian"):
+        assert client.post(reverse("student_action", args=[regular.pk, action]), {}).status_code == 403
+    assert not Consultation.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_page_runs_as_many_queries_for_500_touches_as_for_5(client, front_desk, regular, teacher):
+    client.force_login(front_desk)
+    url = reverse("student_detail", args=[regular.pk])
+    client.get(url)
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    small = count()
+    contract = regular.contracts.get()
+    Attendance.objects.bulk_create(
+        Attendance(
+            student=regular,
+            contract=contract,
+            teacher=teacher,
+            lesson_at=NOW - dt.timedelta(hours=i + 1),
+            hours=Decimal("0"),
+        )
+        for i in range(470)
+    )
+    assert count() == small
+    assert count() < 25
