@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db.models import CharField, Count, F, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import TruncWeek
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dates import WEEKDAYS
 from django.utils.translation import gettext_lazy as _
@@ -219,8 +220,7 @@ def _student_row(viewer: User, student_id: int, now: dt.datetime) -> Student:
         .first()
     )
     if student is None:
-        student_get(viewer=viewer, student_id=student_id)  # the same 404 as every student page
-        raise AssertionError("unreachable")
+        raise Http404  # another campus's student does not exist for the viewer
     return student
 
 
