@@ -17,7 +17,7 @@ help:
 	@echo "make test      ruff, mypy and pytest on PostgreSQL + Redis (started if not reachable)"
 	@echo "make lint      ruff format --check, ruff check, mypy"
 	@echo "make bench     benchmarks on PostgreSQL: make bench [BENCH='import ...']"
-	@echo "make vendor    npm ci and copy htmx / Sortable into static/vendor/"
+	@echo "make vendor    npm ci and copy htmx / Sortable / ECharts into static/vendor/"
 	@echo "make messages  makemessages -l zh_Hans, then compilemessages"
 	@echo "make constraints  re-pin constraints.txt from the installed .venv"
 
@@ -71,6 +71,9 @@ vendor:
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 	cp node_modules/sortablejs/Sortable.min.js static/vendor/Sortable.min.js
+	# ECharts' "common" build: bar, line, pie and scatter with their components, the charts the
+	# persona pages draw; the full build is half as large again.
+	cp node_modules/echarts/dist/echarts.common.min.js static/vendor/echarts.common.min.js
 	@echo "static/vendor/ updated; commit it so \`make run\` needs no npm"
 
 # Needs GNU gettext (Debian: apt-get install gettext). The compiled .mo files are

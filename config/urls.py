@@ -2,11 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config.health import healthz
+from personas.api import PersonaCardView
+
+# The REST API (DRF). Issue 10 brings the persona card; the rest of the API is a later issue.
+api_v1 = [
+    path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", include(api_v1)),
+    # The persona card is the student page: its routes come before crm's.
+    path("", include("personas.urls")),
     path("", include("crm.urls")),
     path("", include("lifecycle.urls")),
 ]

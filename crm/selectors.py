@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TypeVar
 
 from django.db.models import Model, OuterRef, Prefetch, Q, QuerySet, Subquery
@@ -24,7 +23,6 @@ from crm.models import (
     Contract,
     ContractStatus,
     Course,
-    Guardian,
     Lesson,
     Role,
     Student,
@@ -195,78 +193,6 @@ def student_search(*, viewer: User, query: str = "", stage: str = "") -> QuerySe
         students.select_related("owner", "campus", "pipeline")
         .prefetch_related("guardians", _tags_prefetch())
         .order_by("-pk")
-    )
-
-
-@dataclass
-class TimelineEntry:
-    at: dt.datetime
-    kind: str
-    obj: object
-
-
-@dataclass
-class StudentProfile:
-    student: Student
-    guardians: list[Guardian]
-    tags: list[StudentTag]
-    contracts: list[Contract]
-    timeline: list[TimelineEntry]
-    hours_remaining: Decimal
-    siblings: list[Student] = field(default_factory=list)
-
-
-def student_profile(*, viewer: User, student_id: int) -> StudentProfile:
-    """The student page: the family, tags, contracts and a timeline of every touch."""
-    visible = students_visible_to(viewer)
-    student = (
-        visible.select_related("campus", "owner", "referrer", "pipeline")
-        .prefetch_related(
-            Prefetch(
-                "guardians",
-                queryset=Guardian.objects.prefetch_related(
-                    Prefetch(
-                        "students",
-                        queryset=visible.select_related("pipeline").only("id", "name", "pipeline__stage"),
-                        to_attr="visible_children",
-                    )
-                ),
-            ),
-            _tags_prefetch(),
-            Prefetch("consultations", queryset=Consultation.objects.select_related("consultant")),
-            Prefetch("trials", queryset=TrialLesson.objects.select_related("course", "teacher")),
-            Prefetch("contracts", queryset=Contract.objects.select_related("course")),
-            Prefetch("attendances", queryset=Attendance.objects.select_related("teacher", "contract__course")),
-        )
-        .filter(pk=student_id)
-        .first()
-    )
-    if student is None:
-        raise Http404
-    guardians = list(student.guardians.all())
-    siblings = {c.pk: c for g in guardians for c in g.visible_children if c.pk != student.pk}  # type: ignore[attr-defined]
-    contracts = list(student.contracts.all())
-    timeline = [
-        *(TimelineEntry(c.consulted_at, "consultation", c) for c in student.consultations.all()),
-        *(TimelineEntry(t.scheduled_at, "trial", t) for t in student.trials.all()),
-        *(TimelineEntry(c.signed_at, "contract", c) for c in contracts),
-        *(TimelineEntry(c.refunded_at, "refund", c) for c in contracts if c.refunded_at),
-        *(TimelineEntry(a.lesson_at, "attendance", a) for a in student.attendances.all()),
-    ]
-    if student.lost_at:
-        timeline.append(TimelineEntry(student.lost_at, "lost", student))
-    timeline.append(TimelineEntry(student.created_at, "created", student))
-    timeline.sort(key=lambda e: e.at, reverse=True)
-    return StudentProfile(
-        student=student,
-        guardians=guardians,
-        tags=list(student.student_tags.all()),
-        contracts=contracts,
-        timeline=timeline,
-        hours_remaining=sum(
-            (c.hours_remaining for c in contracts if c.status == ContractStatus.ACTIVE), start=Decimal("0")
-        ),
-        siblings=list(siblings.values()),
     )
 
 

@@ -10,24 +10,28 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.models import Campus, Student
 
 
 class RfmSegment(models.TextChoices):
-    """The standard RFM segments (rules.SEGMENT_GRID): English keys in data and API, Chinese names."""
+    """The standard RFM segments (rules.SEGMENT_GRID): English keys in data and API, Chinese names.
 
-    CHAMPIONS = "champions", _("Champions")
-    LOYAL = "loyal", _("Loyal")
-    POTENTIAL_LOYALIST = "potential_loyalist", _("Potential loyalist")
-    NEW = "new", _("New")
-    PROMISING = "promising", _("Promising")
-    NEED_ATTENTION = "need_attention", _("Need attention")
-    ABOUT_TO_SLEEP = "about_to_sleep", _("About to sleep")
-    AT_RISK = "at_risk", _("At risk")
-    CANNOT_LOSE_THEM = "cannot_lose_them", _("Cannot lose them")
-    HIBERNATING = "hibernating", _("Hibernating")
-    LOST = "lost", _("Lost")
+    Labelled in their own context: "New", "At risk" and "Lost" mean other things elsewhere (an
+    import row, a flag, a stage)."""
+
+    CHAMPIONS = "champions", pgettext_lazy("RFM segment", "Champions")
+    LOYAL = "loyal", pgettext_lazy("RFM segment", "Loyal")
+    POTENTIAL_LOYALIST = "potential_loyalist", pgettext_lazy("RFM segment", "Potential loyalist")
+    NEW = "new", pgettext_lazy("RFM segment", "New")
+    PROMISING = "promising", pgettext_lazy("RFM segment", "Promising")
+    NEED_ATTENTION = "need_attention", pgettext_lazy("RFM segment", "Need attention")
+    ABOUT_TO_SLEEP = "about_to_sleep", pgettext_lazy("RFM segment", "About to sleep")
+    AT_RISK = "at_risk", pgettext_lazy("RFM segment", "At risk")
+    CANNOT_LOSE_THEM = "cannot_lose_them", pgettext_lazy("RFM segment", "Cannot lose them")
+    HIBERNATING = "hibernating", pgettext_lazy("RFM segment", "Hibernating")
+    LOST = "lost", pgettext_lazy("RFM segment", "Lost")
 
 
 class ValueTier(models.TextChoices):

@@ -171,3 +171,31 @@ class AttendanceFactory(factory.django.DjangoModelFactory):
     lesson_at = factory.LazyFunction(timezone.now)
     hours = Decimal("1")
     teacher = factory.SubFactory(UserFactory)
+
+
+class StudentProfileFactory(factory.django.DjangoModelFactory):
+    """A kept persona profile, as if the personas engine had computed it (a high-value regular)."""
+
+    class Meta:
+        model = "personas.StudentProfile"
+
+    student = factory.SubFactory(StudentFactory)
+    campus = factory.SelfAttribute("student.campus")
+    recency_at = factory.LazyFunction(timezone.now)
+    frequency = 2
+    monetary = Decimal("16000")
+    r_score, f_score, m_score = 5, 4, 5
+    rfm_segment = "champions"
+    value_tier = "high"
+    lessons_scheduled_90 = 20
+    lessons_present_90 = 18
+    attendance_rate = Decimal("0.9000")
+    preferred_weekday = 6
+    preferred_slot = "morning"
+    subjects = factory.LazyFunction(lambda: ["编程"])
+    avg_rating = Decimal("4.50")
+    ratings = 2
+    first_signed_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=200))
+    remaining_hours = Decimal("12")
+    last_touch_at = factory.LazyFunction(timezone.now)
+    computed_at = factory.LazyFunction(timezone.now)

@@ -28,6 +28,7 @@ from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
 from tests.crm.test_admin import build_world
+from tests.factories import StudentProfileFactory
 
 CATALOGUE = Path(django_settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 ENGLISH_BROWSER = "en-US,en;q=0.9"
@@ -295,6 +296,8 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     # Dates on the stage row, so a page that shows them raw is caught.
     StudentStage.objects.filter(student=world.student).update(changed_at=timezone.now(), recheck_at=timezone.now())
     world.phone = world.guardian.phone
+    # A persona profile, so the card shows its segment, tier and behaviour (with a time slot).
+    StudentProfileFactory(student=world.student)
     return world
 
 
@@ -311,6 +314,9 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("student_list"), {}),
         ("get", reverse("student_list"), {"q": "学生"}),
         ("get", reverse("student_detail", args=[student]), {}),
+        ("get", reverse("student_detail", args=[student]), {"do": "first_call"}),
+        ("get", reverse("student_timeline", args=[student]), {"page": 1}),
+        ("get", reverse("api_student_persona", args=[student]), {}),
         ("get", reverse("teacher_today"), {}),
         ("get", reverse("teacher_today"), {"date": world.lesson.starts_at.date().isoformat()}),
         ("post", reverse("trial_feedback", args=[world.triallesson.pk]), {}),

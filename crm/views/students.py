@@ -1,4 +1,5 @@
-"""The student list and the student page, with the front desk's actions on it."""
+"""The student list, and the forms recording a fact about a student with what each records:
+shared by the persona card (personas.views.card, the student page) and the board's drop."""
 
 from __future__ import annotations
 
@@ -6,15 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
 
 from crm import services
 from crm.forms import (
@@ -23,13 +19,11 @@ from crm.forms import (
     ContractForm,
     GuardianAddForm,
     TrialBookingForm,
-    apply_service_errors,
 )
 from crm.models import Stage, Student, User
 from crm.phones import phone_display
-from crm.roles import sees_full_phones
-from crm.selectors import courses_of, student_get, student_profile, student_search, teachers_of
-from crm.views.access import ANY_STAFF, FRONT_OFFICE, role_required
+from crm.selectors import courses_of, student_search, teachers_of
+from crm.views.access import FRONT_OFFICE, role_required
 
 
 @role_required(*FRONT_OFFICE)
@@ -57,36 +51,6 @@ def action_forms(student: Student, data: dict[str, Any] | None = None, bound: st
         "guardian": lambda d: GuardianAddForm(d, prefix="g"),
     }
     return {name: build(data if name == bound else None) for name, build in builders.items()}
-
-
-def _render_student(
-    request: HttpRequest, student_id: int, forms_: dict[str, forms.Form] | None = None, open_form: str = "", status=200
-) -> HttpResponse:
-    viewer: User = request.user  # type: ignore[assignment]
-    profile = student_profile(viewer=viewer, student_id=student_id)
-    can_act = viewer.role in FRONT_OFFICE
-    days = profile.student.days_in_stage(timezone.now())
-    return render(
-        request,
-        "crm/student_detail.html",
-        {
-            "p": profile,
-            "s": profile.student,
-            "days_in_stage": days,
-            "days_in_stage_label": ngettext("%(days)d day", "%(days)d days", days) % {"days": days},
-            "forms": (forms_ or action_forms(profile.student)) if can_act else {},
-            "can_act": can_act,
-            "open_form": open_form,
-            "full_phones": sees_full_phones(viewer),
-            "nav": "students",
-        },
-        status=status,
-    )
-
-
-@role_required(*ANY_STAFF)
-def student_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _render_student(request, pk)
 
 
 def _run_consultation(actor: User, student: Student, data: dict[str, Any]) -> str:
@@ -124,25 +88,3 @@ ACTIONS: dict[str, Callable[[User, Student, dict[str, Any]], str]] = {
     "lost": _run_lost,
     "guardian": _run_guardian,
 }
-
-
-@require_POST
-@role_required(*FRONT_OFFICE)
-def student_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """One POST endpoint per fact a person records on the student page; errors re-render
-    the page with the form open and its errors shown."""
-    viewer: User = request.user  # type: ignore[assignment]
-    if action not in ACTIONS:
-        raise PermissionDenied
-    student = student_get(viewer=viewer, student_id=pk)
-    forms_ = action_forms(student, request.POST, bound=action)
-    form = forms_[action]
-    if form.is_valid():
-        try:
-            message = ACTIONS[action](viewer, student, form.cleaned_data)
-        except ValidationError as exc:
-            apply_service_errors(form, exc)
-        else:
-            messages.success(request, message)
-            return redirect("student_detail", pk)
-    return _render_student(request, pk, forms_, open_form=action, status=400)
