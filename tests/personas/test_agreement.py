@@ -281,7 +281,8 @@ def test_set_based_profiles_agree_with_the_pure_rules(world: dict, generated: li
 
         # The nightly run later: exactly on a student's recheck moment, or any time after.
         rechecks = sorted({r.recheck_at for r in rows.values() if r.recheck_at and r.recheck_at.year < 3000})
-        if rechecks and data.draw(st.booleans(), label="on a recheck moment"):
+        on_recheck: bool = data.draw(st.booleans(), label="on a recheck moment")
+        if rechecks and on_recheck:
             later = data.draw(st.sampled_from(rechecks), label="recheck")
         else:
             later = first + dt.timedelta(hours=data.draw(st.integers(1, 200 * 24), label="hours later"))
