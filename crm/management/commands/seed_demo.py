@@ -63,7 +63,8 @@ class Command(BaseCommand):
         self.print_accounts()
 
     def build_and_decide(self, *, students: int, seed: int) -> Any:
-        """Write the facts, then let the lifecycle engine decide every student's stage from them.
+        """Write the facts, let the lifecycle engine decide every student's stage from them, then
+        compute every profile.
 
         The services would schedule one recomputation per call; they are held back and the
         engine runs once, set-based, over everyone (the command sits above both apps; crm's
@@ -88,6 +89,11 @@ class Command(BaseCommand):
             f"Lifecycle engine: {result.changed} stage changes; "
             + ", ".join(f"{row['stage']} {row['n']}" for row in stages)
         )
+        from personas.services.profiles import profiles_recompute
+
+        # The profiles follow the stages (tags by rule read them): every student and campus at once.
+        profiles = profiles_recompute(full=True)
+        self.stdout.write(f"Personas: {profiles.computed} profiles, {profiles.campuses_scored} campuses scored")
         return summary
 
     def print_accounts(self) -> None:
