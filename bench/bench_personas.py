@@ -166,14 +166,26 @@ LONG_HISTORY = 5000
 
 def long_history_student(manager: Any) -> int:
     """A student of the manager's campus with 5,000 lessons attended (written once, in SQL)."""
-    from django.db import connection
+    from django.db import transaction
 
     from bench.bench_lifecycle import NOW
-    from crm.models import Contract, Course, Student
+    from crm.models import Student
+    from lifecycle.services.recompute import recompute_after_event
 
     student = Student.objects.filter(name="bench-long-history", campus=manager.campus).first()
     if student is not None:
-        return student.pk
+        return int(student.pk)
+    with transaction.atomic():
+        student_id = _write_long_history(manager, NOW)
+    recompute_after_event([student_id], now=NOW)  # its activity and stage rows, decided
+    return student_id
+
+
+def _write_long_history(manager: Any, now: dt.datetime) -> int:
+    from django.db import connection
+
+    from crm.models import Contract, Course, Student, User
+
     course = Course.objects.filter(campus=manager.campus).first() or Course.objects.create(
         campus=manager.campus, name="压测课程", subject="编程", price_per_hour=200
     )
@@ -185,15 +197,17 @@ def long_history_student(manager: Any) -> int:
         hours_consumed=LONG_HISTORY,
         amount=1_000_000,
         paid_amount=1_000_000,
-        signed_at=NOW - dt.timedelta(days=LONG_HISTORY),
+        signed_at=now - dt.timedelta(days=LONG_HISTORY),
     )
+    teacher = User.objects.get(username="bench_lc_teacher")
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO crm_attendance (student_id, contract_id, lesson_at, status, hours, feedback, created_at) "
-            "SELECT %s, %s, %s - k * interval '1 day', 'present', 1, '', %s FROM generate_series(1, %s) AS k",
-            [student.pk, contract.pk, NOW, NOW, LONG_HISTORY],
+            "INSERT INTO crm_attendance (student_id, contract_id, lesson_at, status, hours, teacher_id, feedback, "
+            "created_at) SELECT %s, %s, %s - k * interval '1 day', 'present', 1, %s, '', %s "
+            "FROM generate_series(1, %s) AS k",
+            [student.pk, contract.pk, now, teacher.pk, now, LONG_HISTORY],
         )
-    return student.pk
+    return int(student.pk)
 
 
 def measure_card(manager: Any, student_ids: list[int]) -> tuple[list[float], set[int]]:
