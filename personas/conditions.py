@@ -37,6 +37,7 @@ from crm.models import (
     Course,
     Gender,
     Grade,
+    Role,
     Stage,
     StudentTag,
     Tag,
@@ -384,6 +385,17 @@ def leaf_q(name: Any, op: Any, value: Any, *, viewer: User, path: str = "") -> Q
             _("“%(field)s” cannot be compared with “%(op)s”.") % {"field": spec.label, "op": str(op)[:MAX_TEXT]}, path
         )
     return _leaf_q(spec, op, _checked_value(spec, op, value, viewer, path), viewer)
+
+
+def campus_viewer(campus_id: int) -> User:
+    """Who a campus's own rules (tag rules) are compiled as: a viewer of exactly that campus.
+
+    Nobody signs in as it and it is never saved: it only gives `compile_tree` the campus a rule
+    may reach (its courses and staff, not another campus's, and no `campus` field), as a manager
+    of that campus would. People are always compiled as themselves."""
+    viewer = User(username=f"campus-{campus_id}-rules", campus_id=campus_id, is_active=False)
+    viewer._role_cache = Role.MANAGER
+    return viewer
 
 
 def compile_tree(tree: Any, *, viewer: User) -> Q:

@@ -1,0 +1,332 @@
+"""Tag rules (auto-tags): writing a campus's rules, and applying every rule to its students.
+
+The rules of rule-assigned tags, in one place:
+
+- A rule belongs to one campus and gives one tag to the students of that campus its conditions
+  select (a condition tree, compiled as a viewer of the campus: `conditions.campus_viewer`).
+- Each tag it gives is a `StudentTag` with source "rule" whose `rule` text starts with the rule's
+  id (`TagRule.ref`: "#12 高价值"); that prefix is how a run knows which rows a rule owns.
+- A tag whose rule stops holding, or whose rule is switched off or deleted, is removed.
+- Tags a person gave (manual or imported) are never touched: a student who holds the rule's tag
+  by hand keeps it as it is, and a rule never converts or removes it.
+- Exclusive groups, decided from the current facts alone (so a run is deterministic and a second
+  run writes nothing): if the student holds a tag of the group given by a person, no rule gives
+  them a tag of that group (a person's judgement is never replaced); otherwise, among the
+  campus's active rules giving tags of the group, the first written (lowest id) that selects the
+  student gives its tag, and a later one does not.
+
+`tag_rules_apply` is set-based: per rule one DELETE of the rows it owns that no longer hold and
+one INSERT ... SELECT of the students it newly selects, whatever the number of students.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
+
+from crm import text
+from crm.models import AuditAction, Campus, Role, Student, StudentTag, Tag, TagGroup, TagSource, User
+from crm.roles import require_campus, require_role
+from crm.services.audit import audit
+from personas.conditions import ConditionError, campus_viewer, compile_tree
+from personas.default_tag_rules import DEFAULT_RULES
+from personas.models import TagRule
+
+logger = logging.getLogger(__name__)
+
+RULE_FIELDS = ("name", "tag", "conditions", "active")
+
+
+# --- writing rules -------------------------------------------------------------------------------
+
+
+def _leaf_count(tree: Any) -> int:
+    if not isinstance(tree, dict):
+        return 0
+    if "field" in tree:
+        return 1
+    return sum(_leaf_count(child) for children in tree.values() if isinstance(children, list) for child in children)
+
+
+def tag_rule_conditions_problem(*, actor: User, campus: Campus, conditions: Any) -> str | None:
+    """Why these conditions cannot be a rule of `campus` written by `actor`, or None.
+
+    They must hold for the actor (a person names only what they may see) and for the campus the
+    rule runs as (an administrator cannot hand campus A a rule about campus B's course)."""
+    try:
+        compile_tree(conditions, viewer=actor)
+        compile_tree(conditions, viewer=campus_viewer(campus.pk))
+    except ConditionError as exc:
+        return exc.message
+    if _leaf_count(conditions) == 0:
+        return _("Add at least one condition: a rule without one would tag every student.")
+    return None
+
+
+def _checked(*, actor: User, rule: TagRule) -> None:
+    errors: dict[str, Any] = {}
+    rule.name = text.clean(errors, "name", rule.name, TagRule)
+    if not rule.name:
+        errors["name"] = _("Give the rule a name.")
+    problem = tag_rule_conditions_problem(actor=actor, campus=rule.campus, conditions=rule.conditions)
+    if problem:
+        errors["conditions"] = problem
+    taken = TagRule.objects.filter(campus_id=rule.campus_id, tag_id=rule.tag_id).exclude(pk=rule.pk)
+    if "tag" not in errors and taken.exists():
+        errors["tag"] = _("This campus already has a rule for this tag.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _saved(rule: TagRule, **kwargs: Any) -> None:
+    """Saved, with the unique (campus, tag) backstop said in words (two managers at once)."""
+    try:
+        with transaction.atomic():
+            rule.save(**kwargs)
+    except IntegrityError:
+        raise ValidationError({"tag": _("This campus already has a rule for this tag.")}) from None
+
+
+def _apply_after_commit(campus_id: int) -> None:
+    # The task module imports this one; read it at call time.
+    from personas.tasks import tag_rules_apply_campus
+
+    transaction.on_commit(lambda: tag_rules_apply_campus.delay(campus_id))
+
+
+def _words(rule: TagRule) -> dict[str, Any]:
+    return {
+        "campus": rule.campus.code,
+        "rule": rule.ref,
+        "tag": str(rule.tag),
+        "conditions": json.dumps(rule.conditions, ensure_ascii=False),
+        "active": str(rule.active),
+    }
+
+
+@transaction.atomic
+def tag_rule_create(
+    *, actor: User, campus: Campus, tag: Tag, name: str, conditions: Any, active: bool = True
+) -> TagRule:
+    """A campus's new rule (its manager, or an administrator); the campus is tagged after commit."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, campus.pk)
+    rule = TagRule(campus=campus, tag=tag, name=name, conditions=conditions, active=active, created_by=actor)
+    _checked(actor=actor, rule=rule)
+    _saved(rule)
+    audit(actor=actor, action=AuditAction.TAG_RULE_CREATE, **_words(rule))
+    _apply_after_commit(campus.pk)
+    return rule
+
+
+@transaction.atomic
+def tag_rule_update(*, actor: User, rule: TagRule, **changes: Any) -> TagRule:
+    """Change a rule's name, tag, conditions or whether it is on; its campus is tagged again after
+    commit (its old tag, or every tag it gave when switched off, is removed there)."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, rule.campus_id)
+    unknown = set(changes) - set(RULE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a rule field: {sorted(unknown)}")
+    row = TagRule.objects.select_for_update().select_related("campus", "tag__group").get(pk=rule.pk)
+    before = {name: getattr(row, name) for name in changes}
+    for name, value in changes.items():
+        setattr(row, name, value)
+    _checked(actor=actor, rule=row)
+    changed = [name for name in changes if getattr(row, name) != before[name]]
+    if not changed:
+        return row
+    _saved(row, update_fields=[*changed, "updated_at"])
+    audit(actor=actor, action=AuditAction.TAG_RULE_UPDATE, changed=", ".join(changed), **_words(row))
+    _apply_after_commit(row.campus_id)
+    return row
+
+
+@transaction.atomic
+def tag_rule_delete(*, actor: User, rule: TagRule) -> int:
+    """Delete a rule and, with it, every tag it gave; the number of tags removed."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, rule.campus_id)
+    row = TagRule.objects.select_for_update().select_related("campus", "tag__group").get(pk=rule.pk)
+    removed, _counts = StudentTag.objects.filter(source=TagSource.RULE, rule__startswith=row.ref_prefix).delete()
+    audit(actor=actor, action=AuditAction.TAG_RULE_DELETE, removed=removed, **_words(row))
+    row.delete()
+    return removed
+
+
+# --- the defaults ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tag_rules_ship_defaults(*, campus_ids: Iterable[int] | None = None) -> list[TagRule]:
+    """Give campuses the default rules (personas.default_tag_rules) for the tags they have no rule
+    for; the rules created. Called for a new campus (crm.events.campus_created) and by the demo."""
+    campuses = Campus.objects.order_by("pk")
+    if campus_ids is not None:
+        campuses = campuses.filter(pk__in=list(campus_ids))
+    ids = list(campuses.values_list("pk", flat=True))
+    if not ids:
+        return []
+    tags = {}
+    for default in DEFAULT_RULES:
+        group, _created = TagGroup.objects.get_or_create(name=default.group, defaults={"exclusive": default.exclusive})
+        tags[default.tag] = Tag.objects.get_or_create(group=group, name=default.tag)[0]
+    have = set(TagRule.objects.filter(campus_id__in=ids).values_list("campus_id", "tag_id"))
+    # In DEFAULT_RULES' order, so that within an exclusive group the first listed wins.
+    missing = [
+        TagRule(campus_id=campus_id, tag=tags[d.tag], name=d.name, conditions=d.conditions)
+        for campus_id in ids
+        for d in DEFAULT_RULES
+        if (campus_id, tags[d.tag].pk) not in have
+    ]
+    return TagRule.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def ship_defaults_to_new_campus(campus_id: int) -> None:
+    """crm.events listener: a campus created through crm's service starts with the defaults."""
+    tag_rules_ship_defaults(campus_ids=[campus_id])
+
+
+# --- applying the rules -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Compiled:
+    rule: TagRule
+    selects: Q | None  # None: the rule selects no one (switched off, or its conditions no longer compile)
+
+
+def _compiled(rules: Sequence[TagRule]) -> list[_Compiled]:
+    result = []
+    for rule in rules:
+        selects: Q | None = None
+        if rule.active:
+            try:
+                selects = compile_tree(rule.conditions, viewer=campus_viewer(rule.campus_id))
+            except ConditionError as exc:
+                # Written valid, broken since (a course it names was removed): it holds for no one
+                # until its manager fixes it, which its page shows.
+                logger.error("tag rule %s of campus %s no longer compiles: %s", rule.pk, rule.campus_id, exc)
+        result.append(_Compiled(rule, selects))
+    return result
+
+
+def _selected(item: _Compiled, earlier: list[Q], student_ids: list[int] | None) -> QuerySet[Student] | None:
+    """The students the rule gives its tag to now: those of its campus its conditions select, minus
+    those an exclusive group keeps from it (see the module's rules). None: no one."""
+    rule = item.rule
+    if item.selects is None:
+        return None
+    students = Student.objects.filter(campus_id=rule.campus_id).filter(item.selects)
+    if rule.tag.group.exclusive:
+        by_a_person = StudentTag.objects.filter(student_id=OuterRef("pk"), tag__group_id=rule.tag.group_id).exclude(
+            source=TagSource.RULE
+        )
+        students = students.filter(~Exists(by_a_person))
+        for first in earlier:
+            students = students.filter(~first)
+    if student_ids is not None:
+        students = students.filter(pk__in=student_ids)
+    return students
+
+
+# The rule's newly selected students get its tag. Students holding it already are skipped: by this
+# rule (nothing to write, so a second run writes nothing) or by a person (never converted). A row
+# of the tag that another rule owns (a student who moved campus) is taken over and relabelled, as is
+# this rule's own row when the rule was renamed; the WHERE on the conflict keeps a row a person
+# added meanwhile as it is. Values are parameters; {selected} is the SQL Django compiled for
+# `_selected`, with its own parameters first.
+INSERT_SELECTED = """
+WITH selected AS (
+    {selected}
+),
+written AS (
+    INSERT INTO crm_studenttag (student_id, tag_id, source, rule, created_at)
+    SELECT selected.id, %s, 'rule', %s, now()
+    FROM selected
+    WHERE NOT EXISTS (
+        SELECT 1 FROM crm_studenttag held
+        WHERE held.student_id = selected.id AND held.tag_id = %s AND (held.source <> 'rule' OR held.rule = %s)
+    )
+    ON CONFLICT (student_id, tag_id) DO UPDATE SET rule = EXCLUDED.rule
+    WHERE crm_studenttag.source = 'rule'
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) FROM written
+"""
+
+
+def _insert_selected(rule: TagRule, students: QuerySet[Student] | None) -> int:
+    if students is None:
+        return 0
+    query = students.order_by().values("id").query
+    selected_sql, selected_params = query.get_compiler(using=students.db).as_sql()
+    params = [*selected_params, rule.tag_id, rule.ref, rule.tag_id, rule.ref]
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_SELECTED.format(selected=selected_sql), params)
+        return int(cursor.fetchone()[0])
+
+
+def _delete_lapsed(rule: TagRule, students: QuerySet[Student] | None, student_ids: list[int] | None) -> int:
+    """The rows the rule owns that no longer hold: another tag than its own (its tag was changed),
+    or a student it no longer selects (or any, when it selects no one)."""
+    owned = StudentTag.objects.filter(source=TagSource.RULE, rule__startswith=rule.ref_prefix)
+    if student_ids is not None:
+        owned = owned.filter(student_id__in=student_ids)
+    if students is None:
+        lapsed = owned
+    else:
+        holding = Exists(students.filter(pk=OuterRef("student_id")))
+        lapsed = owned.filter(~Q(tag_id=rule.tag_id) | ~holding)
+    # Read first: a DELETE that matches nothing still scans, but takes no row locks and writes no WAL.
+    if not lapsed.exists():
+        return 0
+    removed, _counts = lapsed.delete()
+    return removed
+
+
+@transaction.atomic
+def tag_rules_apply(
+    *, student_ids: Iterable[int] | None = None, campus_ids: Iterable[int] | None = None
+) -> tuple[int, int]:
+    """Bring rule-assigned tags in line with every rule (or the rules of `campus_ids`), for every
+    student of their campuses (or only `student_ids`); (tags added, tags removed).
+
+    Called by the profile engine on every recomputation, after a rule is written, and nightly.
+    Idempotent: a second run adds and removes nothing and writes no row."""
+    ids = sorted(set(student_ids)) if student_ids is not None else None
+    if ids is not None and not ids:
+        return (0, 0)
+    rules = TagRule.objects.select_related("tag__group").order_by("campus_id", "pk")
+    if campus_ids is not None:
+        rules = rules.filter(campus_id__in=list(campus_ids))
+    if ids is not None:
+        # The rules of the students' campuses. A rule of the campus a student left keeps its tag on
+        # them until the next run over its campus, which removes it (the student is not selected).
+        rules = rules.filter(campus__in=Student.objects.filter(pk__in=ids).values("campus_id"))
+    compiled = _compiled(list(rules))
+    # Per (campus, exclusive group): the conditions of the rules written before, which win.
+    earlier: dict[tuple[int, int], list[Q]] = defaultdict(list)
+    plan: list[tuple[TagRule, QuerySet[Student] | None]] = []
+    for item in compiled:
+        rule = item.rule
+        key = (rule.campus_id, rule.tag.group_id)
+        plan.append((rule, _selected(item, list(earlier[key]), ids)))
+        if rule.tag.group.exclusive and item.selects is not None:
+            earlier[key].append(item.selects)
+    # Every removal before any addition, so no student holds two tags of an exclusive group even
+    # inside the transaction.
+    removed = sum(_delete_lapsed(rule, students, ids) for rule, students in plan)
+    # Deleted rules leave no rows (tag_rule_delete removes them); rows of a student whose rules
+    # moved away with the student are lapsed rows of a rule still there.
+    added = sum(_insert_selected(rule, students) for rule, students in plan)
+    return (added, removed)
