@@ -434,7 +434,7 @@ def _compile(node: Any, viewer: User, *, depth: int, path: str, counter: list[in
 
 def describe(tree: Any) -> str:
     """The tree in words, for lists and the tag a rule leaves ("等级 是 五年级 且 ...")."""
-    if not isinstance(tree, dict):
+    if not isinstance(tree, dict) or not tree:
         return ""
     if "field" in tree:
         spec = FIELDS.get(tree.get("field", ""))
@@ -442,7 +442,9 @@ def describe(tree: Any) -> str:
             return str(tree.get("field"))
         value = tree.get("value")
         labels = dict((str(k), v) for k, v in spec.choices)
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            shown = str(_("yes") if value else _("no"))
+        elif isinstance(value, list):
             shown = "、".join(str(labels.get(str(v), v)) for v in value)
         else:
             shown = str(labels.get(str(value), value))

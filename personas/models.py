@@ -177,7 +177,7 @@ class TagRule(models.Model):
     campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="tag_rules")
     # PROTECT: a tag that rules give cannot vanish under them; the rule goes first.
     tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.PROTECT, related_name="+")
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("rule name"), max_length=100)
     conditions = models.JSONField(_("conditions"), default=dict)
     active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(

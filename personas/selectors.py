@@ -428,10 +428,9 @@ def tag_rules_visible_to(viewer: User) -> QuerySet[TagRule]:
 
 
 def tag_rule_get(*, viewer: User, rule_id: int) -> TagRule:
-    """One rule the viewer may see, or 404: another campus's rule does not exist for them."""
-    rule = (
-        in_viewers_campuses(TagRule.objects.select_related("campus", "tag__group"), viewer).filter(pk=rule_id).first()
-    )
+    """One rule the viewer may see (with `carriers`), or 404: another campus's rule does not exist
+    for them."""
+    rule = tag_rules_visible_to(viewer).filter(pk=rule_id).first()
     if rule is None:
         raise Http404
     return rule
