@@ -26,7 +26,6 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -208,48 +207,86 @@ def ship_defaults_to_new_campus(campus_id: int) -> None:
 # --- applying the rules -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Compiled:
-    rule: TagRule
-    selects: Q | None  # None: the rule selects no one (switched off, or its conditions no longer compile)
-
-
-def _compiled(rules: Sequence[TagRule]) -> list[_Compiled]:
-    result = []
-    for rule in rules:
-        selects: Q | None = None
-        if rule.active:
-            try:
-                selects = compile_tree(rule.conditions, viewer=campus_viewer(rule.campus_id))
-            except ConditionError as exc:
-                # Written valid, broken since (a course it names was removed): it holds for no one
-                # until its manager fixes it, which its page shows.
-                logger.error("tag rule %s of campus %s no longer compiles: %s", rule.pk, rule.campus_id, exc)
-        result.append(_Compiled(rule, selects))
-    return result
-
-
-def _selected(item: _Compiled, earlier: list[Q], student_ids: list[int] | None) -> QuerySet[Student] | None:
-    """The students the rule gives its tag to now: those of its campus its conditions select, minus
-    those an exclusive group keeps from it (see the module's rules). None: no one."""
-    rule = item.rule
-    if item.selects is None:
+def _selects(rule: TagRule) -> Q | None:
+    """The students of any campus the rule's conditions select; None: no one (switched off, or
+    its conditions no longer compile)."""
+    if not rule.active:
         return None
-    students = Student.objects.filter(campus_id=rule.campus_id).filter(item.selects)
+    try:
+        return compile_tree(rule.conditions, viewer=campus_viewer(rule.campus_id))
+    except ConditionError as exc:
+        # Written valid, broken since (a tag it names was removed): it holds for no one until its
+        # manager fixes it.
+        logger.error("tag rule %s of campus %s no longer compiles: %s", rule.pk, rule.campus_id, exc)
+        return None
+
+
+def _selected(rule: TagRule, earlier: Sequence[TagRule]) -> QuerySet[Student] | None:
+    """The students the rule gives its tag to now: those of its campus its conditions select, minus
+    those its exclusive group keeps from it (a person's tag of the group, or a match of a rule
+    written before, `earlier`). None: no one."""
+    selects = _selects(rule)
+    if selects is None:
+        return None
+    students = Student.objects.filter(campus_id=rule.campus_id).filter(selects)
     if rule.tag.group.exclusive:
         by_a_person = StudentTag.objects.filter(student_id=OuterRef("pk"), tag__group_id=rule.tag.group_id).exclude(
             source=TagSource.RULE
         )
         students = students.filter(~Exists(by_a_person))
         for first in earlier:
-            students = students.filter(~first)
-    if student_ids is not None:
-        students = students.filter(pk__in=student_ids)
+            first_selects = _selects(first)
+            if first_selects is not None:
+                students = students.filter(~first_selects)
     return students
 
 
-# One statement per rule (PostgreSQL). `selected`: the students the rule gives its tag to now, the
-# SQL Django compiled for `_selected` (its own parameters come first), read once.
+def _measures_from_now(tree: Any) -> bool:
+    """Whether the tree counts days back from now (its SQL holds the moment it was built)."""
+    if not isinstance(tree, dict):
+        return False
+    if "field" in tree:
+        return tree.get("op") in ("within_days", "over_days_ago")
+    return any(
+        _measures_from_now(child) for children in tree.values() if isinstance(children, list) for child in children
+    )
+
+
+# The SQL of each rule's selection, per version of the rule and of the rules before it: building it
+# from the tree costs more than running it for one student (the path after each fact), so it is
+# built once. A version is the rules' `updated_at` and conditions with what else decides the SQL; a
+# rule that counts days from now is built each time.
+_SELECTION_SQL: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | None] = {}
+SELECTION_CACHE_SIZE = 1000
+
+
+def _selection_sql(rule: TagRule, earlier: Sequence[TagRule]) -> tuple[str, dict[str, Any]] | None:
+    """`_selected` as SQL with named parameters ("selected_<n>"); None: no one."""
+    rules = (rule, *earlier)
+    key = (
+        rule.campus_id,
+        rule.tag.group_id,
+        rule.tag.group.exclusive,
+        *((r.pk, r.updated_at, r.active, json.dumps(r.conditions, sort_keys=True)) for r in rules),
+    )
+    cacheable = not any(_measures_from_now(r.conditions) for r in rules)
+    if cacheable and key in _SELECTION_SQL:
+        return _SELECTION_SQL[key]
+    students = _selected(rule, earlier)
+    result = None
+    if students is not None:
+        compiled, compiled_params = students.order_by().values("id").query.get_compiler(using=students.db).as_sql()
+        params = {f"selected_{index}": value for index, value in enumerate(compiled_params)}
+        result = (_named_placeholders(compiled, "selected_"), params)
+    if cacheable:
+        if len(_SELECTION_SQL) >= SELECTION_CACHE_SIZE:
+            _SELECTION_SQL.clear()
+        _SELECTION_SQL[key] = result
+    return result
+
+
+# One statement per rule (PostgreSQL). `selected`: the students the rule gives its tag to now (the
+# SQL Django compiled for `_selected`), or those of them asked for, read once.
 # `removed`: the rows of its tag the rule owns (source "rule", its "#<id> " prefix) whose student it
 # no longer selects (rows of a tag the rule gave before its tag was changed went with the change).
 # `written`: the selected students who do not hold the tag yet get it. Those who hold it already are
@@ -259,7 +296,8 @@ def _selected(item: _Compiled, earlier: list[Q], student_ids: list[int] | None) 
 # added meanwhile as it is. The two touch different rows, so one snapshot serves both.
 APPLY_RULE = """
 WITH selected AS MATERIALIZED (
-    {selected}
+    SELECT chosen.id FROM ({selected}) chosen
+    WHERE %(student_ids)s::bigint[] IS NULL OR chosen.id = ANY(%(student_ids)s::bigint[])
 ),
 removed AS (
     DELETE FROM crm_studenttag owned
@@ -296,34 +334,31 @@ def _named_placeholders(sql: str, prefix: str) -> str:
     return re.sub(r"%%|%s", lambda m: m.group(0) if m.group(0) == "%%" else f"%({prefix}{next(count)})s", sql)
 
 
-def _apply_rule_sql(
-    rule: TagRule, students: QuerySet[Student] | None, student_ids: list[int] | None
-) -> tuple[int, int]:
+def _apply_rule_sql(rule: TagRule, earlier: Sequence[TagRule], student_ids: list[int] | None) -> tuple[int, int]:
     params: dict[str, Any] = {
         "owned_prefix": f"{rule.ref_prefix}%",  # "#12 %": no LIKE wildcard in an id
         "student_ids": student_ids,
         "tag_id": rule.tag_id,
         "ref": rule.ref,
     }
+    selection = _selection_sql(rule, earlier)
     selected_sql = NO_ONE
-    if students is not None:
-        query = students.order_by().values("id").query
-        compiled, compiled_params = query.get_compiler(using=students.db).as_sql()
-        selected_sql = _named_placeholders(compiled, "selected_")
-        params.update({f"selected_{index}": value for index, value in enumerate(compiled_params)})
+    if selection is not None:
+        selected_sql, selected_params = selection
+        params.update(selected_params)
     with connection.cursor() as cursor:
         cursor.execute(APPLY_RULE.format(selected=selected_sql), params)
         added, removed = cursor.fetchone()
     return int(added), int(removed)
 
 
-def _apply_rule_portable(
-    rule: TagRule, students: QuerySet[Student] | None, student_ids: list[int] | None
-) -> tuple[int, int]:
+def _apply_rule_portable(rule: TagRule, earlier: Sequence[TagRule], student_ids: list[int] | None) -> tuple[int, int]:
     """The same as APPLY_RULE through the ORM, for the embedded SQLite database (a small demo)."""
     owned = _owned_by(rule)
+    students = _selected(rule, earlier)
     if student_ids is not None:
         owned = owned.filter(student_id__in=student_ids)
+        students = students.filter(pk__in=student_ids) if students is not None else None
     selected = set(students.values_list("id", flat=True)) if students is not None else set()
     lapsed = owned.filter(tag_id=rule.tag_id).exclude(student_id__in=selected)
     removed = lapsed.delete()[0] if lapsed.exists() else 0
@@ -359,7 +394,6 @@ def tag_rules_apply(
         # The rules of the students' campuses. A rule of the campus a student left keeps its tag on
         # them until the next run over its campus, which removes it (the student is not selected).
         rules = rules.filter(campus__in=Student.objects.filter(pk__in=ids).values("campus_id"))
-    compiled = _compiled(list(rules))
     postgres = connection.vendor == "postgresql"
     if postgres and ids is None:
         with connection.cursor() as cursor:
@@ -367,16 +401,15 @@ def tag_rules_apply(
             # against 0.4 s for 100,000 students), and each rule's selection is hashed in memory.
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '256MB'")
-    # Per (campus, exclusive group): the conditions of the rules written before, which win.
-    earlier: dict[tuple[int, int], list[Q]] = defaultdict(list)
+    apply_rule = _apply_rule_sql if postgres else _apply_rule_portable
+    # Per (campus, exclusive group): the rules written before, which win.
+    earlier: dict[tuple[int, int], list[TagRule]] = defaultdict(list)
     added = removed = 0
-    for item in compiled:
-        rule = item.rule
+    for rule in rules:
         key = (rule.campus_id, rule.tag.group_id)
-        students = _selected(item, list(earlier[key]), ids)
-        if rule.tag.group.exclusive and item.selects is not None:
-            earlier[key].append(item.selects)
-        rule_added, rule_removed = (_apply_rule_sql if postgres else _apply_rule_portable)(rule, students, ids)
+        rule_added, rule_removed = apply_rule(rule, tuple(earlier[key]) if rule.tag.group.exclusive else (), ids)
         added += rule_added
         removed += rule_removed
+        if rule.tag.group.exclusive and rule.active:
+            earlier[key].append(rule)
     return (added, removed)

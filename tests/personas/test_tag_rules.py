@@ -4,10 +4,12 @@ groups decided the same way every time, and a campus's rules out of another camp
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from typing import Any
 
 import pytest
+import time_machine
 from django.apps import apps as django_apps
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
@@ -66,6 +68,16 @@ def risk_rule(manager: User, campus_a: Campus, risk_tag: Tag) -> TagRule:
     return tag_rule_create(actor=manager, campus=campus_a, tag=risk_tag, name="出勤下降", conditions=AT_RISK)
 
 
+@pytest.fixture(params=["sql", "orm"])
+def both_ways(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each run as PostgreSQL's one statement per rule, and as the ORM steps SQLite (the embedded
+    default) takes: the two must agree."""
+    if request.param == "orm":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("both_ways")
 class TestApply:
     def test_a_rule_tags_the_students_it_selects_and_names_itself(
         self, risk_rule: TagRule, campus_a: Campus, campus_b: Campus
@@ -166,6 +178,16 @@ class TestApply:
             tag_rule_update(actor=manager, rule=risk_rule, tag=other_tag)
         assert rule_tags(student) == {"需关怀": (TagSource.RULE, f"#{risk_rule.pk} 需要关怀")}
 
+    def test_a_rule_counting_days_follows_the_clock(self, manager: User, campus_a: Campus, risk_tag: Tag) -> None:
+        start = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+        with time_machine.travel(start, tick=False):
+            new = {"all": [{"field": "created_at", "op": "within_days", "value": 7}]}
+            tag_rule_create(actor=manager, campus=campus_a, tag=risk_tag, name="新学员", conditions=new)
+            student = factories.StudentFactory(campus=campus_a)
+            assert tag_rules_apply(student_ids=[student.pk]) == (1, 0)
+        with time_machine.travel(start + dt.timedelta(days=8), tick=False):
+            assert tag_rules_apply(student_ids=[student.pk]) == (0, 1)
+
     def test_a_rule_broken_since_it_was_written_holds_for_no_one(self, risk_rule: TagRule, campus_a: Campus) -> None:
         student = factories.StudentFactory(campus=campus_a)
         flag(student, at_risk=True)
@@ -176,6 +198,7 @@ class TestApply:
         assert rule_tags(student) == {}
 
 
+@pytest.mark.usefixtures("both_ways")
 class TestExclusiveGroups:
     """The goal group is exclusive: a person's tag is never replaced, and the first rule wins."""
 
