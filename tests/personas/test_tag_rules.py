@@ -410,3 +410,15 @@ class TestDefaults:
         assert set(rule_tags(young_maths)) == set()
         assert set(rule_tags(artist)) == {"兴趣拓展型"}
         assert set(rule_tags(worried)) == {"积极性下降", "高价值", "续费关键期"}
+
+
+def test_the_profile_engine_applies_the_rules_after_a_fact(risk_rule: TagRule, campus_a: Campus) -> None:
+    from personas.services.profiles import profiles_after_event, profiles_recompute
+
+    student, other = factories.StudentFactory.create_batch(2, campus=campus_a)
+    flag(student, at_risk=True)
+    flag(other, at_risk=True)
+    profiles_after_event([student.pk])
+    assert set(rule_tags(student)) == {"积极性下降"} and rule_tags(other) == {}
+    profiles_recompute(full=True)
+    assert set(rule_tags(other)) == {"积极性下降"}
