@@ -304,7 +304,7 @@ removed AS (
     WHERE owned.tag_id = %(tag_id)s AND owned.source = 'rule' AND owned.rule LIKE %(owned_prefix)s
       AND (%(student_ids)s::bigint[] IS NULL OR owned.student_id = ANY(%(student_ids)s::bigint[]))
       -- NOT IN, not NOT EXISTS: a hashed subplan whatever the planner guesses of the CTE's size
-      -- (a nested anti-join over a misjudged CTE is quadratic); ids are never NULL.
+      -- (docs/benchmarks.md); ids are never NULL.
       AND owned.student_id NOT IN (SELECT selected.id FROM selected)
     RETURNING 1
 ),
@@ -397,8 +397,8 @@ def tag_rules_apply(
     postgres = connection.vendor == "postgresql"
     if postgres and ids is None:
         with connection.cursor() as cursor:
-            # A whole campus: JIT's compile time for these wide predicates outweighs its gain (30 s
-            # against 0.4 s for 100,000 students), and each rule's selection is hashed in memory.
+            # A whole campus: JIT's compile time for these wide predicates outweighs its gain
+            # (docs/benchmarks.md), and each rule's selection is hashed in memory.
             cursor.execute("SET LOCAL jit = off")
             cursor.execute("SET LOCAL work_mem = '256MB'")
     apply_rule = _apply_rule_sql if postgres else _apply_rule_portable

@@ -222,6 +222,42 @@ class TestAdmin:
         assert client.post(reverse("admin:personas_tagrule_delete", args=[rule.pk]), {"post": "yes"}).status_code == 302
         assert not TagRule.objects.exists() and not StudentTag.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("conditions", "message"),
+        [
+            ("{not json", "The conditions could not be read."),
+            ({"all": []}, "Add at least one condition: a rule without one would tag every student."),
+            ({"all": [{"field": "campus", "op": "has", "value": 1}]}, "You may not filter on “Campus”."),
+            ({"any": [{"field": "grade", "op": "in", "value": "初三"}]}, "Choose at least one value for “Grade”."),
+        ],
+    )
+    def test_bad_conditions_say_why_and_write_nothing(
+        self, manager: User, risk_tag: Tag, conditions: Any, message: str
+    ) -> None:
+        response = as_user(manager).post(reverse("admin:personas_tagrule_add"), form_data(risk_tag, conditions))
+        assert response.status_code == 200
+        assert message in response.content.decode().replace("&ldquo;", "“").replace("&rdquo;", "”")
+        assert not TagRule.objects.exists()
+
+    def test_the_list_runs_a_constant_number_of_queries(self, admin_user: User, campus_a: Campus) -> None:
+        client = as_user(admin_user)
+
+        def grow(n: int) -> None:
+            for _ in range(n):
+                campus = factories.CampusFactory()
+                tag = factories.TagFactory()
+                tag_rule_create(actor=admin_user, campus=campus, tag=tag, name="规则", conditions=AT_RISK)
+
+        def count() -> int:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(reverse("admin:personas_tagrule_changelist")).status_code == 200
+            return len(queries)
+
+        grow(2)
+        small = count()
+        grow(8)
+        assert count() == small
+
     def test_an_administrator_chooses_the_campus(self, admin_user: User, campus_b: Campus, risk_tag: Tag) -> None:
         client = as_user(admin_user)
         response = client.post(reverse("admin:personas_tagrule_add"), form_data(risk_tag, campus=campus_b.pk))
