@@ -1,4 +1,5 @@
-"""How crm tells higher apps that a student's facts changed, without importing them.
+"""How crm tells higher apps that a student's facts changed, or that a campus was created,
+without importing them.
 
 crm sits at the bottom of the app graph (crm <- lifecycle <- personas <- campaigns).
 A higher app registers a listener at start-up (its AppConfig.ready); crm services call
@@ -16,6 +17,8 @@ from django.db import transaction
 
 Listener = Callable[[list[int]], None]
 _listeners: list[Listener] = []
+CampusListener = Callable[[int], None]
+_campus_listeners: list[CampusListener] = []
 
 
 def on_student_facts_changed(listener: Listener) -> Listener:
@@ -30,3 +33,15 @@ def student_facts_changed(student_ids: Iterable[int]) -> None:
         return
     for listener in list(_listeners):
         transaction.on_commit(lambda listener=listener: listener(ids), robust=True)  # type: ignore[misc]
+
+
+def on_campus_created(listener: CampusListener) -> CampusListener:
+    """A higher app sets up what each new campus starts with (personas: its default tag rules)."""
+    if listener not in _campus_listeners:
+        _campus_listeners.append(listener)
+    return listener
+
+
+def campus_created(campus_id: int) -> None:
+    for listener in list(_campus_listeners):
+        transaction.on_commit(lambda listener=listener: listener(campus_id), robust=True)  # type: ignore[misc]

@@ -667,6 +667,10 @@ class AuditAction(models.TextChoices):
     POOL_RELEASE = "pool_release", _("Lead given back to the pool")
     POOL_SWEEP = "pool_sweep", _("Neglected leads released to the pool")
     THRESHOLDS_UPDATE = "thresholds_update", _("Lifecycle thresholds changed")
+    CAMPUS_CREATE = "campus_create", _("Campus created")
+    TAG_RULE_CREATE = "tag_rule_create", _("Tag rule created")
+    TAG_RULE_UPDATE = "tag_rule_update", _("Tag rule changed")
+    TAG_RULE_DELETE = "tag_rule_delete", _("Tag rule deleted")
 
 
 class AuditEntry(models.Model):

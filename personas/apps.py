@@ -8,8 +8,12 @@ class PersonasConfig(AppConfig):
     verbose_name = _("Personas")
 
     def ready(self) -> None:
+        from crm.events import on_campus_created
         from lifecycle.services.events import on_students_decided
         from personas.services.events import students_decided
+        from personas.services.tag_rules import ship_defaults_to_new_campus
 
         # Once the lifecycle engine has decided students after a fact, their profiles follow.
         on_students_decided(students_decided)
+        # A campus created through crm's service starts with the default tag rules.
+        on_campus_created(ship_defaults_to_new_campus)

@@ -37,6 +37,7 @@ from crm.models import (
     Course,
     Gender,
     Grade,
+    Role,
     Stage,
     StudentTag,
     Tag,
@@ -386,6 +387,17 @@ def leaf_q(name: Any, op: Any, value: Any, *, viewer: User, path: str = "") -> Q
     return _leaf_q(spec, op, _checked_value(spec, op, value, viewer, path), viewer)
 
 
+def campus_viewer(campus_id: int) -> User:
+    """Who a campus's own rules (tag rules) are compiled as: a viewer of exactly that campus.
+
+    Nobody signs in as it and it is never saved: it only gives `compile_tree` the campus a rule
+    may reach (its courses and staff, not another campus's, and no `campus` field), as a manager
+    of that campus would. People are always compiled as themselves."""
+    viewer = User(username=f"campus-{campus_id}-rules", campus_id=campus_id, is_active=False)
+    viewer._role_cache = Role.MANAGER
+    return viewer
+
+
 def compile_tree(tree: Any, *, viewer: User) -> Q:
     """The rows a whole tree selects; ConditionError for anything malformed, hostile or not allowed."""
     counter = [0]
@@ -422,7 +434,7 @@ def _compile(node: Any, viewer: User, *, depth: int, path: str, counter: list[in
 
 def describe(tree: Any) -> str:
     """The tree in words, for lists and the tag a rule leaves ("等级 是 五年级 且 ...")."""
-    if not isinstance(tree, dict):
+    if not isinstance(tree, dict) or not tree:
         return ""
     if "field" in tree:
         spec = FIELDS.get(tree.get("field", ""))
@@ -430,7 +442,9 @@ def describe(tree: Any) -> str:
             return str(tree.get("field"))
         value = tree.get("value")
         labels = dict((str(k), v) for k, v in spec.choices)
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            shown = str(_("yes") if value else _("no"))
+        elif isinstance(value, list):
             shown = "、".join(str(labels.get(str(v), v)) for v in value)
         else:
             shown = str(labels.get(str(value), value))

@@ -8,8 +8,11 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import User
+from crm.models import Campus, Tag, User
+from crm.roles import sees_all_campuses
+from crm.selectors import campuses_visible_to
 from personas.conditions import ConditionError, compile_tree
+from personas.models import TagRule
 
 
 class ConditionTreeField(forms.JSONField):
@@ -38,3 +41,38 @@ class ConditionTreeField(forms.JSONField):
         if isinstance(value, str):
             return value
         return json.dumps(value, ensure_ascii=False)
+
+
+class TagChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.group.name} · {obj.name}"
+
+
+class TagRuleForm(forms.Form):
+    """A tag rule as a manager writes it; `tag_rule_create`/`tag_rule_update` decide what is kept.
+
+    An administrator (who sees every campus) chooses the campus of a new rule; a manager's rules
+    are their campus's. The campus of a rule never changes: its conditions were checked for it."""
+
+    campus = forms.ModelChoiceField(label=_("Campus"), queryset=Campus.objects.none())
+    name = forms.CharField(label=_("Rule name"), max_length=100)
+    tag = TagChoiceField(
+        label=_("Tag"),
+        queryset=Tag.objects.select_related("group").order_by("group__name", "name"),
+        empty_label=_("Choose…"),
+    )
+    conditions = ConditionTreeField(
+        label=_("Conditions"),
+        widget=forms.Textarea(attrs={"rows": 8, "translate": "no", "spellcheck": "false", "class": "code"}),
+        help_text=_("The students who get the tag: a condition tree in JSON (see the fields below)."),
+    )
+    active = forms.BooleanField(label=_("Rule on"), required=False, initial=True)
+
+    def __init__(self, *args: Any, viewer: User, rule: TagRule | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["conditions"].viewer = viewer  # type: ignore[attr-defined]
+        if rule is None and sees_all_campuses(viewer):
+            self.fields["campus"].queryset = campuses_visible_to(viewer)  # type: ignore[attr-defined]
+            self.fields["campus"].empty_label = _("Choose…")  # type: ignore[attr-defined]
+        else:
+            del self.fields["campus"]

@@ -1,5 +1,5 @@
 """The personas app's tables: each student's kept profile (RFM, value tier, behaviour), the
-campus's persona settings and the score cut-points of its last full run.
+campus's persona settings, the score cut-points of its last full run, and the campus's tag rules.
 
 A profile is written only by `personas.services.profiles` (set-based for many students, or one
 student after a fact), never by a person; `personas.rules` is its definition in pure Python.
@@ -7,12 +7,13 @@ student after a fact), never by a person; `personas.rules` is its definition in 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from crm.models import Campus, Student
+from crm.models import Campus, Student, Tag
 
 
 class RfmSegment(models.TextChoices):
@@ -162,3 +163,49 @@ class CampusScoreCuts(models.Model):
 
     def __str__(self) -> str:
         return str(self.campus)
+
+
+class TagRule(models.Model):
+    """A campus's auto-tag: the students its conditions select carry its tag, and lose it when the
+    conditions stop holding (`personas.services.tag_rules`, the only writer of rule-assigned tags).
+
+    `conditions` is a condition tree (personas.conditions), checked when the rule is written and
+    compiled again at every run as a viewer of the rule's campus. One rule per tag and campus: two
+    rules giving one tag would have to agree on who loses it.
+    """
+
+    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="tag_rules")
+    # PROTECT: a tag that rules give cannot vanish under them; the rule goes first.
+    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("rule name"), max_length=100)
+    conditions = models.JSONField(_("conditions"), default=dict)
+    active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("tag rule")
+        verbose_name_plural = _("tag rules")
+        ordering = ["campus", "pk"]
+        constraints = [models.UniqueConstraint(fields=["campus", "tag"], name="tag_rule_one_per_campus_and_tag")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ref(self) -> str:
+        """What a student's tag records of the rule that gave it (StudentTag.rule): its id, which
+        says which rule owns the tag, then its name, which the card shows."""
+        return f"{self.ref_prefix}{self.name}"
+
+    @property
+    def ref_prefix(self) -> str:
+        return f"#{self.pk} "

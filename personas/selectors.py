@@ -1,4 +1,4 @@
-"""Reads of the personas app: the persona card of one student.
+"""Reads of the personas app: the persona card of one student, and the campus's tag rules.
 
 `persona_card` runs a constant number of queries whatever the student's history: the student
 row with their stage, flags' inputs, profile, campus thresholds and journey dates (subqueries on
@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import CharField, Count, F, OuterRef, Prefetch, QuerySet, Subquery, Value
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import Cast, Coalesce, Concat, TruncWeek
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dates import WEEKDAYS
@@ -32,17 +32,18 @@ from crm.models import (
     Guardian,
     Student,
     StudentTag,
+    TagSource,
     TrialLesson,
     TrialStatus,
     User,
 )
-from crm.selectors import student_get, students_visible_to
+from crm.selectors import in_viewers_campuses, student_get, students_visible_to
 from lifecycle.filters import Flag
 from lifecycle.models import LifecycleSettings, StageChange
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.rules import Thresholds
 from lifecycle.services.facts import thresholds_of
-from personas.models import StudentProfile
+from personas.models import StudentProfile, TagRule
 from personas.next_action import ActionFacts, NextAction, next_action_for
 
 TIMELINE_PAGE_SIZE = 20
@@ -399,3 +400,37 @@ def persona_card(*, viewer: User, student_id: int, page: int = 1, now: dt.dateti
         next_action=action,
         thresholds=thresholds,
     )
+
+
+# --- tag rules ---------------------------------------------------------------------------------
+
+
+def tag_rules_visible_to(viewer: User) -> QuerySet[TagRule]:
+    """The rules of the viewer's campus (every campus for an administrator), each with `carriers`,
+    the number of students who carry its tag by this rule. A constant number of queries."""
+    carriers = (
+        StudentTag.objects.filter(
+            source=TagSource.RULE,
+            tag_id=OuterRef("tag_id"),
+            rule__startswith=Concat(Value("#"), Cast(OuterRef("pk"), CharField()), Value(" ")),
+        )
+        .order_by()
+        .values("tag_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rules = TagRule.objects.select_related("campus", "tag__group", "created_by")
+    return (
+        in_viewers_campuses(rules, viewer)
+        .annotate(carriers=Coalesce(Subquery(carriers), 0))
+        .order_by("campus__name", "tag__group__name", "pk")
+    )
+
+
+def tag_rule_get(*, viewer: User, rule_id: int) -> TagRule:
+    """One rule the viewer may see (with `carriers`), or 404: another campus's rule does not exist
+    for them."""
+    rule = tag_rules_visible_to(viewer).filter(pk=rule_id).first()
+    if rule is None:
+        raise Http404
+    return rule

@@ -1,7 +1,7 @@
-"""Profile tasks: after a student's facts changed (and the lifecycle engine decided them), and
-the nightly run.
+"""Personas tasks: profiles after a student's facts changed (and the lifecycle engine decided
+them), the nightly run, and a campus's tag rules after they changed.
 
-Both take ids (or nothing), are idempotent (a rerun computes the same and writes nothing) and
+All take ids (or nothing), are idempotent (a rerun computes the same and writes nothing) and
 retry only transient database errors, with backoff, under a time limit.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-__all__ = ["nightly_profiles", "refresh_profiles"]
+__all__ = ["nightly_profiles", "refresh_profiles", "tag_rules_apply_campus"]
 
+# The queue the standard worker (`celery -A config worker`) consumes.
 PERSONAS_QUEUE = "default"
 TRANSIENT = (OperationalError, InterfaceError)
 
@@ -49,3 +50,21 @@ def nightly_profiles() -> int:
     from personas.services.profiles import profiles_recompute
 
     return profiles_recompute().written
+
+
+@shared_task(
+    name="personas.tag_rules_apply_campus",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=10 * 60,
+    time_limit=11 * 60,
+)
+def tag_rules_apply_campus(campus_id: int) -> tuple[int, int]:
+    """After a campus's rules changed: its students' rule-assigned tags; (added, removed)."""
+    from personas.services.tag_rules import tag_rules_apply
+
+    return tag_rules_apply(campus_ids=[campus_id])

@@ -1,6 +1,6 @@
-"""The persona card's pages. Included before crm.urls: the card is the student page."""
+"""The personas pages. Included before crm.urls: the persona card is the student page."""
 
-from django.urls import path
+from django.urls import include, path
 
 from personas.views import card
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("students/<int:pk>/", card.student_detail, name="student_detail"),
     path("students/<int:pk>/timeline/", card.student_timeline, name="student_timeline"),
     path("students/<int:pk>/<slug:action>/", card.student_action, name="student_action"),
+    path("personas/tag-rules/", include("personas.views.tag_rules")),
 ]

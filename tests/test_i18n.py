@@ -27,6 +27,8 @@ from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
+from personas.models import TagRule
+from personas.services.tag_rules import tag_rules_ship_defaults
 from tests.crm.test_admin import build_world
 from tests.factories import StudentProfileFactory
 
@@ -214,11 +216,17 @@ class VisibleText(HTMLParser):
         super().__init__()
         self.texts: list[str] = []
         self.hidden = 0
+        # Elements marked translate="no" (HTML's own "not words"): the JSON of a tag rule's
+        # conditions and the field keys beside it are code a person types, in any language.
+        self.code: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style", "template"):
             self.hidden += 1
         values = dict(attrs)
+        if values.get("translate") == "no":
+            self.code.append(tag)
+            self.hidden += 1
         for name in self.SHOWN_ATTRIBUTES:
             if values.get(name):
                 self.texts.append(values[name] or "")
@@ -227,6 +235,9 @@ class VisibleText(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style", "template") and self.hidden:
+            self.hidden -= 1
+        if self.code and tag == self.code[-1]:
+            self.code.pop()
             self.hidden -= 1
 
     def handle_data(self, data: str) -> None:
@@ -274,6 +285,8 @@ def test_the_check_finds_what_it_looks_for() -> None:
     assert english_in('<a title="Next follow-up">x</a>', patterns)
     assert not english_in("<th>流失预警</th><script>var at_risk = 'At risk';</script>", patterns)
     assert not english_in('<div class="board-card at-risk" data-stage="lead">学生1</div>', patterns)
+    assert not english_in('<textarea translate="no">{"field": "grade", "op": "is"}</textarea>', patterns)
+    assert english_in('<p><code translate="no">grade</code> Grade</p>', patterns)
 
 
 # --- the walk -----------------------------------------------------------------------------------
@@ -298,6 +311,9 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     world.phone = world.guardian.phone
     # A persona profile, so the card shows its segment, tier and behaviour (with a time slot).
     StudentProfileFactory(student=world.student)
+    # The default rules, which show every kind of condition the defaults use in words.
+    tag_rules_ship_defaults(campus_ids=[campus_a.pk])
+    world.tagrule = TagRule.objects.filter(campus=campus_a).order_by("pk").first()
     return world
 
 
@@ -331,6 +347,12 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("pool"), {}),
         ("post", reverse("pool_release"), {"student": student}),
         ("post", reverse("pool_claim", args=[student]), {}),
+        ("get", reverse("tag_rule_list"), {}),
+        ("get", reverse("tag_rule_create"), {}),
+        ("post", reverse("tag_rule_create"), {"conditions": '{"all": [{"field": "shoe_size"}]}'}),
+        ("get", reverse("tag_rule_edit", args=[world.tagrule.pk]), {}),
+        ("post", reverse("tag_rule_edit", args=[world.tagrule.pk]), {"conditions": "{"}),
+        ("get", reverse("tag_rule_delete", args=[world.tagrule.pk]), {}),
     ]
     for action in ("consultation", "trial", "contract", "lost", "guardian"):
         requests.append(("post", reverse("student_action", args=[student, action]), {}))
@@ -367,6 +389,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         triallesson=SimpleNamespace(pk=1),
         lesson=SimpleNamespace(pk=1, starts_at=timezone.now()),
         attendance=SimpleNamespace(pk=1),
+        tagrule=SimpleNamespace(pk=1),
         phone="13800138000",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
@@ -380,7 +403,7 @@ def admin_paths() -> list[str]:
         prefix = f"admin:{opts.app_label}_{opts.model_name}"
         paths += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
         obj = model._default_manager.order_by("pk").first()
-        if opts.app_label in ("crm", "lifecycle"):
+        if opts.app_label in ("crm", "lifecycle") or model is TagRule:
             assert obj is not None, f"the walk needs a {opts.model_name}"
         if obj is not None:
             paths.append(reverse(f"{prefix}_change", args=[obj.pk]))

@@ -12,16 +12,29 @@ from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
-from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, StudentSearchMixin, actor_of
+from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, ServiceModelForm, StudentSearchMixin, actor_of
 from crm.admin.paginators import EstimatedCountPaginator
 from crm.models import AuditAction, AuditEntry, Campus, Course, ImportJob, Role, User
 from crm.roles import OWNER_ROLES
+from crm.services.campuses import campus_create
+
+
+class CampusAddForm(ServiceModelForm):
+    """A new campus through `campus_create`, which gives it what every campus starts with."""
+
+    class Meta:
+        model = Campus
+        fields = ("name", "code", "address")
+
+    def run_service(self) -> Campus:
+        return campus_create(actor=self.actor, **{name: self.cleaned_data[name] for name in self.Meta.fields})
 
 
 @admin.register(Campus)
 class CampusAdmin(CrmModelAdmin):
     list_display = ("name", "code", "address")
     search_fields = ("name", "code")
+    add_form = CampusAddForm
 
 
 # The four roles are groups whose permissions live in code (crm/roles.py, applied by a

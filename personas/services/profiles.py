@@ -16,7 +16,7 @@ Which students and campuses:
   `recheck_at` has come (the 90-day attendance window moves); step 2 for the campuses where an
   RFM input changed since their last scoring (in this run, or after a fact: `moved`), or
   everyone's with `full=True`.
-Tag rules are applied after both (`personas.services.tag_rules`), when that module exists.
+Tag rules are applied after both (`personas.services.tag_rules`).
 
 On SQLite (the embedded default) the same rules run in Python over the ORM's rows.
 """
@@ -63,6 +63,7 @@ from personas.rules import (
     tier_floors,
     tier_from_floors,
 )
+from personas.services.tag_rules import tag_rules_apply
 
 FIGURE_COLUMNS = (
     "campus_id",
@@ -574,10 +575,6 @@ def _figures_of(p: StudentProfile) -> Figures:
 
 def _apply_tag_rules(ids: list[int] | None) -> None:
     """The tag rules, after the profiles they read (personas.services.tag_rules)."""
-    try:
-        from personas.services.tag_rules import tag_rules_apply  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the rules are not part of this build yet
-        return
     tag_rules_apply(student_ids=ids)
 
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
 from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
-from crm.models import Campus, Role, Student, StudentStage, User
+from crm.models import Campus, Role, Student, StudentStage, StudentTag, TagSource, User
 
 if TYPE_CHECKING:
     from lifecycle.rules import Thresholds
@@ -64,7 +64,7 @@ class Command(BaseCommand):
 
     def build_and_decide(self, *, students: int, seed: int) -> Any:
         """Write the facts, let the lifecycle engine decide every student's stage from them, then
-        compute every profile.
+        compute every profile and apply the campuses' tag rules.
 
         The services would schedule one recomputation per call; they are held back and the
         engine runs once, set-based, over everyone (the command sits above both apps; crm's
@@ -76,6 +76,7 @@ class Command(BaseCommand):
         from lifecycle.services.events import recompute_deferred
         from lifecycle.services.facts import thresholds_by_campus
         from lifecycle.services.recompute import recompute_stages
+        from personas.services.tag_rules import tag_rules_ship_defaults
 
         def thresholds_for(campus: Campus) -> Thresholds:
             return thresholds_by_campus()[campus.pk]
@@ -91,9 +92,16 @@ class Command(BaseCommand):
         )
         from personas.services.profiles import profiles_recompute
 
-        # The profiles follow the stages (tags by rule read them): every student and campus at once.
+        # The campuses were written by the builder, not crm's campus service: they get the default
+        # tag rules here. The profiles follow the stages (tags by rule read them): every student and
+        # campus at once, then the rules.
+        tag_rules_ship_defaults()
         profiles = profiles_recompute(full=True)
-        self.stdout.write(f"Personas: {profiles.computed} profiles, {profiles.campuses_scored} campuses scored")
+        by_rule = StudentTag.objects.filter(source=TagSource.RULE).count()
+        self.stdout.write(
+            f"Personas: {profiles.computed} profiles, {profiles.campuses_scored} campuses scored, "
+            f"{by_rule} tags by rule"
+        )
         return summary
 
     def print_accounts(self) -> None:

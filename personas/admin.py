@@ -1,0 +1,187 @@
+"""Admin for the personas app: the campuses' tag rules.
+
+Managers see and write their campus's rules, administrators every campus's; the form, the delete
+page and the delete action call `personas.services.tag_rules` (the page's services too). Access
+follows the staff role, as lifecycle's admin does (crm's role groups carry crm's permissions
+only), and every list and change page is scoped by crm's campus rule: another campus's rule is a
+404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from crm.admin.base import NOTHING_CHOSEN, ServiceModelForm
+from crm.models import Role, User
+from crm.roles import sees_all_campuses
+from crm.selectors import campuses_visible_to
+from personas.conditions import describe
+from personas.forms import ConditionTreeField
+from personas.models import TagRule
+from personas.selectors import tag_rules_visible_to
+from personas.services.tag_rules import tag_rule_create, tag_rule_delete, tag_rule_update
+
+
+def viewer(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+class TagRuleAdminForm(ServiceModelForm):
+    """Saved by `tag_rule_create` / `tag_rule_update`, which check the conditions for the campus."""
+
+    conditions = ConditionTreeField(
+        label=gettext_lazy("conditions"),
+        widget=forms.Textarea(attrs={"rows": 8, "translate": "no", "spellcheck": "false", "class": "vLargeTextField"}),
+    )
+
+    class Meta:
+        model = TagRule
+        fields = ("campus", "name", "tag", "conditions", "active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["conditions"].viewer = self.actor  # type: ignore[attr-defined]
+        if "campus" in self.fields:
+            self.fields["campus"].queryset = campuses_visible_to(self.actor)  # type: ignore[attr-defined]
+
+    def run_service(self) -> TagRule:
+        data = self.cleaned_data
+        if self.instance.pk is None:
+            campus = data.get("campus") or self.actor.campus
+            if campus is None:
+                raise ValidationError({"campus": _("Choose a campus.")})
+            return tag_rule_create(
+                actor=self.actor,
+                campus=campus,
+                tag=data["tag"],
+                name=data["name"],
+                conditions=data["conditions"],
+                active=data["active"],
+            )
+        changes = {name: data[name] for name in ("name", "tag", "conditions", "active")}
+        return tag_rule_update(actor=self.actor, rule=self.instance, **changes)
+
+
+@admin.register(TagRule)
+class TagRuleAdmin(admin.ModelAdmin):
+    form = TagRuleAdminForm
+    list_display = ("name", "campus", "tag", "conditions_words", "active", "carriers")
+    list_display_links = ("name",)
+    list_filter = ("active",)
+    search_fields = ("name", "tag__name")
+    list_select_related = ("campus", "tag__group")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["delete_rules"]
+
+    # Access ----------------------------------------------------------------------------
+
+    def allowed(self, request: HttpRequest) -> bool:
+        user = viewer(request)
+        return user.is_active and user.is_staff and (user.is_superuser or user.role in (Role.MANAGER, Role.ADMIN))
+
+    def sees(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None or sees_all_campuses(viewer(request)):
+            return True
+        return obj.campus_id == viewer(request).campus_id
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.allowed(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.allowed(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    # Reads -----------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        if not self.allowed(request):
+            return TagRule.objects.none()
+        return tag_rules_visible_to(viewer(request))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """Another campus's rule does not exist for this viewer: 404, not the admin's redirect.
+        Staff whose role has no rules are refused (403) before any lookup."""
+        if not self.allowed(request):
+            raise PermissionDenied
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(_("No %(name)s with this id.") % {"name": self.opts.verbose_name})
+        return obj
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        extra = ("campus",) if sees_all_campuses(viewer(request)) else ()
+        return (*extra, *super().get_list_filter(request))
+
+    def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
+        return super().get_action_choices(request, default_choices=NOTHING_CHOSEN)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # Django's would delete rows without the service
+        return actions
+
+    @admin.display(description=gettext_lazy("conditions"))
+    def conditions_words(self, obj: TagRule) -> str:
+        return describe(obj.conditions)
+
+    @admin.display(description=gettext_lazy("students"))
+    def carriers(self, obj: TagRule) -> int:
+        return getattr(obj, "carriers", 0)
+
+    # Writes ----------------------------------------------------------------------------
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["campus", "name", "tag", "conditions", "active"]
+        if obj is not None or not sees_all_campuses(viewer(request)):
+            fields.remove("campus")  # a manager's rules are their campus's; a rule keeps its campus
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("campus",) if obj is not None else ()
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        cast(type[TagRuleAdminForm], form).actor = viewer(request)  # a fresh class per request
+        return form
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs.setdefault("empty_label", NOTHING_CHOSEN[0][1])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The service wrote it when the form was validated."""
+
+    def delete_model(self, request: HttpRequest, obj: TagRule) -> None:
+        tag_rule_delete(actor=viewer(request), rule=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TagRule]) -> None:
+        for rule in queryset:
+            tag_rule_delete(actor=viewer(request), rule=rule)
+
+    @admin.action(description=gettext_lazy("Delete the selected rules and the tags they gave"))
+    def delete_rules(self, request: HttpRequest, queryset: QuerySet[TagRule]) -> None:
+        rules = list(queryset)
+        removed = sum(tag_rule_delete(actor=viewer(request), rule=rule) for rule in rules)
+        self.message_user(
+            request,
+            _("%(rules)s rules deleted; %(tags)s tags they gave were removed.")
+            % {"rules": len(rules), "tags": removed},
+            messages.SUCCESS,
+        )

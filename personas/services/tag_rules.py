@@ -1,0 +1,415 @@
+"""Tag rules (auto-tags): writing a campus's rules, and applying every rule to its students.
+
+The rules of rule-assigned tags, in one place:
+
+- A rule belongs to one campus and gives one tag to the students of that campus its conditions
+  select (a condition tree, compiled as a viewer of the campus: `conditions.campus_viewer`).
+- Each tag it gives is a `StudentTag` with source "rule" whose `rule` text starts with the rule's
+  id (`TagRule.ref`: "#12 高价值"); that prefix is how a run knows which rows a rule owns.
+- A tag whose rule stops holding, or whose rule is switched off or deleted, is removed.
+- Tags a person gave (manual or imported) are never touched: a student who holds the rule's tag
+  by hand keeps it as it is, and a rule never converts or removes it.
+- Exclusive groups, decided from the current facts alone (so a run is deterministic and a second
+  run writes nothing): if the student holds a tag of the group given by a person, no rule gives
+  them a tag of that group (a person's judgement is never replaced); otherwise, among the
+  campus's active rules giving tags of the group, the first written (lowest id) that selects the
+  student gives its tag, and a later one does not.
+
+`tag_rules_apply` is set-based: per rule one statement, a DELETE of the rows it owns that no longer
+hold and an INSERT ... SELECT of the students it newly selects, whatever the number of students.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
+
+from crm import text
+from crm.models import AuditAction, Campus, Role, Student, StudentTag, Tag, TagGroup, TagSource, User
+from crm.roles import require_campus, require_role
+from crm.services.audit import audit
+from personas.conditions import ConditionError, campus_viewer, compile_tree
+from personas.default_tag_rules import DEFAULT_RULES
+from personas.models import TagRule
+
+logger = logging.getLogger(__name__)
+
+RULE_FIELDS = ("name", "tag", "conditions", "active")
+
+
+# --- writing rules -------------------------------------------------------------------------------
+
+
+def _leaf_count(tree: Any) -> int:
+    if not isinstance(tree, dict):
+        return 0
+    if "field" in tree:
+        return 1
+    return sum(_leaf_count(child) for children in tree.values() if isinstance(children, list) for child in children)
+
+
+def tag_rule_conditions_problem(*, actor: User, campus: Campus, conditions: Any) -> str | None:
+    """Why these conditions cannot be a rule of `campus` written by `actor`, or None.
+
+    They must hold for the actor (a person names only what they may see) and for the campus the
+    rule runs as (an administrator cannot hand campus A a rule about campus B's course)."""
+    try:
+        compile_tree(conditions, viewer=actor)
+        compile_tree(conditions, viewer=campus_viewer(campus.pk))
+    except ConditionError as exc:
+        return exc.message
+    if _leaf_count(conditions) == 0:
+        return _("Add at least one condition: a rule without one would tag every student.")
+    return None
+
+
+def _checked(*, actor: User, rule: TagRule) -> None:
+    errors: dict[str, Any] = {}
+    rule.name = text.clean(errors, "name", rule.name, TagRule)
+    if not rule.name:
+        errors["name"] = _("Give the rule a name.")
+    problem = tag_rule_conditions_problem(actor=actor, campus=rule.campus, conditions=rule.conditions)
+    if problem:
+        errors["conditions"] = problem
+    taken = TagRule.objects.filter(campus_id=rule.campus_id, tag_id=rule.tag_id).exclude(pk=rule.pk)
+    if "tag" not in errors and taken.exists():
+        errors["tag"] = _("This campus already has a rule for this tag.")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _saved(rule: TagRule, **kwargs: Any) -> None:
+    """Saved, with the unique (campus, tag) backstop said in words (two managers at once)."""
+    try:
+        with transaction.atomic():
+            rule.save(**kwargs)
+    except IntegrityError:
+        raise ValidationError({"tag": _("This campus already has a rule for this tag.")}) from None
+
+
+def _owned_by(rule: TagRule) -> QuerySet[StudentTag]:
+    """The tags the rule gave (and owns): source "rule", their text starting with its id."""
+    return StudentTag.objects.filter(source=TagSource.RULE, rule__startswith=rule.ref_prefix)
+
+
+def _apply_after_commit(campus_id: int) -> None:
+    # The task module imports this one; read it at call time.
+    from personas.tasks import tag_rules_apply_campus
+
+    transaction.on_commit(lambda: tag_rules_apply_campus.delay(campus_id))
+
+
+def _words(rule: TagRule) -> dict[str, Any]:
+    return {
+        "campus": rule.campus.code,
+        "rule": rule.ref,
+        "tag": str(rule.tag),
+        "conditions": json.dumps(rule.conditions, ensure_ascii=False),
+        "active": str(rule.active),
+    }
+
+
+@transaction.atomic
+def tag_rule_create(
+    *, actor: User, campus: Campus, tag: Tag, name: str, conditions: Any, active: bool = True
+) -> TagRule:
+    """A campus's new rule (its manager, or an administrator); the campus is tagged after commit."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, campus.pk)
+    rule = TagRule(campus=campus, tag=tag, name=name, conditions=conditions, active=active, created_by=actor)
+    _checked(actor=actor, rule=rule)
+    _saved(rule)
+    audit(actor=actor, action=AuditAction.TAG_RULE_CREATE, **_words(rule))
+    _apply_after_commit(campus.pk)
+    return rule
+
+
+@transaction.atomic
+def tag_rule_update(*, actor: User, rule: TagRule, **changes: Any) -> TagRule:
+    """Change a rule's name, tag, conditions or whether it is on; its campus is tagged again after
+    commit (its old tag, or every tag it gave when switched off, is removed there)."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, rule.campus_id)
+    unknown = set(changes) - set(RULE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a rule field: {sorted(unknown)}")
+    row = TagRule.objects.select_for_update().select_related("campus", "tag__group").get(pk=rule.pk)
+    before = {name: getattr(row, name) for name in changes}
+    for name, value in changes.items():
+        setattr(row, name, value)
+    _checked(actor=actor, rule=row)
+    changed = [name for name in changes if getattr(row, name) != before[name]]
+    if not changed:
+        return row
+    _saved(row, update_fields=[*changed, "updated_at"])
+    if "tag" in changed:
+        # The tag it gave before goes now; the run after commit gives the new one.
+        _owned_by(row).exclude(tag_id=row.tag_id).delete()
+    audit(actor=actor, action=AuditAction.TAG_RULE_UPDATE, changed=", ".join(changed), **_words(row))
+    _apply_after_commit(row.campus_id)
+    return row
+
+
+@transaction.atomic
+def tag_rule_delete(*, actor: User, rule: TagRule) -> int:
+    """Delete a rule and, with it, every tag it gave; the number of tags removed."""
+    require_role(actor, Role.MANAGER)
+    require_campus(actor, rule.campus_id)
+    row = TagRule.objects.select_for_update().select_related("campus", "tag__group").get(pk=rule.pk)
+    removed, _counts = _owned_by(row).delete()
+    audit(actor=actor, action=AuditAction.TAG_RULE_DELETE, removed=removed, **_words(row))
+    row.delete()
+    return removed
+
+
+# --- the defaults ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tag_rules_ship_defaults(*, campus_ids: Iterable[int] | None = None) -> list[TagRule]:
+    """Give campuses the default rules (personas.default_tag_rules) for the tags they have no rule
+    for; the rules created. Called for a new campus (crm.events.campus_created) and by the demo."""
+    campuses = Campus.objects.order_by("pk")
+    if campus_ids is not None:
+        campuses = campuses.filter(pk__in=list(campus_ids))
+    ids = list(campuses.values_list("pk", flat=True))
+    if not ids:
+        return []
+    tags = {}
+    for default in DEFAULT_RULES:
+        group, _created = TagGroup.objects.get_or_create(name=default.group, defaults={"exclusive": default.exclusive})
+        tags[default.tag] = Tag.objects.get_or_create(group=group, name=default.tag)[0]
+    have = set(TagRule.objects.filter(campus_id__in=ids).values_list("campus_id", "tag_id"))
+    # In DEFAULT_RULES' order, so that within an exclusive group the first listed wins.
+    missing = [
+        TagRule(campus_id=campus_id, tag=tags[d.tag], name=d.name, conditions=d.conditions)
+        for campus_id in ids
+        for d in DEFAULT_RULES
+        if (campus_id, tags[d.tag].pk) not in have
+    ]
+    return TagRule.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def ship_defaults_to_new_campus(campus_id: int) -> None:
+    """crm.events listener: a campus created through crm's service starts with the defaults."""
+    tag_rules_ship_defaults(campus_ids=[campus_id])
+
+
+# --- applying the rules -----------------------------------------------------------------------------
+
+
+def _selects(rule: TagRule) -> Q | None:
+    """The students of any campus the rule's conditions select; None: no one (switched off, or
+    its conditions no longer compile)."""
+    if not rule.active:
+        return None
+    try:
+        return compile_tree(rule.conditions, viewer=campus_viewer(rule.campus_id))
+    except ConditionError as exc:
+        # Written valid, broken since (a tag it names was removed): it holds for no one until its
+        # manager fixes it.
+        logger.error("tag rule %s of campus %s no longer compiles: %s", rule.pk, rule.campus_id, exc)
+        return None
+
+
+def _selected(rule: TagRule, earlier: Sequence[TagRule]) -> QuerySet[Student] | None:
+    """The students the rule gives its tag to now: those of its campus its conditions select, minus
+    those its exclusive group keeps from it (a person's tag of the group, or a match of a rule
+    written before, `earlier`). None: no one."""
+    selects = _selects(rule)
+    if selects is None:
+        return None
+    students = Student.objects.filter(campus_id=rule.campus_id).filter(selects)
+    if rule.tag.group.exclusive:
+        by_a_person = StudentTag.objects.filter(student_id=OuterRef("pk"), tag__group_id=rule.tag.group_id).exclude(
+            source=TagSource.RULE
+        )
+        students = students.filter(~Exists(by_a_person))
+        for first in earlier:
+            first_selects = _selects(first)
+            if first_selects is not None:
+                students = students.filter(~first_selects)
+    return students
+
+
+def _measures_from_now(tree: Any) -> bool:
+    """Whether the tree counts days back from now (its SQL holds the moment it was built)."""
+    if not isinstance(tree, dict):
+        return False
+    if "field" in tree:
+        return tree.get("op") in ("within_days", "over_days_ago")
+    return any(
+        _measures_from_now(child) for children in tree.values() if isinstance(children, list) for child in children
+    )
+
+
+# The SQL of each rule's selection, per version of the rule and of the rules before it: building it
+# from the tree costs more than running it for one student (the path after each fact), so it is
+# built once. A version is the rules' `updated_at` and conditions with what else decides the SQL; a
+# rule that counts days from now is built each time.
+_SELECTION_SQL: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | None] = {}
+SELECTION_CACHE_SIZE = 1000
+
+
+def _selection_sql(rule: TagRule, earlier: Sequence[TagRule]) -> tuple[str, dict[str, Any]] | None:
+    """`_selected` as SQL with named parameters ("selected_<n>"); None: no one."""
+    rules = (rule, *earlier)
+    key = (
+        rule.campus_id,
+        rule.tag.group_id,
+        rule.tag.group.exclusive,
+        *((r.pk, r.updated_at, r.active, json.dumps(r.conditions, sort_keys=True)) for r in rules),
+    )
+    cacheable = not any(_measures_from_now(r.conditions) for r in rules)
+    if cacheable and key in _SELECTION_SQL:
+        return _SELECTION_SQL[key]
+    students = _selected(rule, earlier)
+    result = None
+    if students is not None:
+        compiled, compiled_params = students.order_by().values("id").query.get_compiler(using=students.db).as_sql()
+        params = {f"selected_{index}": value for index, value in enumerate(compiled_params)}
+        result = (_named_placeholders(compiled, "selected_"), params)
+    if cacheable:
+        if len(_SELECTION_SQL) >= SELECTION_CACHE_SIZE:
+            _SELECTION_SQL.clear()
+        _SELECTION_SQL[key] = result
+    return result
+
+
+# One statement per rule (PostgreSQL). `selected`: the students the rule gives its tag to now (the
+# SQL Django compiled for `_selected`), or those of them asked for, read once.
+# `removed`: the rows of its tag the rule owns (source "rule", its "#<id> " prefix) whose student it
+# no longer selects (rows of a tag the rule gave before its tag was changed went with the change).
+# `written`: the selected students who do not hold the tag yet get it. Those who hold it already are
+# skipped: by this rule (nothing to write, so a second run writes nothing) or by a person (never
+# converted). A row of the tag another rule owns (a student who moved campus), or this rule's own
+# row under an old name, is taken over and relabelled; the WHERE on the conflict keeps a row a person
+# added meanwhile as it is. The two touch different rows, so one snapshot serves both.
+APPLY_RULE = """
+WITH selected AS MATERIALIZED (
+    SELECT chosen.id FROM ({selected}) chosen
+    WHERE %(student_ids)s::bigint[] IS NULL OR chosen.id = ANY(%(student_ids)s::bigint[])
+),
+removed AS (
+    DELETE FROM crm_studenttag owned
+    WHERE owned.tag_id = %(tag_id)s AND owned.source = 'rule' AND owned.rule LIKE %(owned_prefix)s
+      AND (%(student_ids)s::bigint[] IS NULL OR owned.student_id = ANY(%(student_ids)s::bigint[]))
+      -- NOT IN, not NOT EXISTS: a hashed subplan whatever the planner guesses of the CTE's size
+      -- (docs/benchmarks.md); ids are never NULL.
+      AND owned.student_id NOT IN (SELECT selected.id FROM selected)
+    RETURNING 1
+),
+written AS (
+    INSERT INTO crm_studenttag (student_id, tag_id, source, rule, created_at)
+    SELECT selected.id, %(tag_id)s, 'rule', %(ref)s, now()
+    FROM selected
+    WHERE NOT EXISTS (
+        SELECT 1 FROM crm_studenttag held
+        WHERE held.student_id = selected.id AND held.tag_id = %(tag_id)s
+          AND (held.source <> 'rule' OR held.rule = %(ref)s)
+    )
+    ON CONFLICT (student_id, tag_id) DO UPDATE SET rule = EXCLUDED.rule
+    WHERE crm_studenttag.source = 'rule'
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT (SELECT count(*) FROM written WHERE inserted), (SELECT count(*) FROM removed)
+"""
+
+# A rule that selects no one (switched off, or its conditions no longer compile).
+NO_ONE = "SELECT NULL::bigint AS id WHERE false"
+
+
+def _named_placeholders(sql: str, prefix: str) -> str:
+    """Django's compiled SQL with its positional placeholders named, in order (`%%` stays)."""
+    count = iter(range(1_000_000))
+    return re.sub(r"%%|%s", lambda m: m.group(0) if m.group(0) == "%%" else f"%({prefix}{next(count)})s", sql)
+
+
+def _apply_rule_sql(rule: TagRule, earlier: Sequence[TagRule], student_ids: list[int] | None) -> tuple[int, int]:
+    params: dict[str, Any] = {
+        "owned_prefix": f"{rule.ref_prefix}%",  # "#12 %": no LIKE wildcard in an id
+        "student_ids": student_ids,
+        "tag_id": rule.tag_id,
+        "ref": rule.ref,
+    }
+    selection = _selection_sql(rule, earlier)
+    selected_sql = NO_ONE
+    if selection is not None:
+        selected_sql, selected_params = selection
+        params.update(selected_params)
+    with connection.cursor() as cursor:
+        cursor.execute(APPLY_RULE.format(selected=selected_sql), params)
+        added, removed = cursor.fetchone()
+    return int(added), int(removed)
+
+
+def _apply_rule_portable(rule: TagRule, earlier: Sequence[TagRule], student_ids: list[int] | None) -> tuple[int, int]:
+    """The same as APPLY_RULE through the ORM, for the embedded SQLite database (a small demo)."""
+    owned = _owned_by(rule)
+    students = _selected(rule, earlier)
+    if student_ids is not None:
+        owned = owned.filter(student_id__in=student_ids)
+        students = students.filter(pk__in=student_ids) if students is not None else None
+    selected = set(students.values_list("id", flat=True)) if students is not None else set()
+    lapsed = owned.filter(tag_id=rule.tag_id).exclude(student_id__in=selected)
+    removed = lapsed.delete()[0] if lapsed.exists() else 0
+    holding = StudentTag.objects.filter(tag_id=rule.tag_id, student_id__in=selected)
+    held = set(holding.filter(~Q(source=TagSource.RULE) | Q(rule=rule.ref)).values_list("student_id", flat=True))
+    relabel = holding.filter(source=TagSource.RULE).exclude(rule=rule.ref)
+    taken_over = set(relabel.values_list("student_id", flat=True))
+    relabel.update(rule=rule.ref)
+    new = sorted(selected - held - taken_over)
+    StudentTag.objects.bulk_create(
+        [StudentTag(student_id=pk, tag_id=rule.tag_id, source=TagSource.RULE, rule=rule.ref) for pk in new],
+        ignore_conflicts=True,
+    )
+    return len(new), removed
+
+
+@transaction.atomic
+def tag_rules_apply(
+    *, student_ids: Iterable[int] | None = None, campus_ids: Iterable[int] | None = None
+) -> tuple[int, int]:
+    """Bring rule-assigned tags in line with every rule (or the rules of `campus_ids`), for every
+    student of their campuses (or only `student_ids`); (tags added, tags removed).
+
+    Called by the profile engine on every recomputation, after a rule is written, and nightly.
+    Idempotent: a second run adds and removes nothing and writes no row."""
+    ids = sorted(set(student_ids)) if student_ids is not None else None
+    if ids is not None and not ids:
+        return (0, 0)
+    rules = TagRule.objects.select_related("tag__group").order_by("campus_id", "pk")
+    if campus_ids is not None:
+        rules = rules.filter(campus_id__in=list(campus_ids))
+    if ids is not None:
+        # The rules of the students' campuses. A rule of the campus a student left keeps its tag on
+        # them until the next run over its campus, which removes it (the student is not selected).
+        rules = rules.filter(campus__in=Student.objects.filter(pk__in=ids).values("campus_id"))
+    postgres = connection.vendor == "postgresql"
+    if postgres and ids is None:
+        with connection.cursor() as cursor:
+            # A whole campus: JIT's compile time for these wide predicates outweighs its gain
+            # (docs/benchmarks.md), and each rule's selection is hashed in memory.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+    apply_rule = _apply_rule_sql if postgres else _apply_rule_portable
+    # Per (campus, exclusive group): the rules written before, which win.
+    earlier: dict[tuple[int, int], list[TagRule]] = defaultdict(list)
+    added = removed = 0
+    for rule in rules:
+        key = (rule.campus_id, rule.tag.group_id)
+        rule_added, rule_removed = apply_rule(rule, tuple(earlier[key]) if rule.tag.group.exclusive else (), ids)
+        added += rule_added
+        removed += rule_removed
+        if rule.tag.group.exclusive and rule.active:
+            earlier[key].append(rule)
+    return (added, removed)
