@@ -132,16 +132,6 @@ def _has_course(op: str, course: Course, viewer: User) -> Q:
     return Q(Exists(signed))
 
 
-def _has_subject(op: str, text: str, viewer: User) -> Q:
-    signed = Contract.objects.filter(student_id=OuterRef("pk"), course__subject__icontains=text).exclude(
-        status=ContractStatus.CANCELLED
-    )
-    tried = TrialLesson.objects.filter(student_id=OuterRef("pk"), course__subject__icontains=text).exclude(
-        status=TrialStatus.CANCELLED
-    )
-    return Q(Exists(signed)) | Q(Exists(tried))
-
-
 def _dated_rows(rows: Callable[[], Any], column: str) -> Callable[[str, Any, User], Q]:
     """A date condition met by any of the student's rows (a trial, a contract) in the range."""
 
@@ -209,7 +199,8 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("first_signed", _("First signed"), Kind.DATE, "profile__first_signed_at", group=_PROFILE),
         # Courses and dated facts.
         FieldSpec("course", _("Course signed"), Kind.REF, build=_has_course, group=_FACTS),
-        FieldSpec("subject", _("Subject (signed or tried)"), Kind.TEXT, build=_has_subject, group=_FACTS),
+        # The profile's subjects: of contracts and trials not cancelled (docs/personas.md).
+        FieldSpec("subject", _("Subject (signed or tried)"), Kind.TEXT, "profile__subject_list", group=_FACTS),
         FieldSpec("trial_date", _("Trial lesson on"), Kind.DATE,
                   build=_dated_rows(lambda: TrialLesson.objects.exclude(status=TrialStatus.CANCELLED), "scheduled_at"),
                   group=_FACTS),

@@ -104,6 +104,9 @@ class StudentProfile(models.Model):
     preferred_weekday = models.PositiveSmallIntegerField(_("preferred weekday"), null=True, blank=True)
     preferred_slot = models.CharField(_("preferred time slot"), max_length=10, choices=TimeSlot.choices, blank=True)
     subjects = models.JSONField(_("subjects"), default=list, blank=True)
+    # The same subjects as one line each: what the subject condition searches, the same way on
+    # every database (a JSON column's text differs between PostgreSQL and SQLite).
+    subject_list = models.TextField(_("subject list"), blank=True, default="")
     avg_rating = models.DecimalField(_("average teacher rating"), max_digits=3, decimal_places=2, null=True, blank=True)
     ratings = models.PositiveIntegerField(_("ratings"), default=0)
     first_signed_at = models.DateTimeField(_("first signed at"), null=True, blank=True)

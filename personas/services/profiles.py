@@ -76,6 +76,7 @@ FIGURE_COLUMNS = (
     "preferred_weekday",
     "preferred_slot",
     "subjects",
+    "subject_list",
     "avg_rating",
     "ratings",
     "first_signed_at",
@@ -150,7 +151,8 @@ consultation_facts AS (
 ),
 -- figures_for: the subjects of contracts and trials not cancelled, sorted by code point.
 subject_facts AS (
-    SELECT x.student_id, jsonb_agg(DISTINCT x.subject ORDER BY x.subject) AS subjects
+    SELECT x.student_id, jsonb_agg(DISTINCT x.subject ORDER BY x.subject) AS subjects,
+           string_agg(DISTINCT x.subject, E'\\n' ORDER BY x.subject) AS subject_list
     FROM (SELECT c.student_id, co.subject COLLATE "C" AS subject
           FROM crm_contract c JOIN crm_course co ON co.id = c.course_id
           WHERE c.status <> 'cancelled' AND co.subject <> '' AND {facts_c}
@@ -173,7 +175,7 @@ figures AS (
            coalesce(CASE greatest(lf.morning, lf.afternoon, lf.evening)
                WHEN 0 THEN NULL WHEN lf.morning THEN 'morning' WHEN lf.afternoon THEN 'afternoon'
                WHEN lf.evening THEN 'evening' END, '') AS preferred_slot,
-           coalesce(sf.subjects, '[]'::jsonb) AS subjects,
+           coalesce(sf.subjects, '[]'::jsonb) AS subjects, coalesce(sf.subject_list, '') AS subject_list,
            tf.avg_rating, coalesce(tf.ratings, 0) AS ratings,
            cf.first_signed_at, coalesce(cf.remaining_hours, 0) AS remaining_hours,
            greatest(kf.last_consulted_at, tf.last_trial_at, cf.last_signed_at, lf.last_lesson_at) AS last_touch_at,
@@ -680,6 +682,7 @@ def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) ->
                 "preferred_weekday": f.preferred_weekday,
                 "preferred_slot": f.preferred_slot,
                 "subjects": list(f.subjects),
+                "subject_list": "\n".join(f.subjects),
                 "avg_rating": f.avg_rating,
                 "ratings": f.ratings,
                 "first_signed_at": f.first_signed_at,
