@@ -596,13 +596,39 @@ def profiles_after_event(student_ids: Iterable[int], *, now: dt.datetime | None 
     return ProfileResult(computed, written, 0)
 
 
+# Up to this many due students, the nightly run names them (as the lifecycle engine's does).
+DUE_BY_KEY_LIMIT = 100_000
+
+
+def _due_ids(now: dt.datetime) -> list[int] | None:
+    """The students the nightly run must compute: their 90-day window moved, or they have no
+    profile yet (searched only when the counts of students and profiles differ). None: too many
+    to name. A quiet night costs one pass over the narrow profile table."""
+    due = list(
+        StudentProfile.objects.filter(Q(recheck_at__isnull=True) | Q(recheck_at__lte=now)).values_list("pk", flat=True)[
+            : DUE_BY_KEY_LIMIT + 1
+        ]
+    )
+    if Student.objects.count() != StudentProfile.objects.count():
+        due += list(Student.objects.filter(profile__isnull=True).values_list("pk", flat=True)[: DUE_BY_KEY_LIMIT + 1])
+    return sorted(due) if len(due) <= DUE_BY_KEY_LIMIT else None
+
+
 def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) -> ProfileResult:
     """The nightly run: due students' figures, then the campuses whose distribution moved (every
     student and every campus with `full=True`), then the tag rules."""
     now = now or timezone.now()
     python = connection.vendor != "postgresql"
-    compute = _compute_in_python if python else _compute_figures
-    computed, written, moved = compute(None, now=now, due=not full)
+    if python:
+        computed, written, moved = _compute_in_python(None, now=now, due=not full)
+    elif full:
+        computed, written, moved = _compute_figures(None, now=now, due=False)
+    else:
+        due = _due_ids(now)
+        if due is None:  # most are due: the set-based way
+            computed, written, moved = _compute_figures(None, now=now, due=True)
+        else:
+            computed, written, moved = _compute_figures(due, now=now, due=False) if due else (0, 0, [])
     if full:
         campuses = sorted(Campus.objects.values_list("pk", flat=True))
     else:
