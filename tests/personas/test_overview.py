@@ -221,3 +221,20 @@ def test_as_many_queries_for_20_students_as_for_2(client, manager, campus_a, sna
     add(18)
     assert count() == small
     assert small <= 8
+
+
+def test_the_nightly_snapshot_follows_the_profiles(settings, school, campus_a, campus_b):
+    from celery.schedules import crontab
+
+    from personas.tasks import nightly_overview, refresh_overview
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    profiles, overview = schedule["personas-nightly-profiles"], schedule["personas-nightly-overview"]
+    assert overview["task"] == "personas.nightly_overview"
+    assert isinstance(overview["schedule"], crontab)
+    assert (overview["schedule"].hour, overview["schedule"].minute) == ({2}, {40})
+    assert min(profiles["schedule"].minute) < min(overview["schedule"].minute)
+    assert refresh_overview.delay([campus_b.pk]).get() > 0
+    assert list(CampusOverview.objects.values_list("campus_id", flat=True)) == [campus_b.pk]
+    assert nightly_overview.delay().get() > 0
+    assert CampusOverview.objects.count() == 2
