@@ -2,8 +2,8 @@
 each group's typical profile (`personas.typical`), kept in `CampusOverview` + `OverviewGroup` so
 /personas/ reads a few dozen rows whatever the campus's size.
 
-`overview_refresh(campus_ids)` replaces the campuses' snapshots with one set-based statement
-(`GROUPS_SQL`, which mirrors `typical.typical_groups`) on PostgreSQL, or the pure rule over the
+`overview_refresh(campus_ids)` replaces the campuses' snapshots with one set-based statement per
+campus (`GROUPS_SQL`, which mirrors `typical.typical_groups`) on PostgreSQL, or the pure rule over the
 ORM's rows on SQLite (the embedded default). It runs nightly after the profiles
 (`personas.nightly_overview`), on a manager's "refresh now" (`overview_refresh_request`, the task
 after commit) and at the end of the demo seed. `groups_live` computes the same for one campus
@@ -48,33 +48,37 @@ WITH
 members AS MATERIALIZED (
     SELECT s.id AS student_id, s.campus_id, coalesce(ss.stage, 'lead') AS stage,
            coalesce(p.value_tier, '') AS value_tier, coalesce(p.rfm_segment, '') AS rfm_segment,
-           s.grade, s.channel, coalesce(p.subjects, '[]'::jsonb) AS subjects,
-           coalesce(p.monetary, 0) AS value, p.attendance_rate
+           s.grade, s.channel, p.subjects, coalesce(p.monetary, 0) AS value, p.attendance_rate
     FROM crm_student s
     LEFT JOIN crm_studentstage ss ON ss.student_id = s.id
     LEFT JOIN personas_studentprofile p ON p.student_id = s.id
     WHERE {campuses}
 ),
--- typical.group_key: each student once in each dimension.
+-- typical.group_key: each student once in each dimension (the subjects stay on `members`, so
+-- these rows are narrow).
 grouped AS MATERIALIZED (
-    SELECT m.*, d.dimension, d.key
+    SELECT m.student_id, m.campus_id, d.dimension, d.key, m.grade, m.channel, m.value, m.attendance_rate
     FROM members m
     CROSS JOIN LATERAL (VALUES ('stage', m.stage), ('tier', m.value_tier), ('segment', m.rfm_segment))
         AS d (dimension, key)
 ),
--- typical.median: both middle values exactly (percentile_disc up and down the order; one value
+-- typical.median: the two middle values exactly (percentile_disc up and down the order; one value
 -- when the count is odd), their mean rounded half up. Ordered-set aggregates skip NULL rates.
-figures AS (
+middles AS MATERIALIZED (
     SELECT campus_id, dimension, key, count(*) AS students,
-           round((percentile_disc(0.5) WITHIN GROUP (ORDER BY value)
-                  + percentile_disc(0.5) WITHIN GROUP (ORDER BY value DESC)) / 2, 2) AS median_value,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY value) AS value_low,
+           percentile_disc(0.5) WITHIN GROUP (ORDER BY value DESC) AS value_high,
            round((percentile_disc(0.5) WITHIN GROUP (ORDER BY attendance_rate)
                   + percentile_disc(0.5) WITHIN GROUP (ORDER BY attendance_rate DESC)) / 2, 4) AS median_attendance
     FROM grouped
     GROUP BY campus_id, dimension, key
 ),
--- typical.most_common for grades, channels and subjects (a student once per subject): per group
--- the non-empty value with the most students, ties to the smallest in code-point order (COLLATE "C").
+figures AS MATERIALIZED (
+    SELECT *, round((value_low + value_high) / 2, 2) AS median_value FROM middles
+),
+-- typical.most_common for grades, channels and subjects: per group the non-empty value with the
+-- most students, ties to the smallest in code-point order (COLLATE "C"). A student counts once
+-- per subject of their profile.
 top_grade AS (
     SELECT DISTINCT ON (campus_id, dimension, key) campus_id, dimension, key, grade AS value
     FROM grouped
@@ -89,20 +93,31 @@ top_channel AS (
     GROUP BY campus_id, dimension, key, channel
     ORDER BY campus_id, dimension, key, count(*) DESC, channel COLLATE "C"
 ),
+member_subjects AS (
+    SELECT DISTINCT m.student_id, sub.value
+    FROM members m
+    CROSS JOIN LATERAL jsonb_array_elements_text(m.subjects) AS sub (value)
+    WHERE m.subjects <> '[]'::jsonb AND sub.value <> ''
+),
 top_subject AS (
-    SELECT DISTINCT ON (g.campus_id, g.dimension, g.key) g.campus_id, g.dimension, g.key, sub.value
+    SELECT DISTINCT ON (g.campus_id, g.dimension, g.key) g.campus_id, g.dimension, g.key, ms.value
     FROM grouped g
-    CROSS JOIN LATERAL (SELECT DISTINCT jsonb_array_elements_text(g.subjects) AS value) sub
-    WHERE sub.value <> ''
-    GROUP BY g.campus_id, g.dimension, g.key, sub.value
-    ORDER BY g.campus_id, g.dimension, g.key, count(*) DESC, sub.value COLLATE "C"
+    JOIN member_subjects ms ON ms.student_id = g.student_id
+    GROUP BY g.campus_id, g.dimension, g.key, ms.value
+    ORDER BY g.campus_id, g.dimension, g.key, count(*) DESC, ms.value COLLATE "C"
 ),
 -- typical.typical_of's representative: closest to the (rounded) median value, ties to the newest.
+-- The closest values are always the two middles: the rounded median lies between them (both have
+-- the column's 2 places) and no value lies strictly between them. So only the students at the
+-- nearer middle (or at both, equally near) are candidates, and the newest of them is chosen,
+-- without ordering every row by its distance.
 representative AS (
-    SELECT DISTINCT ON (g.campus_id, g.dimension, g.key) g.campus_id, g.dimension, g.key, g.student_id
+    SELECT g.campus_id, g.dimension, g.key, max(g.student_id) AS student_id
     FROM grouped g
-    JOIN figures f ON (f.campus_id, f.dimension, f.key) = (g.campus_id, g.dimension, g.key)
-    ORDER BY g.campus_id, g.dimension, g.key, abs(g.value - f.median_value), g.student_id DESC
+    JOIN figures f ON f.campus_id = g.campus_id AND f.dimension = g.dimension AND f.key = g.key
+    WHERE (g.value = f.value_low AND f.median_value - f.value_low <= f.value_high - f.median_value)
+       OR (g.value = f.value_high AND f.value_high - f.median_value <= f.median_value - f.value_low)
+    GROUP BY g.campus_id, g.dimension, g.key
 )
 SELECT f.campus_id, f.dimension, f.key, f.students,
        coalesce(tg.value, '') AS top_grade, coalesce(ts.value, '') AS top_subject,
@@ -126,7 +141,14 @@ def _typical_from_row(row: tuple[Any, ...]) -> Typical:
 
 
 def _groups_in_sql(campus_ids: list[int] | None) -> list[Typical]:
-    with connection.cursor() as cursor:
+    # Sorts of a whole campus's rows stay in memory; a statement run once is not worth JIT
+    # compiling; and the planner, which guesses thousands of groups where there are two dozen,
+    # would sort every row to merge-join them with their group rather than hash the groups
+    # (docs/benchmarks.md, the overview: each of the three halves the time).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL enable_mergejoin = off")
         cursor.execute(_groups_statement(campus_ids), {"campus_ids": campus_ids})
         return [_typical_from_row(row) for row in cursor.fetchall()]
 
@@ -173,32 +195,33 @@ def groups_live(campus_id: int) -> list[Typical]:
 def overview_refresh(campus_ids: Iterable[int] | None = None, *, now: dt.datetime | None = None) -> int:
     """Replace the campuses' snapshots (every campus's with None). Returns the groups written.
 
-    The campuses' rows are locked first (FOR NO KEY UPDATE, which new students' foreign keys do
-    not wait for), so two refreshes of one campus take turns instead of colliding on its groups.
+    One campus at a time, each in its own transaction: a campus's sorts stay in memory and its
+    lock is short. The campus's row is locked first (FOR NO KEY UPDATE, which new students'
+    foreign keys do not wait for), so two refreshes of one campus take turns instead of colliding
+    on its groups.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        campuses = Campus.objects.select_for_update(no_key=True).order_by("pk")
-        if campus_ids is not None:
-            campuses = campuses.filter(pk__in=list(campus_ids))
-        ids = list(campuses.values_list("pk", flat=True))
-        if not ids:
-            return 0
-        scope = None if campus_ids is None else ids
-        groups = _groups_in_sql(scope) if connection.vendor == "postgresql" else typical_groups(members_of(scope))
-        OverviewGroup.objects.filter(campus_id__in=ids).delete()
-        OverviewGroup.objects.bulk_create(OverviewGroup(**asdict(g)) for g in groups)
-        students = {campus: 0 for campus in ids}
-        for g in groups:
-            if g.dimension == STAGE:
-                students[g.campus_id] += g.students
-        CampusOverview.objects.bulk_create(
-            [CampusOverview(campus_id=campus, students=n, as_of=now) for campus, n in students.items()],
-            update_conflicts=True,
-            unique_fields=["campus"],
-            update_fields=["students", "as_of"],
-        )
-    return len(groups)
+    campuses = Campus.objects.order_by("pk")
+    if campus_ids is not None:
+        campuses = campuses.filter(pk__in=list(campus_ids))
+    written = 0
+    for campus_id in campuses.values_list("pk", flat=True):
+        with transaction.atomic():
+            if not Campus.objects.select_for_update(no_key=True).filter(pk=campus_id).exists():
+                continue  # deleted meanwhile
+            groups = (
+                _groups_in_sql([campus_id])
+                if connection.vendor == "postgresql"
+                else typical_groups(members_of([campus_id]))
+            )
+            OverviewGroup.objects.filter(campus_id=campus_id).delete()
+            OverviewGroup.objects.bulk_create(OverviewGroup(**asdict(g)) for g in groups)
+            CampusOverview.objects.update_or_create(
+                campus_id=campus_id,
+                defaults={"students": sum(g.students for g in groups if g.dimension == STAGE), "as_of": now},
+            )
+            written += len(groups)
+    return written
 
 
 def overview_refresh_request(*, campus_id: int, actor: User) -> Campus:

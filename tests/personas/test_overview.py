@@ -220,7 +220,9 @@ def test_as_many_queries_for_20_students_as_for_2(client, manager, campus_a, sna
     small = count()
     add(18)
     assert count() == small
-    assert small <= 8
+    # The session and user, the campuses, the snapshot's header and its groups; computed live, the
+    # statement in its transaction with its settings, then the representatives' names.
+    assert small <= (8 if snapshot else 13)
 
 
 def test_the_nightly_snapshot_follows_the_profiles(settings, school, campus_a, campus_b):
