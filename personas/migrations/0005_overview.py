@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('crm', '0011_audit_actions_for_every_writer'),
-        ('personas', '0003_default_tag_rules'),
+        ('personas', '0004_subject_list'),
     ]
 
     operations = [
