@@ -157,6 +157,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.pool_sweep",
         "schedule": crontab(hour=2, minute=30),
     },
+    # The overview's snapshot, from the profiles of the run at 02:15 (which takes seconds).
+    "personas-nightly-overview": {
+        "task": "personas.nightly_overview",
+        "schedule": crontab(hour=2, minute=40),
+    },
 }
 
 REST_FRAMEWORK = {

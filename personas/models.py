@@ -212,3 +212,68 @@ class TagRule(models.Model):
     @property
     def ref_prefix(self) -> str:
         return f"#{self.pk} "
+
+
+class OverviewDimension(models.TextChoices):
+    """The overview's three ways of grouping a campus's students (personas.typical)."""
+
+    STAGE = "stage", _("Stage")
+    TIER = "tier", _("Value tier")
+    SEGMENT = "segment", _("RFM segment")
+
+
+class CampusOverview(models.Model):
+    """A campus's overview snapshot: when it was taken and over how many students. Its groups are
+    `OverviewGroup` rows; both are written only by `personas.services.overview.overview_refresh`,
+    so /personas/ reads a few dozen rows for a campus of any size."""
+
+    campus = models.OneToOneField(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+")
+    students = models.PositiveIntegerField(_("students"), default=0)
+    as_of = models.DateTimeField(_("as of"))
+
+    class Meta:
+        verbose_name = _("campus overview")
+        verbose_name_plural = _("campus overviews")
+
+    def __str__(self) -> str:
+        return str(self.campus)
+
+
+class OverviewGroup(models.Model):
+    """One group of one dimension of a campus's snapshot, with its typical profile
+    (personas.typical.Typical). A group with no students has no row."""
+
+    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(_("dimension"), max_length=10, choices=OverviewDimension.choices)
+    # The stage, tier or segment key; "" for the students with no RFM (tier and segment).
+    key = models.CharField(_("group"), max_length=20, blank=True)
+    students = models.PositiveIntegerField(_("students"))
+    top_grade = models.CharField(_("most common grade"), max_length=50, blank=True)
+    top_subject = models.CharField(_("most common subject"), max_length=100, blank=True)
+    top_channel = models.CharField(_("most common channel"), max_length=20, blank=True)
+    median_value = models.DecimalField(_("median lifetime value"), max_digits=14, decimal_places=2)
+    median_attendance = models.DecimalField(
+        _("median attendance rate"), max_digits=5, decimal_places=4, null=True, blank=True
+    )
+    # No database constraint nor index: deleting a student neither waits on nor rewrites the
+    # snapshot; its link reads as none (a LEFT JOIN finds no row) until the next refresh.
+    representative = models.ForeignKey(
+        Student,
+        verbose_name=_("representative student"),
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("overview group")
+        verbose_name_plural = _("overview groups")
+        constraints = [
+            models.UniqueConstraint(fields=["campus", "dimension", "key"], name="overview_group_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campus_id} {self.dimension} {self.key}"

@@ -1,5 +1,6 @@
 """Personas tasks: profiles after a student's facts changed (and the lifecycle engine decided
-them), the nightly run, and a campus's tag rules after they changed.
+them), the nightly run, a campus's tag rules after they changed, and the overview's snapshot
+(nightly after the profiles, and on a person's request).
 
 All take ids (or nothing), are idempotent (a rerun computes the same and writes nothing) and
 retry only transient database errors, with backoff, under a time limit.
@@ -10,7 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-__all__ = ["nightly_profiles", "refresh_profiles", "tag_rules_apply_campus"]
+__all__ = ["nightly_overview", "nightly_profiles", "refresh_overview", "refresh_profiles", "tag_rules_apply_campus"]
 
 # The queue the standard worker (`celery -A config worker`) consumes.
 PERSONAS_QUEUE = "default"
@@ -68,3 +69,38 @@ def tag_rules_apply_campus(campus_id: int) -> tuple[int, int]:
     from personas.services.tag_rules import tag_rules_apply
 
     return tag_rules_apply(campus_ids=[campus_id])
+
+
+@shared_task(
+    name="personas.refresh_overview",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def refresh_overview(campus_ids: list[int]) -> int:
+    """These campuses' overview snapshots ("refresh now"). Returns the groups written."""
+    from personas.services.overview import overview_refresh
+
+    return overview_refresh(campus_ids)
+
+
+@shared_task(
+    name="personas.nightly_overview",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=3,
+    soft_time_limit=10 * 60,
+    time_limit=15 * 60,
+)
+def nightly_overview() -> int:
+    """Every campus's overview snapshot, from the profiles the nightly run just kept."""
+    from personas.services.overview import overview_refresh
+
+    return overview_refresh()

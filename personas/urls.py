@@ -1,10 +1,13 @@
-"""The personas pages. Included before crm.urls: the persona card is the student page."""
+"""The personas pages: the persona card, the overview, the tag rules. Included before crm.urls:
+the persona card is the student page."""
 
 from django.urls import include, path
 
-from personas.views import card
+from personas.views import card, overview
 
 urlpatterns = [
+    path("personas/", overview.overview, name="personas_overview"),
+    path("personas/refresh/", overview.overview_refresh, name="personas_overview_refresh"),
     path("students/<int:pk>/", card.student_detail, name="student_detail"),
     path("students/<int:pk>/timeline/", card.student_timeline, name="student_timeline"),
     path("students/<int:pk>/<slug:action>/", card.student_action, name="student_action"),

@@ -15,16 +15,17 @@ PAGES_SCRIPT = """
 import django
 django.setup()
 from django.test import Client
-from crm.models import Student, StudentStage, TrialLesson
+from crm.models import Student, StudentStage, TrialLesson, User
 
 student = Student.objects.order_by("pk").first()
 pages = {
     "wj_front1": ["/followups/", "/leads/new/", "/students/", f"/students/{student.pk}/", "/board/",
-                  "/board/columns/lead/?offset=20", "/pool/", "/imports/", "/admin/", "/admin/crm/student/"],
+                  "/board/columns/lead/?offset=20", "/pool/", "/imports/", "/admin/", "/admin/crm/student/",
+                  "/personas/"],
     "wj_teacher1": ["/teacher/today/", f"/students/{student.pk}/"],
     "wj_manager": ["/followups/", "/board/", "/pool/", "/teacher/today/", "/admin/crm/student/",
-                   "/admin/lifecycle/lifecyclesettings/"],
-    "admin": ["/students/", "/board/", "/admin/crm/contract/", "/admin/lifecycle/stagechange/"],
+                   "/admin/lifecycle/lifecyclesettings/", "/personas/"],
+    "admin": ["/students/", "/board/", "/admin/crm/contract/", "/admin/lifecycle/stagechange/", "/personas/"],
 }
 for username, urls in pages.items():
     client = Client()
@@ -35,10 +36,24 @@ for username, urls in pages.items():
 stages = set(StudentStage.objects.values_list("stage", flat=True))
 assert {"lead", "consulting", "trial", "active"} <= stages, stages
 
+# The demo's overview is a snapshot of every campus, its groups with representatives; a campus
+# without one is computed live (in Python on SQLite) with the same figures.
+from personas.models import CampusOverview, OverviewGroup
+from personas.selectors import overview_for
+
+assert CampusOverview.objects.count() == 2
+assert OverviewGroup.objects.filter(dimension="segment").exclude(key="").exists()
+for username in ("wj_manager", "admin"):
+    viewer = User.objects.get(username=username)
+    kept = overview_for(viewer=viewer)
+    assert kept.as_of is not None and kept.students > 0
+    CampusOverview.objects.filter(campus=kept.campus).delete()
+    live = overview_for(viewer=viewer)
+    assert live.as_of is None and live.tables == kept.tables, username
+
 # An administrator's column spans both campuses and is merged in Python: on SQLite too, with
 # stage rows of no date among them, "load more" shows every card once.
 import lifecycle.selectors as board_selectors
-from crm.models import User
 from lifecycle.filters import StudentFilter
 
 board_selectors.PAGE_SIZE = 2

@@ -28,6 +28,7 @@ from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
 from personas.models import TagRule
+from personas.services.overview import overview_refresh
 from personas.services.tag_rules import tag_rules_ship_defaults
 from tests.crm.test_admin import build_world
 from tests.factories import StudentProfileFactory
@@ -314,6 +315,9 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     # The default rules, which show every kind of condition the defaults use in words.
     tag_rules_ship_defaults(campus_ids=[campus_a.pk])
     world.tagrule = TagRule.objects.filter(campus=campus_a).order_by("pk").first()
+    # The other campus's overview is a snapshot, so the walk sees its "as of" and the live one.
+    overview_refresh([campus_b.pk])
+    world.other_campus = campus_b.pk
     return world
 
 
@@ -353,6 +357,11 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("tag_rule_edit", args=[world.tagrule.pk]), {}),
         ("post", reverse("tag_rule_edit", args=[world.tagrule.pk]), {"conditions": "{"}),
         ("get", reverse("tag_rule_delete", args=[world.tagrule.pk]), {}),
+        # The overview: the viewer's campus live (no snapshot); the other campus's snapshot (an
+        # administrator's pick; a 404 for the others); its refresh.
+        ("get", reverse("personas_overview"), {}),
+        ("get", reverse("personas_overview"), {"campus": world.other_campus}),
+        ("post", reverse("personas_overview_refresh"), {"campus": world.other_campus}),
     ]
     for action in ("consultation", "trial", "contract", "lost", "guardian"):
         requests.append(("post", reverse("student_action", args=[student, action]), {}))
@@ -391,6 +400,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         attendance=SimpleNamespace(pk=1),
         tagrule=SimpleNamespace(pk=1),
         phone="13800138000",
+        other_campus=1,
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
     assert staff_url_names() - NOT_PAGES == walked

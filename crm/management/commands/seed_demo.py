@@ -64,12 +64,12 @@ class Command(BaseCommand):
 
     def build_and_decide(self, *, students: int, seed: int) -> Any:
         """Write the facts, let the lifecycle engine decide every student's stage from them, then
-        compute every profile and apply the campuses' tag rules.
+        compute every profile, apply the campuses' tag rules and keep every campus's overview.
 
         The services would schedule one recomputation per call; they are held back and the
-        engine runs once, set-based, over everyone (the command sits above both apps; crm's
-        models and services never import lifecycle). The campuses' thresholds place the
-        demo's anchor students, so every stage is there whatever today's date is.
+        engine runs once, set-based, over everyone (the command sits above the apps; crm's models
+        and services never import lifecycle or personas). The campuses' thresholds place the demo's
+        anchor students, so every stage is there whatever today's date is.
         """
         from lifecycle.models import StageSource
         from lifecycle.services.activity import activity_rebuild_all
@@ -90,6 +90,7 @@ class Command(BaseCommand):
             f"Lifecycle engine: {result.changed} stage changes; "
             + ", ".join(f"{row['stage']} {row['n']}" for row in stages)
         )
+        from personas.services.overview import overview_refresh
         from personas.services.profiles import profiles_recompute
 
         # The campuses were written by the builder, not crm's campus service: they get the default
@@ -102,6 +103,8 @@ class Command(BaseCommand):
             f"Personas: {profiles.computed} profiles, {profiles.campuses_scored} campuses scored, "
             f"{by_rule} tags by rule"
         )
+        overview = overview_refresh()
+        self.stdout.write(f"Overview: {overview} groups kept for every campus")
         return summary
 
     def print_accounts(self) -> None:
