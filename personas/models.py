@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from crm.models import Campus, Student, Tag
+from crm.models import Campus, Stage, Student, Tag
 
 
 class RfmSegment(models.TextChoices):
@@ -112,6 +112,11 @@ class StudentProfile(models.Model):
     first_signed_at = models.DateTimeField(_("first signed at"), null=True, blank=True)
     remaining_hours = models.DecimalField(_("hours left"), max_digits=8, decimal_places=1, default=0)
     last_touch_at = models.DateTimeField(_("last touch at"), null=True, blank=True)
+    # The lifecycle engine's decision as of this profile's last computation: a night on which the
+    # engine changed it computes the student again (and re-applies the tag rules to them).
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, blank=True)
+    at_risk = models.BooleanField(_("at risk"), default=False)
+    renewal_due = models.BooleanField(_("renewal due"), default=False)
     # The earliest moment the 90-day figures can change with no new fact (NULL: compute again).
     recheck_at = models.DateTimeField(_("recheck at"), null=True, blank=True)
     computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)

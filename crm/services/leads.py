@@ -259,6 +259,8 @@ def student_update(*, actor: User, student: Student, **changes: object) -> Stude
     for field in [*changes, "updated_at"]:
         setattr(student, field, getattr(locked, field))
     audit(actor=actor, action=AuditAction.STUDENT_UPDATE, student=locked, fields=",".join(sorted(changes)))
+    # A student's own fields are facts the higher apps read too (a tag rule on the grade).
+    student_facts_changed([locked.pk])
     return student
 
 

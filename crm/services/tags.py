@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from crm.events import student_facts_changed
 from crm.models import AuditAction, Role, Student, StudentTag, Tag, TagSource, User
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
@@ -89,6 +90,8 @@ def student_tags_change(
             continue
         StudentTag.objects.create(student=student, tag=tag, source=source, rule=rule, created_by=actor)
         audit(actor=actor, action=AuditAction.STUDENT_TAG_ADD, student=student, tag=str(tag))
+    # Segments and tag rules read a student's tags.
+    student_facts_changed([student.pk])
 
 
 def student_tag_add(*, actor: User, student: Student, tag: Tag, source: str = TagSource.MANUAL, rule: str = "") -> None:

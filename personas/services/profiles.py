@@ -38,7 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
 
-from crm.models import Attendance, Campus, Consultation, Contract, Student, TrialLesson
+from crm.models import Attendance, Campus, Consultation, Contract, Student, StudentStage, TrialLesson
 from lifecycle.services.recompute import HALF_BLOCKS, IN_HALVES_FROM, Half, fixed_offset_span, half_params, in_half
 from personas.models import CampusScoreCuts, PersonaSettings, StudentProfile
 from personas.rules import (
@@ -63,7 +63,7 @@ from personas.rules import (
     tier_floors,
     tier_from_floors,
 )
-from personas.services.tag_rules import tag_rules_apply
+from personas.services.tag_rules import tag_rules_apply, tag_rules_nightly
 
 FIGURE_COLUMNS = (
     "campus_id",
@@ -82,6 +82,9 @@ FIGURE_COLUMNS = (
     "first_signed_at",
     "remaining_hours",
     "last_touch_at",
+    "stage",
+    "at_risk",
+    "renewal_due",
     "recheck_at",
 )
 # A change of these moves the campus's distribution: its scores are due again.
@@ -179,8 +182,11 @@ figures AS (
            tf.avg_rating, coalesce(tf.ratings, 0) AS ratings,
            cf.first_signed_at, coalesce(cf.remaining_hours, 0) AS remaining_hours,
            greatest(kf.last_consulted_at, tf.last_trial_at, cf.last_signed_at, lf.last_lesson_at) AS last_touch_at,
+           coalesce(st.stage, '') AS stage, coalesce(st.at_risk, false) AS at_risk,
+           coalesce(st.renewal_due, false) AS renewal_due,
            coalesce(lf.recheck_at, %(never)s) AS recheck_at
     FROM targets g
+    LEFT JOIN crm_studentstage st ON st.student_id = g.student_id
     LEFT JOIN contract_facts cf ON cf.student_id = g.student_id
     LEFT JOIN lesson_facts lf ON lf.student_id = g.student_id
     LEFT JOIN trial_facts tf ON tf.student_id = g.student_id
@@ -210,10 +216,11 @@ written AS (
     FROM changed f
     ORDER BY f.student_id
     ON CONFLICT (student_id) DO UPDATE SET {updates}, computed_at = excluded.computed_at
-    RETURNING 1
+    RETURNING p.student_id
 )
 SELECT (SELECT count(*) FROM targets), (SELECT count(*) FROM written),
-       coalesce((SELECT array_agg(campus_id ORDER BY campus_id) FROM moved), '{{}}'::bigint[])
+       coalesce((SELECT array_agg(campus_id ORDER BY campus_id) FROM moved), '{{}}'::bigint[]),
+       coalesce((SELECT array_agg(student_id) FROM written), '{{}}'::bigint[])
 """)
 
 # Step 2: every RFM student of the named campuses scored, from their stored inputs. Placeholder:
@@ -275,7 +282,7 @@ written AS (
     WHERE p.student_id = d.student_id
       AND (p.r_score, p.f_score, p.m_score, p.rfm_segment, p.value_tier)
           IS DISTINCT FROM (d.r_score, d.f_score, d.m_score, d.segment, d.value_tier)
-    RETURNING 1
+    RETURNING p.student_id
 ),
 -- Students with no RFM keep no scores.
 cleared AS (
@@ -283,7 +290,7 @@ cleared AS (
     SET r_score = NULL, f_score = NULL, m_score = NULL, rfm_segment = '', value_tier = ''
     WHERE p.frequency = 0 AND p.campus_id = ANY(%(campuses)s::bigint[])
       AND (p.r_score IS NOT NULL OR p.rfm_segment <> '' OR p.value_tier <> '')
-    RETURNING 1
+    RETURNING p.student_id
 )
 -- rules.cuts_of and rules.tier_floors per campus, for scoring one student after a fact.
 SELECT s.campus_id, count(*),
@@ -293,13 +300,15 @@ SELECT s.campus_id, count(*),
        max(s.frequency) FILTER (WHERE s.f_score <= 3), max(s.frequency) FILTER (WHERE s.f_score <= 4),
        max(s.monetary) FILTER (WHERE s.m_score <= 1), max(s.monetary) FILTER (WHERE s.m_score <= 2),
        max(s.monetary) FILTER (WHERE s.m_score <= 3), max(s.monetary) FILTER (WHERE s.m_score <= 4),
-       min(s.monetary) FILTER (WHERE s.value_tier = 'high'), min(s.monetary) FILTER (WHERE s.value_tier = 'medium')
+       min(s.monetary) FILTER (WHERE s.value_tier = 'high'), min(s.monetary) FILTER (WHERE s.value_tier = 'medium'),
+       NULL::bigint[]
 FROM scored s
 GROUP BY s.campus_id
 UNION ALL
--- The last row: the rows written.
-SELECT NULL, (SELECT count(*) FROM written) + (SELECT count(*) FROM cleared),
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+-- The last row: the students whose scores were written.
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       coalesce((SELECT array_agg(student_id) FROM (SELECT student_id FROM written UNION ALL
+                                                   SELECT student_id FROM cleared) w), '{{}}'::bigint[])
 """)
 
 
@@ -392,10 +401,18 @@ def _tier_cuts() -> dict[int, TierCuts]:
     }
 
 
-def _compute_figures(
-    ids: list[int] | None, *, now: dt.datetime, due: bool, half: Half | None = None
-) -> tuple[int, int, list[int]]:
-    """Step 1 on PostgreSQL: (students computed, rows written, campuses whose distribution moved)."""
+@dataclass(frozen=True)
+class Computed:
+    """What step 1 did: how many students it computed, whose rows it wrote, and the campuses whose
+    distribution moved."""
+
+    computed: int = 0
+    written: tuple[int, ...] = ()
+    moved: tuple[int, ...] = ()
+
+
+def _compute_figures(ids: list[int] | None, *, now: dt.datetime, due: bool, half: Half | None = None) -> Computed:
+    """Step 1 on PostgreSQL."""
     if ids is None and half is None and not connection.in_atomic_block and _students_estimate() >= IN_HALVES_FROM:
         return _compute_in_halves(now=now, due=due)
     statement = _figures_statement(by_ids=ids is not None, due=due, half=half)
@@ -406,7 +423,7 @@ def _compute_figures(
         cursor.execute(statement, {**_figure_params(now), "ids": ids, **half_params(half)})
         row = cursor.fetchone()
     assert row is not None
-    return row[0], row[1], list(row[2])
+    return Computed(row[0], tuple(row[3]), tuple(row[2]))
 
 
 def _students_estimate() -> int:
@@ -416,7 +433,7 @@ def _students_estimate() -> int:
     return max(row[0], 0) if row else 0
 
 
-def _compute_in_halves(*, now: dt.datetime, due: bool) -> tuple[int, int, list[int]]:
+def _compute_in_halves(*, now: dt.datetime, due: bool) -> Computed:
     """Step 1 of a big run in two halves of the student keys at once, each on a connection of its
     own thread: PostgreSQL plans no parallel workers for a statement that writes, and computing the
     figures is CPU-bound (the lifecycle engine's big runs do the same)."""
@@ -425,12 +442,12 @@ def _compute_in_halves(*, now: dt.datetime, due: bool) -> tuple[int, int, list[i
         row = cursor.fetchone()
     assert row is not None
     if row[0] is None:
-        return 0, 0, []
+        return Computed()
     low, high = row[0], row[1] + 1
     size = -(-(high - low) // HALF_BLOCKS)
     halves = [h for parity in (0, 1) if (h := Half(size=size, parity=parity, low=low, high=high)).ranges]
 
-    def run(half: Half) -> tuple[int, int, list[int]]:
+    def run(half: Half) -> Computed:
         try:
             return _compute_figures(None, now=now, due=due, half=half)
         finally:
@@ -438,17 +455,17 @@ def _compute_in_halves(*, now: dt.datetime, due: bool) -> tuple[int, int, list[i
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run, halves))
-    return (
-        sum(r[0] for r in results),
-        sum(r[1] for r in results),
-        sorted({c for r in results for c in r[2]}),
+    return Computed(
+        sum(r.computed for r in results),
+        tuple(sid for r in results for sid in r.written),
+        tuple(sorted({c for r in results for c in r.moved})),
     )
 
 
-def _score_campuses(campus_ids: list[int], *, now: dt.datetime) -> int:
-    """Step 2 on PostgreSQL for whole campuses; keeps their cut-points. The rows written."""
+def _score_campuses(campus_ids: list[int], *, now: dt.datetime) -> list[int]:
+    """Step 2 on PostgreSQL for whole campuses; keeps their cut-points. The students written."""
     if not campus_ids:
-        return 0
+        return []
     defaults = TierCuts()
     params = {
         **_figure_params(now),
@@ -457,7 +474,6 @@ def _score_campuses(campus_ids: list[int], *, now: dt.datetime) -> int:
         "medium_pct": defaults.medium_above_pct,
         **_grid_params(),
     }
-    written = 0
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -465,7 +481,7 @@ def _score_campuses(campus_ids: list[int], *, now: dt.datetime) -> int:
             cursor.execute(SCORES_SQL_TEMPLATE.format(recency_day=LOCAL_DAY), params)
             rows = cursor.fetchall()
         *campuses, totals = rows
-        written = totals[1]
+        written = list(totals[16])
         for row in campuses:
             _keep_cuts(row[0], row[1], now, list(row[2:6]), list(row[6:10]), list(row[10:14]), row[14], row[15])
         for campus_id in set(campus_ids) - {row[0] for row in campuses}:
@@ -526,9 +542,9 @@ class CampusCuts:
         return r, f, m, SEGMENT_GRID[r][fm_of(f, m)], tier_from_floors(value.monetary, self.high_from, self.medium_from)
 
 
-def _score_from_cuts(ids: list[int]) -> int:
+def _score_from_cuts(ids: list[int]) -> list[int]:
     """After a fact: these students scored against their campus's last full scoring; a campus
-    never scored (or scored before it had RFM students) is scored whole. The rows written."""
+    never scored (or scored before it had RFM students) is scored whole. The students written."""
     profiles = list(StudentProfile.objects.filter(pk__in=ids))
     campus_ids = {p.campus_id for p in profiles}
     cuts = {row.campus_id: row for row in CampusScoreCuts.objects.filter(campus_id__in=campus_ids)}
@@ -538,7 +554,7 @@ def _score_from_cuts(ids: list[int]) -> int:
         if (c not in cuts or cuts[c].population == 0) and any(p.frequency > 0 for p in profiles if p.campus_id == c)
     )
     scorer = _score_campuses if connection.vendor == "postgresql" else _score_campuses_in_python
-    written = scorer(unscored, now=timezone.now()) if unscored else 0
+    written = scorer(unscored, now=timezone.now()) if unscored else []
     changed: list[StudentProfile] = []
     for p in profiles:
         if p.campus_id in unscored:
@@ -552,7 +568,7 @@ def _score_from_cuts(ids: list[int]) -> int:
             p.r_score, p.f_score, p.m_score, p.rfm_segment, p.value_tier = scores
             changed.append(p)
     StudentProfile.objects.bulk_update(changed, ["r_score", "f_score", "m_score", "rfm_segment", "value_tier"])
-    return written + len(changed)
+    return [*written, *(p.pk for p in changed)]
 
 
 def _figures_of(p: StudentProfile) -> Figures:
@@ -575,11 +591,6 @@ def _figures_of(p: StudentProfile) -> Figures:
     )
 
 
-def _apply_tag_rules(ids: list[int] | None) -> None:
-    """The tag rules, after the profiles they read (personas.services.tag_rules)."""
-    tag_rules_apply(student_ids=ids)
-
-
 def profiles_after_event(student_ids: Iterable[int], *, now: dt.datetime | None = None) -> ProfileResult:
     """One student's (or a few students') profile after a fact: figures, scores, tags."""
     ids = sorted(set(student_ids))
@@ -588,12 +599,12 @@ def profiles_after_event(student_ids: Iterable[int], *, now: dt.datetime | None 
     now = now or timezone.now()
     with transaction.atomic():
         compute = _compute_figures if connection.vendor == "postgresql" else _compute_in_python
-        computed, written, moved = compute(ids, now=now, due=False)
+        done = compute(ids, now=now, due=False)
         # These students are scored against the campus as it was; the campus is scored again tonight.
-        CampusScoreCuts.objects.filter(campus_id__in=moved, moved=False).update(moved=True)
-        written += _score_from_cuts(ids)
-        _apply_tag_rules(ids)
-    return ProfileResult(computed, written, 0)
+        CampusScoreCuts.objects.filter(campus_id__in=done.moved, moved=False).update(moved=True)
+        scored = _score_from_cuts(ids)
+        tag_rules_apply(student_ids=ids)
+    return ProfileResult(done.computed, len({*done.written, *scored}), 0)
 
 
 # Up to this many due students, the nightly run names them (as the lifecycle engine's does).
@@ -601,17 +612,26 @@ DUE_BY_KEY_LIMIT = 100_000
 
 
 def _due_ids(now: dt.datetime) -> list[int] | None:
-    """The students the nightly run must compute: their 90-day window moved, or they have no
-    profile yet (searched only when the counts of students and profiles differ). None: too many
-    to name. A quiet night costs one pass over the narrow profile table."""
+    """The students the nightly run must compute: their 90-day window moved, the lifecycle engine
+    decided them differently, or they have no profile yet (searched only when the counts of
+    students and profiles differ). None: too many to name. A quiet night costs a pass over the two
+    narrow tables."""
     due = list(
         StudentProfile.objects.filter(Q(recheck_at__isnull=True) | Q(recheck_at__lte=now)).values_list("pk", flat=True)[
             : DUE_BY_KEY_LIMIT + 1
         ]
     )
+    # The engine decided them differently since their profile was computed (a stage or flag changed).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.student_id FROM personas_studentprofile p JOIN crm_studentstage s ON s.student_id = p.student_id "
+            "WHERE (p.stage, p.at_risk, p.renewal_due) IS DISTINCT FROM (s.stage, s.at_risk, s.renewal_due) LIMIT %s",
+            [DUE_BY_KEY_LIMIT + 1],
+        )
+        due += [row[0] for row in cursor.fetchall()]
     if Student.objects.count() != StudentProfile.objects.count():
         due += list(Student.objects.filter(profile__isnull=True).values_list("pk", flat=True)[: DUE_BY_KEY_LIMIT + 1])
-    return sorted(due) if len(due) <= DUE_BY_KEY_LIMIT else None
+    return sorted(set(due)) if len(due) <= DUE_BY_KEY_LIMIT else None
 
 
 def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) -> ProfileResult:
@@ -620,23 +640,31 @@ def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) ->
     now = now or timezone.now()
     python = connection.vendor != "postgresql"
     if python:
-        computed, written, moved = _compute_in_python(None, now=now, due=not full)
+        done = _compute_in_python(None, now=now, due=not full)
     elif full:
-        computed, written, moved = _compute_figures(None, now=now, due=False)
+        done = _compute_figures(None, now=now, due=False)
     else:
         due = _due_ids(now)
         if due is None:  # most are due: the set-based way
-            computed, written, moved = _compute_figures(None, now=now, due=True)
+            done = _compute_figures(None, now=now, due=True)
         else:
-            computed, written, moved = _compute_figures(due, now=now, due=False) if due else (0, 0, [])
+            done = _compute_figures(due, now=now, due=False) if due else Computed()
     if full:
         campuses = sorted(Campus.objects.values_list("pk", flat=True))
     else:
-        campuses = sorted({*moved, *CampusScoreCuts.objects.filter(moved=True).values_list("campus_id", flat=True)})
+        campuses = sorted(
+            {*done.moved, *CampusScoreCuts.objects.filter(moved=True).values_list("campus_id", flat=True)}
+        )
     scorer = _score_campuses_in_python if python else _score_campuses
-    written += scorer(campuses, now=now)
-    _apply_tag_rules(None)
-    return ProfileResult(computed, written, len(campuses))
+    written = {*done.written, *scorer(campuses, now=now)}
+    if full:
+        tag_rules_apply()
+    else:
+        # The rules read the profile, the stage and the facts: the students whose profile changed
+        # tonight (figures, scores, or the engine's decision) are the ones a rule can newly select;
+        # rules that read what changes without a profile change run over everyone.
+        tag_rules_nightly(changed_ids=sorted(written))
+    return ProfileResult(done.computed, len(written), len(campuses))
 
 
 # --- the SQLite path: the pure rules over the ORM's rows -----------------------------------------
@@ -680,7 +708,7 @@ def histories_of(student_ids: Iterable[int]) -> dict[int, ProfileHistory]:
 BATCH = 2000
 
 
-def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) -> tuple[int, int, list[int]]:
+def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) -> Computed:
     students = Student.objects.all()
     if ids is not None:
         students = students.filter(pk__in=ids)
@@ -688,12 +716,19 @@ def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) ->
         fresh = StudentProfile.objects.filter(recheck_at__gt=now).values("pk")
         students = students.exclude(Q(pk__in=fresh))
     targets = list(students.order_by("pk").values_list("pk", "campus_id"))
-    computed = written = 0
+    computed = 0
+    written: list[int] = []
     moved: set[int] = set()
     for start in range(0, len(targets), BATCH):
         batch = dict(targets[start : start + BATCH])
         histories = histories_of(batch)
         old = StudentProfile.objects.in_bulk(list(batch))
+        decided = {
+            row[0]: row[1:]
+            for row in StudentStage.objects.filter(pk__in=list(batch)).values_list(
+                "pk", "stage", "at_risk", "renewal_due"
+            )
+        }
         for sid, campus_id in batch.items():
             computed += 1
             f = figures_for(histories[sid], now, settings.TIME_ZONE)
@@ -714,6 +749,9 @@ def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) ->
                 "first_signed_at": f.first_signed_at,
                 "remaining_hours": f.remaining_hours,
                 "last_touch_at": f.last_touch_at,
+                "stage": decided.get(sid, ("", False, False))[0],
+                "at_risk": decided.get(sid, ("", False, False))[1],
+                "renewal_due": decided.get(sid, ("", False, False))[2],
                 "recheck_at": f.recheck_at,
             }
             row = old.get(sid)
@@ -726,13 +764,13 @@ def _compute_in_python(ids: list[int] | None, *, now: dt.datetime, due: bool) ->
                 if row is not None and row.frequency > 0 and row.campus_id != campus_id:
                     moved.add(row.campus_id)
             StudentProfile.objects.update_or_create(student_id=sid, defaults={**values, "computed_at": now})
-            written += 1
-    return computed, written, sorted(moved)
+            written.append(sid)
+    return Computed(computed, tuple(written), tuple(sorted(moved)))
 
 
-def _score_campuses_in_python(campus_ids: list[int], *, now: dt.datetime) -> int:
+def _score_campuses_in_python(campus_ids: list[int], *, now: dt.datetime) -> list[int]:
     tier_cuts = _tier_cuts()
-    written = 0
+    written: list[int] = []
     for campus_id in campus_ids:
         profiles = list(StudentProfile.objects.filter(campus_id=campus_id))
         inputs = {p.pk: v for p in profiles if (v := rfm_input(_figures_of(p), settings.TIME_ZONE)) is not None}
@@ -748,7 +786,7 @@ def _score_campuses_in_python(campus_ids: list[int], *, now: dt.datetime) -> int
                 p.r_score, p.f_score, p.m_score, p.rfm_segment, p.value_tier = new
                 changed.append(p)
         StudentProfile.objects.bulk_update(changed, ["r_score", "f_score", "m_score", "rfm_segment", "value_tier"])
-        written += len(changed)
+        written += [p.pk for p in changed]
         values = list(inputs.values())
         high, medium = tier_floors([v.monetary for v in values], cuts)
         _keep_cuts(

@@ -377,10 +377,14 @@ def _apply_rule_portable(rule: TagRule, earlier: Sequence[TagRule], student_ids:
 
 @transaction.atomic
 def tag_rules_apply(
-    *, student_ids: Iterable[int] | None = None, campus_ids: Iterable[int] | None = None
+    *,
+    student_ids: Iterable[int] | None = None,
+    campus_ids: Iterable[int] | None = None,
+    rule_ids: Iterable[int] | None = None,
 ) -> tuple[int, int]:
-    """Bring rule-assigned tags in line with every rule (or the rules of `campus_ids`), for every
-    student of their campuses (or only `student_ids`); (tags added, tags removed).
+    """Bring rule-assigned tags in line with every rule (or the rules of `campus_ids`, or only the
+    rules `rule_ids`), for every student of their campuses (or only `student_ids`); (tags added,
+    tags removed).
 
     Called by the profile engine on every recomputation, after a rule is written, and nightly.
     Idempotent: a second run adds and removes nothing and writes no row."""
@@ -394,8 +398,9 @@ def tag_rules_apply(
         # The rules of the students' campuses. A rule of the campus a student left keeps its tag on
         # them until the next run over its campus, which removes it (the student is not selected).
         rules = rules.filter(campus__in=Student.objects.filter(pk__in=ids).values("campus_id"))
+    only = set(rule_ids) if rule_ids is not None else None
     postgres = connection.vendor == "postgresql"
-    if postgres and ids is None:
+    if postgres and (ids is None or len(ids) > 1000):
         with connection.cursor() as cursor:
             # A whole campus: JIT's compile time for these wide predicates outweighs its gain
             # (docs/benchmarks.md), and each rule's selection is hashed in memory.
@@ -407,9 +412,53 @@ def tag_rules_apply(
     added = removed = 0
     for rule in rules:
         key = (rule.campus_id, rule.tag.group_id)
-        rule_added, rule_removed = apply_rule(rule, tuple(earlier[key]) if rule.tag.group.exclusive else (), ids)
-        added += rule_added
-        removed += rule_removed
+        if only is None or rule.pk in only:
+            rule_added, rule_removed = apply_rule(rule, tuple(earlier[key]) if rule.tag.group.exclusive else (), ids)
+            added += rule_added
+            removed += rule_removed
         if rule.tag.group.exclusive and rule.active:
             earlier[key].append(rule)
     return (added, removed)
+
+
+# What a rule reads that can change without the student's profile being computed again: who owns
+# them (the lead pool moves owners), their tags (people and other rules), and anything counted back
+# from now. Everything else reaches the profile run: the facts through their events, the student's
+# own fields (student_update announces them), the stage and flags (copied on the profile), the
+# profile's figures and scores.
+EVERYONE_NIGHTLY_FIELDS = ("owner", "tag")
+
+
+def _reads_beyond_the_profile(tree: Any) -> bool:
+    if not isinstance(tree, dict):
+        return False
+    if "field" in tree:
+        return tree.get("field") in EVERYONE_NIGHTLY_FIELDS or tree.get("op") in ("within_days", "over_days_ago")
+    return any(
+        _reads_beyond_the_profile(child)
+        for children in tree.values()
+        if isinstance(children, list)
+        for child in children
+    )
+
+
+def tag_rules_nightly(*, changed_ids: Sequence[int]) -> tuple[int, int]:
+    """The nightly run's share: every rule for the students whose profile changed tonight, and the
+    rules that read beyond the profile (with the rules after them in an exclusive group, which
+    they can displace) for everyone. A quiet night with the default rules touches no one."""
+    rules = list(TagRule.objects.select_related("tag__group").order_by("campus_id", "pk"))
+    wide: set[int] = set()
+    for rule in rules:
+        reads_beyond = rule.active and _reads_beyond_the_profile(rule.conditions)
+        displaced = rule.tag.group.exclusive and any(
+            r.pk in wide and r.campus_id == rule.campus_id and r.tag.group_id == rule.tag.group_id for r in rules
+        )
+        if reads_beyond or displaced:
+            wide.add(rule.pk)
+    added = removed = 0
+    if changed_ids:
+        added, removed = tag_rules_apply(student_ids=changed_ids)
+    if wide:
+        more_added, more_removed = tag_rules_apply(rule_ids=wide)
+        added, removed = added + more_added, removed + more_removed
+    return added, removed

@@ -1,0 +1,71 @@
+"""The nightly profile run does what changed: the students whose 90-day window moved or whom the
+lifecycle engine decided differently, the campuses whose distribution moved, and the tag rules for
+those students (plus the rules that read beyond the profile, for everyone)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from crm.models import Campus, StudentStage, StudentTag, Tag, User
+from personas.models import StudentProfile, TagRule
+from personas.services.profiles import profiles_recompute
+from personas.services.tag_rules import tag_rule_create
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+AT_RISK = {"all": [{"field": "at_risk", "op": "is", "value": True}]}
+
+
+@pytest.fixture
+def risk_rule(manager: User, campus_a: Campus) -> TagRule:
+    tag = factories.TagFactory(group=factories.TagGroupFactory(name="风险"), name="积极性下降")
+    return tag_rule_create(actor=manager, campus=campus_a, tag=tag, name="出勤下降", conditions=AT_RISK)
+
+
+def tagged(tag: Tag) -> set[int]:
+    return set(StudentTag.objects.filter(tag=tag).values_list("student_id", flat=True))
+
+
+def test_a_flag_the_engine_raised_at_night_reaches_the_tags(risk_rule: TagRule, campus_a: Campus) -> None:
+    students = factories.StudentFactory.create_batch(3, campus=campus_a, guardians=[])
+    profiles_recompute(full=True)
+    assert tagged(risk_rule.tag) == set()
+    # The lifecycle engine's nightly run flags one student (it writes the stage row alone).
+    StudentStage.objects.filter(student=students[1]).update(at_risk=True)
+    result = profiles_recompute()
+    assert result.computed == 1 and tagged(risk_rule.tag) == {students[1].pk}
+    assert StudentProfile.objects.get(pk=students[1].pk).at_risk
+    # And lowers it again.
+    StudentStage.objects.filter(student=students[1]).update(at_risk=False)
+    profiles_recompute()
+    assert tagged(risk_rule.tag) == set()
+
+
+def test_a_quiet_night_writes_nothing_and_reads_no_rule(risk_rule: TagRule, campus_a: Campus) -> None:
+    factories.StudentFactory.create_batch(3, campus=campus_a, guardians=[])
+    profiles_recompute(full=True)
+    with CaptureQueriesContext(connection) as ctx:
+        result = profiles_recompute()
+    assert (result.computed, result.written, result.campuses_scored) == (0, 0, 0)
+    assert not [q for q in ctx.captured_queries if "crm_studenttag" in q["sql"]]
+
+
+def test_a_rule_on_the_owner_runs_over_everyone_each_night(manager: User, front_desk: User, campus_a: Campus) -> None:
+    tag = factories.TagFactory(group=factories.TagGroupFactory(name="归属"), name="李婷的学员")
+    rule = tag_rule_create(
+        actor=manager,
+        campus=campus_a,
+        tag=tag,
+        name="李婷名下",
+        conditions={"all": [{"field": "owner", "op": "has", "value": front_desk.pk}]},
+    )
+    student = factories.StudentFactory(campus=campus_a, guardians=[])
+    profiles_recompute(full=True)
+    assert tagged(rule.tag) == set()
+    # The lead pool gives the student an owner without any fact of theirs changing.
+    type(student).objects.filter(pk=student.pk).update(owner=front_desk)
+    profiles_recompute()
+    assert tagged(rule.tag) == {student.pk}
