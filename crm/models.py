@@ -671,6 +671,7 @@ class AuditAction(models.TextChoices):
     TAG_RULE_CREATE = "tag_rule_create", _("Tag rule created")
     TAG_RULE_UPDATE = "tag_rule_update", _("Tag rule changed")
     TAG_RULE_DELETE = "tag_rule_delete", _("Tag rule deleted")
+    PERSONA_SETTINGS_UPDATE = "persona_settings_update", _("Value tier cut-offs changed")
 
 
 class AuditEntry(models.Model):

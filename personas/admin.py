@@ -1,4 +1,4 @@
-"""Admin for the personas app: the campuses' tag rules.
+"""Admin for the personas app: the campuses' tag rules and value-tier cut-offs.
 
 Managers see and write their campus's rules, administrators every campus's; the form, the delete
 page and the delete action call `personas.services.tag_rules` (the page's services too). Access
@@ -23,10 +23,12 @@ from crm.admin.base import NOTHING_CHOSEN, ServiceModelForm
 from crm.models import Role, User
 from crm.roles import sees_all_campuses
 from crm.selectors import campuses_visible_to
+from lifecycle.admin import LifecycleAdmin
 from personas.conditions import describe
 from personas.forms import ConditionTreeField
-from personas.models import TagRule
+from personas.models import PersonaSettings, TagRule
 from personas.selectors import tag_rules_visible_to
+from personas.services.persona_settings import SETTING_FIELDS, persona_settings_ensure, persona_settings_update
 from personas.services.tag_rules import tag_rule_create, tag_rule_delete, tag_rule_update
 
 
@@ -185,3 +187,39 @@ class TagRuleAdmin(admin.ModelAdmin):
             % {"rules": len(rules), "tags": removed},
             messages.SUCCESS,
         )
+
+
+class PersonaSettingsForm(ServiceModelForm):
+    """Saved by `persona_settings_update` (audited; the campus is scored again as a task)."""
+
+    class Meta:
+        model = PersonaSettings
+        fields = SETTING_FIELDS
+
+    def run_service(self) -> PersonaSettings:
+        changes = {name: self.cleaned_data[name] for name in self.changed_data if name in SETTING_FIELDS}
+        return persona_settings_update(actor=self.actor, campus=self.instance.campus, **changes)
+
+
+@admin.register(PersonaSettings)
+class PersonaSettingsAdmin(LifecycleAdmin):
+    """The value tiers' cut-offs per campus; managers change their campus's, administrators any."""
+
+    list_display = ("campus", "tier_high_above_pct", "tier_medium_above_pct")
+    readonly_fields = ("campus",)
+    form = PersonaSettingsForm
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and self.sees(request, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        persona_settings_ensure()  # a campus created since has its row, with the defaults
+        return super().changelist_view(request, extra_context)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        cast(type[PersonaSettingsForm], form).actor = viewer(request)  # a fresh class per request
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """`persona_settings_update` wrote it when the form was validated."""

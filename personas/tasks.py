@@ -104,3 +104,20 @@ def nightly_overview() -> int:
     from personas.services.overview import overview_refresh
 
     return overview_refresh()
+
+
+@shared_task(
+    name="personas.score_campus",
+    queue=PERSONAS_QUEUE,
+    autoretry_for=TRANSIENT,
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=3,
+    soft_time_limit=10 * 60,
+    time_limit=15 * 60,
+)
+def score_campus(campus_id: int) -> int:
+    """A campus scored again (its cut-offs changed) and its tag rules applied. The rows written."""
+    from personas.services.profiles import profiles_rescore_campus
+
+    return profiles_rescore_campus(campus_id=campus_id)

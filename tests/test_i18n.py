@@ -27,7 +27,7 @@ from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
-from personas.models import TagRule
+from personas.models import PersonaSettings, TagRule
 from personas.services.overview import overview_refresh
 from personas.services.tag_rules import tag_rules_ship_defaults
 from tests.crm.test_admin import build_world
@@ -315,6 +315,7 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     # The default rules, which show every kind of condition the defaults use in words.
     tag_rules_ship_defaults(campus_ids=[campus_a.pk])
     world.tagrule = TagRule.objects.filter(campus=campus_a).order_by("pk").first()
+    PersonaSettings.objects.get_or_create(campus=campus_a)
     # The other campus's overview is a snapshot, so the walk sees its "as of" and the live one.
     overview_refresh([campus_b.pk])
     world.other_campus = campus_b.pk
@@ -413,7 +414,7 @@ def admin_paths() -> list[str]:
         prefix = f"admin:{opts.app_label}_{opts.model_name}"
         paths += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
         obj = model._default_manager.order_by("pk").first()
-        if opts.app_label in ("crm", "lifecycle") or model is TagRule:
+        if opts.app_label in ("crm", "lifecycle") or model in (TagRule, PersonaSettings):
             assert obj is not None, f"the walk needs a {opts.model_name}"
         if obj is not None:
             paths.append(reverse(f"{prefix}_change", args=[obj.pk]))

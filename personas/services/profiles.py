@@ -667,6 +667,16 @@ def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) ->
     return ProfileResult(done.computed, len(written), len(campuses))
 
 
+def profiles_rescore_campus(*, campus_id: int, now: dt.datetime | None = None) -> int:
+    """One campus scored again whole (new tier cut-offs), then its tag rules. The rows written."""
+    if not Campus.objects.filter(pk=campus_id).exists():
+        return 0
+    scorer = _score_campuses if connection.vendor == "postgresql" else _score_campuses_in_python
+    written = scorer([campus_id], now=now or timezone.now())
+    tag_rules_apply(campus_ids=[campus_id])
+    return len(written)
+
+
 # --- the SQLite path: the pure rules over the ORM's rows -----------------------------------------
 
 
