@@ -13,7 +13,11 @@ Measured in one run, the clock fixed (bench_lifecycle.NOW):
 (c) one student's profile after a fact (`profiles_after_event([id])`, what the task does),
     95th percentile over 200 students - budget 20 ms;
 (d) the persona card, server time through Django's test client for a manager, p95 over students
-    with short and long histories, with its query count (constant) - budget 100 ms.
+    with short and long histories, with its query count (constant) - budget 100 ms;
+(e) a segment's count for a manager of one campus (100,000 students), three conditions: a tag (the
+    default rule's 高价值), a stage and an RFM segment, compiled by `personas.conditions` and counted
+    as the segment pages count - budget 500 ms; beside SEGMENT_REFERENCE_SQL, the same count
+    written by hand.
 
 Run: `make bench BENCH=personas` or `.venv/bin/python -m bench personas`.
 """
@@ -31,6 +35,19 @@ BUDGET_RATIO = 1.2
 BUDGET_NOTHING = 2.0
 BUDGET_EVENT_MS = 20.0
 BUDGET_CARD_MS = 100.0
+BUDGET_SEGMENT_MS = 500.0
+SEGMENT_REQUESTS = 20
+
+# The reference for (e): the same three conditions as one hand-written count.
+SEGMENT_REFERENCE_SQL = """
+SELECT count(*) FROM crm_student s
+JOIN crm_studentstage st ON st.student_id = s.id
+JOIN personas_studentprofile p ON p.student_id = s.id
+WHERE s.campus_id = %(campus)s AND st.stage = ANY(%(stages)s) AND p.rfm_segment = ANY(%(segments)s)
+  AND EXISTS (SELECT 1 FROM crm_studenttag t WHERE t.student_id = s.id AND t.tag_id = %(tag)s)
+"""
+SEGMENT_STAGES = ["active", "dormant"]
+SEGMENT_SEGMENTS = ["champions", "loyal", "at_risk"]
 EVENT_SAMPLE = 200
 CARD_REQUESTS = 60
 MANAGER = "bench_personas_manager"
@@ -344,4 +361,46 @@ def main() -> list[str]:
             p95 <= BUDGET_CARD_MS,
         )
     )
+    out.append(segment_count(manager))
     return out
+
+
+def segment_count(manager: Any) -> str:
+    from django.db import connection
+
+    from crm.models import Tag
+    from crm.selectors import students_visible_to
+    from personas.conditions import compile_tree
+
+    tag = Tag.objects.get(name="高价值")
+    tree = {
+        "all": [
+            {"field": "tag", "op": "has", "value": tag.pk},
+            {"field": "stage", "op": "in", "value": SEGMENT_STAGES},
+            {"field": "rfm_segment", "op": "in", "value": SEGMENT_SEGMENTS},
+        ]
+    }
+    timings, reference_timings = [], []
+    count = reference = 0
+    for _ in range(SEGMENT_REQUESTS):
+        started = time.perf_counter()
+        count = students_visible_to(manager).filter(compile_tree(tree, viewer=manager)).count()
+        timings.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                SEGMENT_REFERENCE_SQL,
+                {"campus": manager.campus_id, "stages": SEGMENT_STAGES, "segments": SEGMENT_SEGMENTS, "tag": tag.pk},
+            )
+            reference = cursor.fetchone()[0]  # type: ignore[index]
+        reference_timings.append((time.perf_counter() - started) * 1000)
+    assert count == reference, (count, reference)
+    p95 = statistics.quantiles(timings, n=20)[-1]
+    return line(
+        f"(e) segment count, tag + stage + RFM segment, one campus ({count:,} students), p95 over {SEGMENT_REQUESTS} "
+        f"(the hand-written reference: p95 {statistics.quantiles(reference_timings, n=20)[-1]:.0f} ms)",
+        p95,
+        "ms",
+        f"<= {BUDGET_SEGMENT_MS:.0f} ms",
+        p95 <= BUDGET_SEGMENT_MS,
+    )

@@ -236,7 +236,7 @@ def test_the_nightly_snapshot_follows_the_profiles(settings, school, campus_a, c
     assert isinstance(overview["schedule"], crontab)
     assert (overview["schedule"].hour, overview["schedule"].minute) == ({2}, {40})
     assert min(profiles["schedule"].minute) < min(overview["schedule"].minute)
-    assert refresh_overview.delay([campus_b.pk]).get() > 0
+    assert refresh_overview.delay([campus_b.pk]).result > 0
     assert list(CampusOverview.objects.values_list("campus_id", flat=True)) == [campus_b.pk]
-    assert nightly_overview.delay().get() > 0
+    assert nightly_overview.delay().result > 0
     assert CampusOverview.objects.count() == 2
