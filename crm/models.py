@@ -671,6 +671,9 @@ class AuditAction(models.TextChoices):
     TAG_RULE_CREATE = "tag_rule_create", _("Tag rule created")
     TAG_RULE_UPDATE = "tag_rule_update", _("Tag rule changed")
     TAG_RULE_DELETE = "tag_rule_delete", _("Tag rule deleted")
+    SEGMENT_CREATE = "segment_create", _("Segment created")
+    SEGMENT_UPDATE = "segment_update", _("Segment changed")
+    SEGMENT_DELETE = "segment_delete", _("Segment deleted")
 
 
 class AuditEntry(models.Model):
