@@ -171,6 +171,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Every error in one JSON shape (config/api_errors.py).
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {"TITLE": "SCRM API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
 
