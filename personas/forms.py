@@ -86,7 +86,7 @@ class TagRuleForm(forms.Form):
 class SegmentForm(forms.Form):
     """The segment builder's fields; `personas.services.segments` checks and saves them."""
 
-    name = forms.CharField(label=_("Name"), max_length=text.NAME)
+    name = forms.CharField(label=_("Segment name"), max_length=text.NAME)
     description = forms.CharField(label=_("Description"), max_length=text.LINE, required=False)
     campus = forms.ModelChoiceField(
         label=_("Campus"),

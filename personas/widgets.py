@@ -50,6 +50,7 @@ def catalogue_for(viewer: User | None) -> dict[str, Any]:
             "all": _("all of these"),
             "any": _("any of these"),
             "match": _("Students who match"),
+            "matchNested": _("Match"),
             "addCondition": _("Add a condition"),
             "addGroup": _("Add a group"),
             "remove": _("Remove"),

@@ -218,7 +218,7 @@
         group[mode.value] = nodes;
         save(true);
       });
-      var head = el("div", { className: "cond-group-head" }, [el("span", { text: T.match }), mode]);
+      var head = el("div", { className: "cond-group-head" }, [el("span", { text: parent ? T.matchNested : T.match }), mode]);
       if (parent) head.appendChild(removeButton(parent, index));
       box.appendChild(head);
 
