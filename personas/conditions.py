@@ -21,9 +21,11 @@ without a profile row matches no positive condition on it).
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import reduce
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
@@ -443,17 +445,23 @@ def _compile(node: Any, viewer: User, *, depth: int, path: str, counter: list[in
     if len(node) != 1 or next(iter(node)) not in ("all", "any"):
         raise ConditionError(_("A group is “all” or “any” of its conditions."), path)
     mode, children = next(iter(node.items()))
-    if not isinstance(children, list) or len(children) > MAX_CONDITIONS:
+    if not isinstance(children, list):
         raise ConditionError(_("A group is “all” or “any” of its conditions."), path)
-    result = Q()
-    for index, child in enumerate(children):
-        child_path = f"{path}.{index}" if path else str(index)
-        q = _compile(child, viewer, depth=depth + 1, path=child_path, counter=counter)
-        result = (result & q) if mode == "all" or not result else (result | q)
-    if mode == "any" and not children:
-        # An empty "any" holds for no one, as the empty disjunction; an empty "all" for everyone.
+    if len(children) > MAX_CONDITIONS:
+        raise ConditionError(_("At most %(max)d conditions.") % {"max": MAX_CONDITIONS}, path)
+    parts = [
+        _compile(child, viewer, depth=depth + 1, path=f"{path}.{index}" if path else str(index), counter=counter)
+        for index, child in enumerate(children)
+    ]
+    # An empty Q() holds for everyone (an empty "all"); Django drops it from `|` rather than let it
+    # hold for everyone, so "any" says it outright. An empty "any" holds for no one.
+    if mode == "all":
+        return reduce(operator.and_, parts, Q())
+    if not parts:
         return Q(pk__in=[])
-    return result
+    if any(not part for part in parts):
+        return Q()
+    return reduce(operator.or_, parts)
 
 
 def _leaves(tree: Any) -> list[dict[str, Any]]:
