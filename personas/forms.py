@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput
 from django.utils.translation import gettext_lazy as _
 
 from crm import text
@@ -32,6 +33,20 @@ class ConditionTreeField(forms.JSONField):
         # The builder widget offers only what this viewer may filter on (personas.widgets).
         if hasattr(self.widget, "viewer"):
             self.widget.viewer = viewer
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            # JSON nested thousands deep exhausts the parser's stack: unreadable, not a 500.
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """What was posted, shown again as it was typed: never parsed and dumped again, so a
+        hostile tree (thousands deep) cannot exhaust the stack while the page is re-rendered."""
+        if self.disabled or data is None or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        return InvalidJSONInput(data)
 
     def validate(self, value: Any) -> None:
         super().validate(value)

@@ -109,7 +109,7 @@ def _posted_conditions(form: SegmentForm, fallback: Any) -> Any:
     raw = form.data.get("conditions", "")
     try:
         return json.loads(raw) if raw else fallback
-    except ValueError:
+    except (ValueError, RecursionError):
         return fallback
 
 
@@ -192,7 +192,7 @@ def segment_count(request: HttpRequest) -> JsonResponse:
         segment = segment_get(viewer=viewer, segment_id=int(request.GET["segment"]))
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser's stack
         body = None
     if not isinstance(body, dict) or "conditions" not in body:
         message = _("The conditions could not be read.")
