@@ -41,7 +41,18 @@ def _require_change(actor: User, segment: Segment) -> None:
         raise PermissionDenied(_("You may not change this segment."))
 
 
-def _checked(*, actor: User, name: str, description: str, conditions: Any) -> dict[str, Any]:
+def _campus_reader(campus: Campus) -> User:
+    """A stand-in for the campus's own staff (never saved): an administrator's segment of a campus
+    is checked as the campus's managers will use it, so it cannot name another campus's course
+    or owner, which would match none of its students."""
+    reader = User(campus=campus, username="")
+    reader._role_cache = Role.MANAGER  # type: ignore[attr-defined]
+    return reader
+
+
+def _checked(
+    *, actor: User, name: str, description: str, conditions: Any, campus: Campus | None = None
+) -> dict[str, Any]:
     errors: dict[str, Any] = {}
     fields = {
         "name": text.clean(errors, "name", name or "", Segment),
@@ -51,6 +62,8 @@ def _checked(*, actor: User, name: str, description: str, conditions: Any) -> di
         errors["name"] = _("Give the segment a name.")
     try:
         compile_tree(conditions, viewer=actor)
+        if campus is not None and sees_all_campuses(actor):
+            compile_tree(conditions, viewer=_campus_reader(campus))
     except ConditionError as exc:
         errors["conditions"] = ValidationError(exc.message, code="conditions", params={"path": exc.path})
     if errors:
@@ -78,7 +91,7 @@ def segment_create(
         if campus is not None:
             require_campus(actor, campus.pk)
         campus = actor.campus
-    fields = _checked(actor=actor, name=name, description=description, conditions=conditions)
+    fields = _checked(actor=actor, name=name, description=description, conditions=conditions, campus=campus)
     segment = Segment(campus=campus, created_by=actor, **fields)
     _save(segment)
     audit(actor=actor, action=AuditAction.SEGMENT_CREATE, segment=segment.pk, name=segment.name)
@@ -89,8 +102,8 @@ def segment_create(
 def segment_update(*, actor: User, segment: Segment, name: str, conditions: Any, description: str = "") -> Segment:
     """New name, description and conditions; the campus stays."""
     _require_change(actor, segment)
-    segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    fields = _checked(actor=actor, name=name, description=description, conditions=conditions)
+    segment = Segment.objects.select_for_update(of=("self",)).select_related("campus").get(pk=segment.pk)
+    fields = _checked(actor=actor, name=name, description=description, conditions=conditions, campus=segment.campus)
     changed = [key for key, value in fields.items() if getattr(segment, key) != value]
     if not changed:
         return segment

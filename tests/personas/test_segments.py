@@ -104,3 +104,13 @@ def test_members_are_the_viewers_students_even_in_an_admins_segment(manager, man
     # A campus segment never reaches beyond its campus, even for an administrator.
     of_a = segment_create(actor=admin_user, name="望京沉睡", conditions=DORMANT, campus=campus_a)
     assert set(segment_members(viewer=admin_user, segment=of_a)) == {a}
+
+
+def test_an_admins_campus_segment_names_only_that_campus_rows(admin_user, campus_a, campus_b):
+    course_b = factories.CourseFactory(campus=campus_b)
+    conditions = {"all": [{"field": "course", "op": "has", "value": course_b.pk}]}
+    with pytest.raises(ValidationError) as caught:
+        segment_create(actor=admin_user, name="望京编程", conditions=conditions, campus=campus_a)
+    assert "no such value" in caught.value.message_dict["conditions"][0]
+    assert segment_create(actor=admin_user, name="中关村编程", conditions=conditions, campus=campus_b).pk
+    assert segment_create(actor=admin_user, name="全校编程", conditions=conditions).campus is None
