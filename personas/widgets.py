@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from crm.models import User
 from personas.conditions import MAX_DEPTH, OP_LABELS, OPS, Kind, fields_for, ref_choices
@@ -58,8 +59,8 @@ def catalogue_for(viewer: User | None) -> dict[str, Any]:
             "choose": _("Choose…"),
             "yes": _("yes"),
             "no": _("no"),
-            "from": _("from"),
-            "to": _("to"),
+            "from": pgettext("range", "from"),
+            "to": pgettext("range", "to"),
             "days": _("days"),
             "empty": _("No condition yet: every student you can see matches. Add a condition."),
             "counting": _("Counting…"),

@@ -195,7 +195,8 @@
       var field = fields[leaf.field];
       var row = el("div", { className: "cond-leaf", "data-path": path, "data-leaf": "" }, [fieldPicker(leaf)]);
       if (field) {
-        row.appendChild(opPicker(leaf, field));
+        // Yes or no needs no comparison to pick ("at risk: yes").
+        if (field.kind !== "bool") row.appendChild(opPicker(leaf, field));
         row.appendChild(valueEditor(leaf, field));
       } else if (leaf.field) {
         row.classList.add("has-error");

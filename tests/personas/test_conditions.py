@@ -536,7 +536,7 @@ def test_describe_puts_names_for_ids(world) -> None:
     }
     words = describe(tree, names=ref_names([tree]))
     assert words == (
-        "Stage is one of Dormant、Churned and (Tag has 意向:高意向 or At risk is yes)"
+        "Stage is one of Dormant、Churned and (Tag has 意向:高意向 or At risk: yes)"
         " and Lifetime value between 100 ~ 500"
     )
     assert describe("nonsense") == "" and describe({"all": "x"}) == ""

@@ -5,6 +5,7 @@ member's card from the preview."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -97,3 +98,71 @@ def test_a_manager_builds_a_segment_and_opens_a_members_card(live_server, chines
     page.goto(f"{live_server.url}/segments/")
     expect(page.locator(f'[data-count="{segment.pk}"]')).to_have_text("2")
     snapshot(page, "segment_list")
+
+
+def test_every_kind_of_value_is_picked_without_typing_json(
+    live_server, chinese_tablet: Page, manager, campus_a, front_desk
+) -> None:
+    page = chinese_tablet
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    tag = factories.TagFactory(name="高意向")
+    course = factories.CourseFactory(campus=campus_a, name="少儿编程 L1")
+    log_in(page, live_server.url, "mary")
+    page.goto(f"{live_server.url}/segments/new/")
+    root_actions = "[data-condition-root] > .cond-group > .cond-actions"
+    status = page.locator("[data-condition-status]")
+
+    def add(field: str) -> Any:
+        page.click(f"{root_actions} [data-add-condition]")
+        row = page.locator("[data-condition-root] > .cond-group > .cond-children > [data-leaf]").last
+        row.locator("[data-field-picker]").select_option(field)
+        return row
+
+    row = add("lifetime_value")  # a number
+    row.locator("[data-op-picker]").select_option("between")
+    row.locator("input[type=number]").first.fill("1000")
+    row.locator("input[type=number]").last.fill("20000")
+    row = add("last_touch")  # a date, and a number of days
+    row.locator("[data-op-picker]").select_option("over_days_ago")
+    row.locator("input[type=number]").fill("30")
+    row = add("first_signed")
+    row.locator("[data-op-picker]").select_option("after")
+    row.locator("input[type=date]").fill("2026-01-01")
+    row = add("renewal_due")  # yes or no
+    row.locator("select").last.select_option("false")
+    row = add("tag")  # pickers of rows
+    row.locator("select").last.select_option(str(tag.pk))
+    row = add("course")
+    row.locator("[data-op-picker]").select_option("has_not")
+    row.locator("select").last.select_option(str(course.pk))
+    row = add("owner")
+    row.locator("select").last.select_option(str(front_desk.pk))
+    row = add("school")  # text
+    row.locator("input[type=text]").fill("实验")
+    expect(status).to_have_attribute("data-count", "0")
+    snapshot(page, "segment_every_kind")
+
+    # A wrong value is named on its own row, in Chinese.
+    row.locator("input[type=text]").fill("")
+    expect(status).to_contain_text("“学校”需要 1 到 50 个字的文字")
+    expect(row).to_have_class("cond-leaf has-error")
+    snapshot(page, "segment_error")
+    row.locator(".cond-remove").click()
+    expect(status).to_have_attribute("data-count", "0")
+
+    page.fill("input[name=name]", "每种条件")
+    page.click("[data-save]")
+    expect(page.locator(".msg.success")).to_be_visible()
+    assert Segment.objects.get().conditions == {
+        "all": [
+            {"field": "lifetime_value", "op": "between", "value": [1000, 20000]},
+            {"field": "last_touch", "op": "over_days_ago", "value": 30},
+            {"field": "first_signed", "op": "after", "value": "2026-01-01"},
+            {"field": "renewal_due", "op": "is", "value": False},
+            {"field": "tag", "op": "has", "value": str(tag.pk)},
+            {"field": "course", "op": "has_not", "value": str(course.pk)},
+            {"field": "owner", "op": "has", "value": str(front_desk.pk)},
+        ]
+    }
+    assert errors == []
