@@ -294,7 +294,7 @@ class Segment(models.Model):
     their campus, whoever built it. Written only by `personas.services.segments`.
     """
 
-    name = models.CharField(_("name"), max_length=text.NAME)
+    name = models.CharField(_("segment name"), max_length=text.NAME)
     description = models.CharField(_("description"), max_length=text.LINE, blank=True)
     campus = models.ForeignKey(
         Campus,

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name='Segment',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=50, verbose_name='name')),
+                ('name', models.CharField(max_length=50, verbose_name='segment name')),
                 ('description', models.CharField(blank=True, max_length=200, verbose_name='description')),
                 ('conditions', models.JSONField(default=dict, verbose_name='conditions')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),

@@ -186,7 +186,7 @@
     }
 
     function removeButton(parent, index) {
-      var button = el("button", { type: "button", className: "btn small secondary cond-remove", "aria-label": T.remove, title: T.remove, text: "×" });
+      var button = el("button", { type: "button", className: "cond-btn cond-remove", "aria-label": T.remove, title: T.remove, text: "×" });
       button.addEventListener("click", function () { childrenOf(parent).splice(index, 1); save(true); });
       return button;
     }
@@ -232,7 +232,7 @@
       });
       box.appendChild(list);
 
-      var addLeaf = el("button", { type: "button", className: "btn small secondary", "data-add-condition": "", text: "+ " + T.addCondition });
+      var addLeaf = el("button", { type: "button", className: "cond-btn", "data-add-condition": "", text: "+ " + T.addCondition });
       addLeaf.addEventListener("click", function () {
         nodes.push({ field: "", op: "", value: "" });
         save(true);
@@ -242,7 +242,7 @@
       var actions = el("div", { className: "cond-actions" }, [addLeaf]);
       // A new group's conditions sit two levels below this group: keep them within the limit.
       if (depth + 2 <= catalogue.maxDepth) {
-        var addGroup = el("button", { type: "button", className: "btn small secondary", "data-add-group": "", text: "+ " + T.addGroup });
+        var addGroup = el("button", { type: "button", className: "cond-btn", "data-add-group": "", text: "+ " + T.addGroup });
         addGroup.addEventListener("click", function () {
           nodes.push({ any: [{ field: "", op: "", value: "" }] });
           save(true);
