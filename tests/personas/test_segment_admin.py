@@ -37,12 +37,14 @@ def test_a_manager_sees_their_campus_and_shared_segments(client, manager, campus
     assert client.get(reverse("admin:personas_segment_change", args=[mine.pk])).status_code == 200
 
 
-@pytest.mark.parametrize("role", ["front_desk"])
-def test_the_front_desk_has_no_segment_admin(client, request, role, campus_a):
+def test_the_front_desk_has_no_segment_admin_and_teachers_no_admin(client, front_desk, teacher, campus_a):
     segment = factories.SegmentFactory(campus=campus_a)
-    login(client, request.getfixturevalue(role))
+    login(client, front_desk)
     assert client.get(reverse("admin:personas_segment_changelist")).status_code == 403
     assert client.get(reverse("admin:personas_segment_change", args=[segment.pk])).status_code == 403
+    login(client, teacher)
+    response = client.get(reverse("admin:personas_segment_changelist"))
+    assert response.status_code == 302 and "login" in response.url
 
 
 def test_adding_goes_through_the_service(client, manager, campus_a):

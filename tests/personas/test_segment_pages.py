@@ -211,3 +211,19 @@ class TestQueryCounts:
         small = [count_queries(client, method, url, **kw) for method, url, kw in pages]
         self.grow(campus_a, 45)
         assert [count_queries(client, method, url, **kw) for method, url, kw in pages] == small
+
+
+def test_a_shared_segment_naming_another_campus_course_says_so_at_every_door(client, admin_user, manager_b, campus_a):
+    course_a = factories.CourseFactory(campus=campus_a)
+    shared = factories.SegmentFactory(
+        campus=None, name="编程学员", conditions={"all": [{"field": "course", "op": "has", "value": course_a.pk}]}
+    )
+    login(client, manager_b)
+    html = client.get(reverse("segment_list")).content.decode()
+    assert "编程学员" in html and "“Course signed”: no such value." in html
+    detail = client.get(reverse("segment_detail", args=[shared.pk]))
+    assert detail.status_code == 200 and "no such value" in detail.content.decode()
+    export = client.get(reverse("segment_export", args=[shared.pk]))
+    assert export.status_code == 302
+    members = client.get(reverse("api_segment_members", args=[shared.pk]))
+    assert members.status_code == 400 and members.json()["fields"]["conditions"]
