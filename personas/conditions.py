@@ -42,6 +42,7 @@ from crm.models import (
     Grade,
     Role,
     Stage,
+    Student,
     StudentTag,
     Tag,
     TrialLesson,
@@ -361,12 +362,27 @@ def _date_q(column: str, op: str, value: Any) -> Q:
     return Q(**{f"{column}__lt": now - dt.timedelta(days=value)})
 
 
+def _related_row(lookup: str, values: list[Any]) -> Q:
+    """The student has a related row (their profile, their stage row) whose column is one of
+    `values`, said with EXISTS. A negated condition must not be a negated join: combined with a
+    positive condition on the same relation in an "any" group, Django's join handling dropped the
+    students who have no such row (no profile yet) from "RFM segment is none of ..."."""
+    relation, _, column = lookup.partition("__")
+    link = Student._meta.get_field(relation)
+    rows = link.related_model._default_manager.filter(  # type: ignore[union-attr]
+        **{link.field.name: OuterRef("pk"), f"{column}__in": values}  # type: ignore[union-attr]
+    )
+    return Q(Exists(rows))
+
+
 def _leaf_q(spec: FieldSpec, op: str, value: Any, viewer: User) -> Q:
     if spec.build is not None:
         q = spec.build(op, value, viewer)
         return ~q if op == "has_not" else q
     if spec.kind == Kind.CHOICE:
         values = [int(v) for v in value] if spec.name == "preferred_weekday" else value
+        if op == "not_in" and "__" in spec.lookup:
+            return ~_related_row(spec.lookup, values)
         q = Q(**{f"{spec.lookup}__in": values})
         return ~q if op == "not_in" else q
     if spec.kind == Kind.NUMBER:

@@ -557,3 +557,19 @@ def test_json_nested_beyond_the_parsers_stack_is_refused_at_every_door(world, cl
     assert [answer.status_code for answer in answers] == [422, 200, 400, 400, 400]
     assert all(answer.json()["code"] in ("invalid", "parse_error") for answer in answers[2:])
     assert not Segment.objects.exists()
+
+
+def test_a_negated_profile_condition_keeps_students_without_a_profile_in_any_company(world) -> None:
+    """Found by the property test: beside a positive condition on the profile in an "any" group,
+    "RFM segment is none of ..." dropped the students who have no profile yet."""
+    champions = {"field": "rfm_segment", "op": "in", "value": ["champions"]}
+    tree = {
+        "any": [
+            {"field": "grade", "op": "in", "value": ["幼儿园小班"]},
+            {"all": [{"all": [{"field": "grade", "op": "in", "value": ["幼儿园小班"]}, champions]}]},
+            {"field": "rfm_segment", "op": "not_in", "value": ["champions"]},
+        ]
+    }
+    without_profile = ids(Student.objects.filter(campus=world.manager.campus, profile__isnull=True))
+    assert without_profile and without_profile <= selected(world.manager, tree)
+    assert selected(world.manager, tree) == expected(world.manager, tree)
