@@ -24,6 +24,17 @@ def error_body(code: str, message: str, fields: dict[str, list[dict[str, str]]] 
     return {"code": code, "message": message, "fields": fields or {}}
 
 
+class FieldProblem(exceptions.APIException):
+    """A 400 about one field, with the path of the part at fault (a condition tree's node)."""
+
+    status_code = 400
+    default_code = "invalid"
+
+    def __init__(self, field: str, message: str, path: str = "") -> None:
+        super().__init__(message, "invalid")
+        self.fields = {field: [{"message": message, "path": path}]}
+
+
 def django_error_fields(error: DjangoValidationError) -> dict[str, list[dict[str, str]]]:
     """A service's ValidationError, field by field, with each message's tree path if it has one."""
     fields: dict[str, list[dict[str, str]]] = {}
@@ -64,7 +75,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, FieldProblem):
+        response.data = error_body("invalid", str(exc.detail), exc.fields)
+    elif isinstance(exc, exceptions.ValidationError):
         fields = _drf_fields(exc.detail)
         first = next((p["message"] for problems in fields.values() for p in problems), "")
         response.data = error_body("invalid", first, fields)

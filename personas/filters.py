@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Student, User
 from lifecycle.filters import contribute_student_filter
-from personas.conditions import FIELDS, ConditionError, compile_tree, leaf_q
+from personas.conditions import FIELDS, ConditionError, leaf_q
 from personas.models import Segment
-from personas.selectors import segments_visible_to
+from personas.selectors import segments_visible_to, tree_q
 
 
 def segment_filter(viewer: User) -> django_filters.Filter:
@@ -23,12 +23,10 @@ def segment_filter(viewer: User) -> django_filters.Filter:
         if segment is None:
             return queryset
         try:
-            q = compile_tree(segment.conditions, viewer=viewer)
+            q = tree_q(viewer=viewer, conditions=segment.conditions, campus_id=segment.campus_id)
         except ConditionError:
             # A shared segment naming a course this viewer cannot see matches none of their students.
             return queryset.none()
-        if segment.campus_id is not None:
-            q &= Q(campus_id=segment.campus_id)
         return queryset.filter(q)
 
     return django_filters.ModelChoiceFilter(

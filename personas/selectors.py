@@ -600,19 +600,24 @@ def segment_get(*, viewer: User, segment_id: int) -> Segment:
     return segment
 
 
-def students_matching_tree(*, viewer: User, conditions: object) -> QuerySet[Student]:
-    """The students the viewer sees who meet `conditions`, checked for this viewer (a course or
-    owner of a campus they cannot see is refused with ConditionError, never matched)."""
-    return students_visible_to(viewer).filter(compile_tree(conditions, viewer=viewer))
+def tree_q(*, viewer: User, conditions: object, campus_id: int | None = None) -> Q:
+    """What a segment's tree selects, compiled for this viewer (a course or owner of a campus they
+    cannot see is refused with ConditionError, never matched) and kept to the segment's campus.
+    To be applied to the viewer's students: the pages, the board filter, the counts and the API
+    all narrow `students_visible_to(viewer)` by it."""
+    q = compile_tree(conditions, viewer=viewer)
+    return q & Q(campus_id=campus_id) if campus_id is not None else q
+
+
+def students_matching_tree(*, viewer: User, conditions: object, campus_id: int | None = None) -> QuerySet[Student]:
+    """The students the viewer sees who meet `conditions` (a tree being built, not yet saved)."""
+    return students_visible_to(viewer).filter(tree_q(viewer=viewer, conditions=conditions, campus_id=campus_id))
 
 
 def segment_members(*, viewer: User, segment: Segment) -> QuerySet[Student]:
     """A segment's members as this viewer sees them: their own campus's students only, even in a
     segment an administrator built for every campus; a campus segment never reaches beyond it."""
-    members = students_matching_tree(viewer=viewer, conditions=segment.conditions)
-    if segment.campus_id is not None:
-        members = members.filter(campus_id=segment.campus_id)
-    return members
+    return students_matching_tree(viewer=viewer, conditions=segment.conditions, campus_id=segment.campus_id)
 
 
 def member_rows(members: QuerySet[Student]) -> QuerySet[Student]:
@@ -627,12 +632,10 @@ def segment_counts(*, viewer: User, segments: list[Segment]) -> dict[int, int | 
     counts: dict[str, Count] = {}
     for segment in segments:
         try:
-            q = compile_tree(segment.conditions, viewer=viewer)
+            q = tree_q(viewer=viewer, conditions=segment.conditions, campus_id=segment.campus_id)
         except ConditionError as exc:
             problems[segment.pk] = exc.message
             continue
-        if segment.campus_id is not None:
-            q &= Q(campus_id=segment.campus_id)
         counts[f"segment_{segment.pk}"] = Count("pk", filter=q)
     found = students_visible_to(viewer).aggregate(**counts) if counts else {}
     return {**problems, **{int(key.removeprefix("segment_")): value for key, value in found.items()}}

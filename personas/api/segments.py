@@ -11,12 +11,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import path
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_errors import FieldProblem
 from crm.models import Campus, Role, Student
 from crm.selectors import campuses_visible_to
 from personas.conditions import ConditionError, describe, ref_names
@@ -151,11 +153,8 @@ class SegmentMembers(generics.ListAPIView):
         try:
             return member_rows(segment_members(viewer=viewer, segment=segment))  # type: ignore[arg-type]
         except ConditionError as exc:
-            raise _condition_error(exc) from exc
-
-
-def _condition_error(exc: ConditionError) -> serializers.ValidationError:
-    return serializers.ValidationError({"conditions": [exc.message]}, code="invalid")
+            # A shared segment naming a course of a campus this viewer does not see.
+            raise FieldProblem("conditions", exc.message, exc.path) from exc
 
 
 class SegmentCount(APIView):
@@ -170,18 +169,11 @@ class SegmentCount(APIView):
     def post(self, request: Request) -> Response:
         body = request.data
         if not isinstance(body, dict) or "conditions" not in body:
-            raise serializers.ValidationError({"conditions": ["The conditions could not be read."]})
+            raise FieldProblem("conditions", _("The conditions could not be read."))
         try:
             members = students_matching_tree(viewer=request.user, conditions=body["conditions"])  # type: ignore[arg-type]
         except ConditionError as exc:
-            return Response(
-                {
-                    "code": "invalid",
-                    "message": exc.message,
-                    "fields": {"conditions": [{"message": exc.message, "path": exc.path}]},
-                },
-                status=400,
-            )
+            raise FieldProblem("conditions", exc.message, exc.path) from exc
         return Response({"count": members.count()})
 
 

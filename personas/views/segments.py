@@ -60,12 +60,11 @@ def _preview(members: QuerySet[Student]) -> dict[str, Any]:
 
 
 def _tree_preview(viewer: User, conditions: Any, segment: Segment | None) -> dict[str, Any]:
+    campus_id = segment.campus_id if segment is not None else None
     try:
-        members = students_matching_tree(viewer=viewer, conditions=conditions)
+        members = students_matching_tree(viewer=viewer, conditions=conditions, campus_id=campus_id)
     except ConditionError as exc:
         return {"problem": exc.message, "path": exc.path}
-    if segment is not None and segment.campus_id is not None:
-        members = members.filter(campus_id=segment.campus_id)
     return _preview(members)
 
 
