@@ -524,8 +524,8 @@ def describe(tree: Any, *, names: dict[tuple[str, str], str] | None = None) -> s
         labels = {str(k): v for k, v in spec.choices}
         labels.update({key: label for (field_name, key), label in names.items() if field_name == spec.name})
         if spec.kind == Kind.BOOL:
-            return f"{spec.label}: {_('yes') if value is True else _('no')}"
-        if isinstance(value, list):
+            shown = str(_("yes") if value is True else _("no"))
+        elif isinstance(value, list):
             joiner = "、" if spec.kind == Kind.CHOICE else " ~ "
             shown = joiner.join(str(labels.get(str(v), v)) for v in value)
         else:

@@ -19,7 +19,7 @@ from crm import text
 from crm.models import AuditAction, Campus, Role, User
 from crm.roles import require_campus, require_role, sees_all_campuses
 from crm.services.audit import audit
-from personas.conditions import ConditionError, compile_tree
+from personas.conditions import ConditionError, campus_viewer, compile_tree
 from personas.models import Segment
 
 BUILDER_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -41,15 +41,6 @@ def _require_change(actor: User, segment: Segment) -> None:
         raise PermissionDenied(_("You may not change this segment."))
 
 
-def _campus_reader(campus: Campus) -> User:
-    """A stand-in for the campus's own staff (never saved): an administrator's segment of a campus
-    is checked as the campus's managers will use it, so it cannot name another campus's course
-    or owner, which would match none of its students."""
-    reader = User(campus=campus, username="")
-    reader._role_cache = Role.MANAGER  # type: ignore[attr-defined]
-    return reader
-
-
 def _checked(
     *, actor: User, name: str, description: str, conditions: Any, campus: Campus | None = None
 ) -> dict[str, Any]:
@@ -63,7 +54,9 @@ def _checked(
     try:
         compile_tree(conditions, viewer=actor)
         if campus is not None and sees_all_campuses(actor):
-            compile_tree(conditions, viewer=_campus_reader(campus))
+            # An administrator's segment of a campus is checked as the campus's managers will use
+            # it: a course or owner of another campus would match none of its students.
+            compile_tree(conditions, viewer=campus_viewer(campus.pk))
     except ConditionError as exc:
         errors["conditions"] = ValidationError(exc.message, code="conditions", params={"path": exc.path})
     if errors:

@@ -118,6 +118,7 @@ def world(frozen: None, campus_a, campus_b, front_desk, manager, front_desk_b, t
             )
         if rng.random() < 0.75:
             has_rfm = rng.random() < 0.8
+            subjects = sorted(rng.sample(SUBJECTS, rng.randint(0, 2)))
             factories.StudentProfileFactory(
                 student=student,
                 recency_at=rng.choice([None, _moment(rng)]),
@@ -135,6 +136,8 @@ def world(frozen: None, campus_a, campus_b, front_desk, manager, front_desk_b, t
                 remaining_hours=Decimal(rng.randint(0, 80)) / 2,
                 last_touch_at=rng.choice([None, _moment(rng)]),
                 first_signed_at=rng.choice([None, _moment(rng)]),
+                subjects=subjects,
+                subject_list="\n".join(subjects),
             )
     return SimpleNamespace(
         tags=tags, courses_a=courses_a, course_b=course_b, manager=manager, admin=admin_user, campus_b=campus_b
@@ -238,10 +241,8 @@ def positive(field: str, op: str, value: Any) -> set[int]:
     if field == "course":
         return ids(not_cancelled_contracts().filter(course_id=int(value)), "student_id")
     if field == "subject":
-        text = value.strip()
-        return ids(not_cancelled_contracts().filter(course__subject__icontains=text), "student_id") | ids(
-            not_cancelled_trials().filter(course__subject__icontains=text), "student_id"
-        )
+        # The profile keeps the subjects of the contracts and trials not cancelled, one a line.
+        return ids(StudentProfile.objects.filter(subject_list__icontains=value.strip()), "student_id")
     if field == "trial_date":
         return ids(not_cancelled_trials().filter(**date_filter("scheduled_at", op, value)), "student_id")
     if field == "contract_date":
@@ -536,7 +537,7 @@ def test_describe_puts_names_for_ids(world) -> None:
     }
     words = describe(tree, names=ref_names([tree]))
     assert words == (
-        "Stage is one of Dormant、Churned and (Tag has 意向:高意向 or At risk: yes)"
+        "Stage is one of Dormant、Churned and (Tag has 意向:高意向 or At risk is yes)"
         " and Lifetime value between 100 ~ 500"
     )
     assert describe("nonsense") == "" and describe({"all": "x"}) == ""
