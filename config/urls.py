@@ -1,12 +1,13 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from config.health import healthz
-from personas.api import PersonaCardView
+from personas.api.card import PersonaCardView
 
-# The REST API (DRF). Issue 10 brings the persona card; the rest of the API is a later issue.
-api_v1 = [
+# The REST API (DRF). Issue 10 brings the persona card and segments; the rest is a later issue.
+api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
+    path("", include("personas.api.segments")),
 ]
 
 urlpatterns = [

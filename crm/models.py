@@ -672,6 +672,9 @@ class AuditAction(models.TextChoices):
     TAG_RULE_UPDATE = "tag_rule_update", _("Tag rule changed")
     TAG_RULE_DELETE = "tag_rule_delete", _("Tag rule deleted")
     PERSONA_SETTINGS_UPDATE = "persona_settings_update", _("Value tier cut-offs changed")
+    SEGMENT_CREATE = "segment_create", _("Segment created")
+    SEGMENT_UPDATE = "segment_update", _("Segment changed")
+    SEGMENT_DELETE = "segment_delete", _("Segment deleted")
 
 
 class AuditEntry(models.Model):

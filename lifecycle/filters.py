@@ -8,6 +8,7 @@ campus for a non-admin) is not among the choices, so the form drops it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import django_filters
@@ -29,6 +30,23 @@ def owners_for(viewer: User) -> QuerySet[User]:
     """Staff who can own students (consultants and managers) among those the viewer sees."""
     owners = User.objects.filter(groups__name__in=OWNER_ROLES, is_active=True).distinct()
     return in_viewers_campuses(owners, viewer).order_by("display_name", "username")
+
+
+# Filters a higher app contributes (lifecycle must not import personas): each is made per
+# viewer, so its choices are the viewer's own (their segments). personas registers its segment
+# and profile filters in its AppConfig.ready(), defined through `personas.conditions`, so the
+# board's filter means what the segment builder's condition means.
+FilterFactory = Callable[[User], django_filters.Filter]
+_contributed: dict[str, FilterFactory] = {}
+
+
+def contribute_student_filter(name: str, make: FilterFactory) -> None:
+    """Add a filter `name` to every StudentFilter; `make(viewer)` builds it for one viewer."""
+    _contributed[name] = make
+
+
+def contributed_filter_names() -> tuple[str, ...]:
+    return tuple(_contributed)
 
 
 class StudentFilter(django_filters.FilterSet):
@@ -56,6 +74,10 @@ class StudentFilter(django_filters.FilterSet):
         if not sees_all_campuses(viewer):
             del self.filters["campus"]
         self.filters["owner"].queryset = owners_for(viewer)
+        for name, make in _contributed.items():
+            contributed = make(viewer)
+            contributed.model, contributed.parent = Student, self
+            self.filters[name] = contributed
 
     def filter_text(self, queryset: QuerySet[Student], name: str, value: str) -> QuerySet[Student]:
         """The search every student list shares (`crm.selectors.student_search_q`)."""

@@ -1,4 +1,4 @@
-"""Admin for the personas app: the campuses' tag rules and value-tier cut-offs.
+"""Admin for the personas app: the campuses' tag rules, value-tier cut-offs and segments.
 
 Managers see and write their campus's rules, administrators every campus's; the form, the delete
 page and the delete action call `personas.services.tag_rules` (the page's services too). Access
@@ -14,8 +14,9 @@ from typing import Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -24,12 +25,14 @@ from crm.models import Role, User
 from crm.roles import sees_all_campuses
 from crm.selectors import campuses_visible_to
 from lifecycle.admin import LifecycleAdmin
-from personas.conditions import describe
+from personas.conditions import describe, ref_names
 from personas.forms import ConditionTreeField
-from personas.models import PersonaSettings, TagRule
-from personas.selectors import tag_rules_visible_to
+from personas.models import PersonaSettings, Segment, TagRule
+from personas.selectors import segments_visible_to, tag_rules_visible_to
 from personas.services.persona_settings import SETTING_FIELDS, persona_settings_ensure, persona_settings_update
+from personas.services.segments import may_change_segment, segment_create, segment_delete, segment_update
 from personas.services.tag_rules import tag_rule_create, tag_rule_delete, tag_rule_update
+from personas.widgets import ConditionTreeWidget
 
 
 def viewer(request: HttpRequest) -> User:
@@ -223,3 +226,131 @@ class PersonaSettingsAdmin(LifecycleAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """`persona_settings_update` wrote it when the form was validated."""
+
+
+# --- segments ----------------------------------------------------------------------------------
+# Scoped as the pages are (`personas.selectors.segments_visible_to`: a manager sees their campus's
+# segments and the shared ones, and changes only their campus's); every write calls
+# `personas.services.segments`, and the conditions are built with the segment page's widget
+# (`personas.widgets.ConditionTreeWidget`), checked for the person saving them.
+
+
+class SegmentAdminForm(ServiceModelForm):
+    class Meta:
+        model = Segment
+        fields = ("name", "description", "campus")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        count_url = reverse("segment_count") + (f"?segment={self.instance.pk}" if self.instance.pk else "")
+        self.fields["conditions"] = ConditionTreeField(
+            label=gettext_lazy("conditions"),
+            viewer=self.actor,
+            initial=self.instance.conditions or {"all": []},
+            widget=ConditionTreeWidget(count_url=count_url),
+        )
+        if "campus" in self.fields:
+            campus = cast(forms.ModelChoiceField, self.fields["campus"])
+            campus.queryset = campuses_visible_to(self.actor).order_by("name")
+            campus.empty_label = str(gettext_lazy("Every campus"))
+
+    def run_service(self) -> Model:
+        data = self.cleaned_data
+        if self.instance.pk is None:
+            return segment_create(
+                actor=self.actor,
+                name=data["name"],
+                description=data.get("description", ""),
+                conditions=data["conditions"],
+                campus=data.get("campus"),
+            )
+        return segment_update(
+            actor=self.actor,
+            segment=self.instance,
+            name=data["name"],
+            description=data.get("description", ""),
+            conditions=data["conditions"],
+        )
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentAdminForm
+    list_display = ("name", "campus", "in_words", "created_by", "updated_at")
+    list_select_related = ("campus", "created_by")
+    search_fields = ("name",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    def allowed(self, request: HttpRequest) -> bool:
+        user = viewer(request)
+        return user.is_active and user.is_staff and (user.is_superuser or user.role in (Role.MANAGER, Role.ADMIN))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.allowed(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.allowed(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.allowed(request) and (obj is None or may_change_segment(viewer(request), obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        if not self.allowed(request):
+            return Segment.objects.none()
+        return segments_visible_to(viewer(request))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """Another campus's segment does not exist for this viewer: 404, as on the pages."""
+        if not self.allowed(request):
+            raise PermissionDenied
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404
+        return obj
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Only an administrator chooses the campus, and only for a new segment.
+        campus = ("campus",) if obj is None and sees_all_campuses(viewer(request)) else ()
+        return ("name", "description", *campus, "conditions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ()
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        kwargs["fields"] = [name for name in self.get_fields(request, obj) if name != "conditions"]
+        form = super().get_form(request, obj, change=change, **kwargs)
+        cast(type[SegmentAdminForm], form).actor = viewer(request)  # a fresh class per request
+        return form
+
+    def get_action_choices(self, request: HttpRequest, default_choices: Any = None) -> Any:
+        return super().get_action_choices(request, default_choices=NOTHING_CHOSEN)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deleting goes through the service, one by one
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The service wrote it when the form was validated."""
+
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        segment_delete(actor=viewer(request), segment=obj)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # The names of the tags and courses the page's segments name, in one query per kind.
+        names = ref_names([segment.conditions for segment in changelist.result_list])
+        for segment in changelist.result_list:
+            segment.in_words = describe(segment.conditions, names=names)
+        return changelist
+
+    @admin.display(description=gettext_lazy("Conditions"))
+    def in_words(self, segment: Segment) -> str:
+        return getattr(segment, "in_words", "") or describe(segment.conditions)

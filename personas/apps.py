@@ -10,6 +10,7 @@ class PersonasConfig(AppConfig):
     def ready(self) -> None:
         from crm.events import on_campus_created
         from lifecycle.services.events import on_students_decided
+        from personas import filters
         from personas.services.events import students_decided
         from personas.services.tag_rules import ship_defaults_to_new_campus
 
@@ -17,3 +18,5 @@ class PersonasConfig(AppConfig):
         on_students_decided(students_decided)
         # A campus created through crm's service starts with the default tag rules.
         on_campus_created(ship_defaults_to_new_campus)
+        # The board's student filter gains a segment, the RFM segment and the value tier.
+        filters.register()

@@ -21,9 +21,11 @@ without a profile row matches no positive condition on it).
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import reduce
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
@@ -31,6 +33,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import (
+    Campus,
     Channel,
     Contract,
     ContractStatus,
@@ -39,13 +42,14 @@ from crm.models import (
     Grade,
     Role,
     Stage,
+    Student,
     StudentTag,
     Tag,
     TrialLesson,
     TrialStatus,
     User,
 )
-from crm.roles import sees_all_campuses
+from crm.roles import OWNER_ROLES, sees_all_campuses
 from crm.selectors import campuses_visible_to, in_viewers_campuses
 from personas.models import RfmSegment, TimeSlot, ValueTier
 
@@ -266,20 +270,36 @@ def _pair(value: Any, spec: FieldSpec, path: str) -> list[Any]:
     return value
 
 
+def _ref_rows(spec: FieldSpec, viewer: User) -> Any:
+    """The rows a REF condition may name for this viewer: tags are shared by every campus;
+    courses, owners and campuses are the viewer's own."""
+    if spec.name == "tag":
+        return Tag.objects.select_related("group")
+    if spec.name == "course":
+        return in_viewers_campuses(Course.objects.all(), viewer)
+    if spec.name == "owner":
+        return in_viewers_campuses(User.objects.all(), viewer)
+    return campuses_visible_to(viewer)
+
+
+def ref_choices(spec: FieldSpec, viewer: User, *, limit: int = 500) -> list[tuple[str, str]]:
+    """What the builder offers for a REF field: exactly the rows `compile_tree` accepts from this
+    viewer (a picker never offers a value the server would refuse)."""
+    rows = _ref_rows(spec, viewer)
+    if spec.name == "owner":
+        # Staff who follow up students; a former owner stays valid in a saved tree by id.
+        rows = rows.filter(is_active=True, groups__name__in=OWNER_ROLES).distinct().order_by("display_name", "pk")
+    elif spec.name in ("course", "campus"):
+        rows = rows.order_by("name", "pk")
+    return [(str(row.pk), str(row)) for row in rows[:limit]]
+
+
 def _ref(spec: FieldSpec, value: Any, viewer: User, path: str) -> Any:
     """The row a REF condition names, among those the viewer may name."""
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
         raise ConditionError(_("Choose a value for “%(field)s”.") % {"field": spec.label}, path)
     pk = int(str(value).strip())
-    if spec.name == "tag":
-        rows: Any = Tag.objects.all()
-    elif spec.name == "course":
-        rows = in_viewers_campuses(Course.objects.all(), viewer)
-    elif spec.name == "owner":
-        rows = in_viewers_campuses(User.objects.all(), viewer)
-    else:
-        rows = campuses_visible_to(viewer)
-    row = rows.filter(pk=pk).first() if pk < 2**63 else None
+    row = _ref_rows(spec, viewer).filter(pk=pk).first() if pk < 2**63 else None
     if row is None:
         raise ConditionError(_("“%(field)s”: no such value.") % {"field": spec.label}, path)
     return row
@@ -342,12 +362,27 @@ def _date_q(column: str, op: str, value: Any) -> Q:
     return Q(**{f"{column}__lt": now - dt.timedelta(days=value)})
 
 
+def _related_row(lookup: str, values: list[Any]) -> Q:
+    """The student has a related row (their profile, their stage row) whose column is one of
+    `values`, said with EXISTS. A negated condition must not be a negated join: combined with a
+    positive condition on the same relation in an "any" group, Django's join handling dropped the
+    students who have no such row (no profile yet) from "RFM segment is none of ..."."""
+    relation, _, column = lookup.partition("__")
+    link = Student._meta.get_field(relation)
+    rows = link.related_model._default_manager.filter(  # type: ignore[union-attr]
+        **{link.field.name: OuterRef("pk"), f"{column}__in": values}  # type: ignore[union-attr]
+    )
+    return Q(Exists(rows))
+
+
 def _leaf_q(spec: FieldSpec, op: str, value: Any, viewer: User) -> Q:
     if spec.build is not None:
         q = spec.build(op, value, viewer)
         return ~q if op == "has_not" else q
     if spec.kind == Kind.CHOICE:
         values = [int(v) for v in value] if spec.name == "preferred_weekday" else value
+        if op == "not_in" and "__" in spec.lookup:
+            return ~_related_row(spec.lookup, values)
         q = Q(**{f"{spec.lookup}__in": values})
         return ~q if op == "not_in" else q
     if spec.kind == Kind.NUMBER:
@@ -426,38 +461,80 @@ def _compile(node: Any, viewer: User, *, depth: int, path: str, counter: list[in
     if len(node) != 1 or next(iter(node)) not in ("all", "any"):
         raise ConditionError(_("A group is “all” or “any” of its conditions."), path)
     mode, children = next(iter(node.items()))
-    if not isinstance(children, list) or len(children) > MAX_CONDITIONS:
+    if not isinstance(children, list):
         raise ConditionError(_("A group is “all” or “any” of its conditions."), path)
-    result = Q()
-    for index, child in enumerate(children):
-        child_path = f"{path}.{index}" if path else str(index)
-        q = _compile(child, viewer, depth=depth + 1, path=child_path, counter=counter)
-        result = (result & q) if mode == "all" or not result else (result | q)
-    if mode == "any" and not children:
-        # An empty "any" holds for no one, as the empty disjunction; an empty "all" for everyone.
+    if len(children) > MAX_CONDITIONS:
+        raise ConditionError(_("At most %(max)d conditions.") % {"max": MAX_CONDITIONS}, path)
+    parts = [
+        _compile(child, viewer, depth=depth + 1, path=f"{path}.{index}" if path else str(index), counter=counter)
+        for index, child in enumerate(children)
+    ]
+    # An empty Q() holds for everyone (an empty "all"); Django drops it from `|` rather than let it
+    # hold for everyone, so "any" says it outright. An empty "any" holds for no one.
+    if mode == "all":
+        return reduce(operator.and_, parts, Q())
+    if not parts:
         return Q(pk__in=[])
-    return result
+    if any(not part for part in parts):
+        return Q()
+    return reduce(operator.or_, parts)
 
 
-def describe(tree: Any) -> str:
-    """The tree in words, for lists and the tag a rule leaves ("等级 是 五年级 且 ...")."""
+def _leaves(tree: Any) -> list[dict[str, Any]]:
+    if not isinstance(tree, dict):
+        return []
+    if "field" in tree:
+        return [tree]
+    children: Any = next(iter(tree.values()), []) if len(tree) == 1 else []
+    return [leaf for child in (children if isinstance(children, list) else []) for leaf in _leaves(child)]
+
+
+def ref_names(trees: Sequence[Any]) -> dict[tuple[str, str], str]:
+    """The names of the tags, courses, owners and campuses the trees name by id, for `describe`:
+    one query per kind of row, however many trees."""
+    wanted: dict[str, set[int]] = {}
+    for tree in trees:
+        for leaf in _leaves(tree):
+            field_name = leaf.get("field")
+            spec = FIELDS.get(field_name) if isinstance(field_name, str) else None
+            value = str(leaf.get("value", ""))
+            if spec is not None and spec.kind == Kind.REF and value.isdigit() and int(value) < 2**63:
+                wanted.setdefault(spec.name, set()).add(int(value))
+    models: dict[str, Any] = {
+        "tag": Tag.objects.select_related("group"),
+        "course": Course.objects.all(),
+        "owner": User.objects.all(),
+        "campus": Campus.objects.all(),
+    }
+    return {(name, str(row.pk)): str(row) for name, ids in wanted.items() for row in models[name].filter(pk__in=ids)}
+
+
+def describe(tree: Any, *, names: dict[tuple[str, str], str] | None = None) -> str:
+    """The tree in words, for lists and the tag a rule leaves ("等级 是 五年级 且 ...").
+
+    `names` (from `ref_names`) puts a tag's or a course's name where the tree holds its id."""
+    names = names or {}
     if not isinstance(tree, dict) or not tree:
         return ""
     if "field" in tree:
-        spec = FIELDS.get(tree.get("field", ""))
+        spec = FIELDS.get(tree.get("field", "")) if isinstance(tree.get("field"), str) else None
         if spec is None:
             return str(tree.get("field"))
         value = tree.get("value")
-        labels = dict((str(k), v) for k, v in spec.choices)
-        if isinstance(value, bool):
-            shown = str(_("yes") if value else _("no"))
+        labels = {str(k): v for k, v in spec.choices}
+        labels.update({key: label for (field_name, key), label in names.items() if field_name == spec.name})
+        if spec.kind == Kind.BOOL:
+            shown = str(_("yes") if value is True else _("no"))
         elif isinstance(value, list):
-            shown = "、".join(str(labels.get(str(v), v)) for v in value)
+            joiner = "、" if spec.kind == Kind.CHOICE else " ~ "
+            shown = joiner.join(str(labels.get(str(v), v)) for v in value)
         else:
             shown = str(labels.get(str(value), value))
         return f"{spec.label} {OP_LABELS.get(tree.get('op', ''), tree.get('op'))} {shown}"
     mode, children = next(iter(tree.items()))
+    if not isinstance(children, list):
+        return ""
     joiner = f" {_('and') if mode == 'all' else _('or')} "
-    parts = [describe(child) for child in children if isinstance(children, list)]
-    return joiner.join(f"({p})" if len(parts) > 1 and " " in p and isinstance(c, dict) and "field" not in c else p
+    parts = [describe(child, names=names) for child in children]
+    return joiner.join(f"({p})" if len(parts) > 1 and isinstance(c, dict) and "field" not in c else p
                        for p, c in zip(parts, children, strict=False))  # fmt: skip

@@ -6,13 +6,16 @@ import json
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput
 from django.utils.translation import gettext_lazy as _
 
+from crm import text
 from crm.models import Campus, Tag, User
 from crm.roles import sees_all_campuses
 from crm.selectors import campuses_visible_to
 from personas.conditions import ConditionError, compile_tree
 from personas.models import TagRule
+from personas.widgets import ConditionTreeWidget
 
 
 class ConditionTreeField(forms.JSONField):
@@ -27,6 +30,23 @@ class ConditionTreeField(forms.JSONField):
         kwargs.setdefault("initial", {"all": []})
         super().__init__(**kwargs)
         self.viewer = viewer
+        # The builder widget offers only what this viewer may filter on (personas.widgets).
+        if hasattr(self.widget, "viewer"):
+            self.widget.viewer = viewer
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            # JSON nested thousands deep exhausts the parser's stack: unreadable, not a 500.
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """What was posted, shown again as it was typed: never parsed and dumped again, so a
+        hostile tree (thousands deep) cannot exhaust the stack while the page is re-rendered."""
+        if self.disabled or data is None or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        return InvalidJSONInput(data)
 
     def validate(self, value: Any) -> None:
         super().validate(value)
@@ -74,5 +94,32 @@ class TagRuleForm(forms.Form):
         if rule is None and sees_all_campuses(viewer):
             self.fields["campus"].queryset = campuses_visible_to(viewer)  # type: ignore[attr-defined]
             self.fields["campus"].empty_label = _("Choose…")  # type: ignore[attr-defined]
+        else:
+            del self.fields["campus"]
+
+
+class SegmentForm(forms.Form):
+    """The segment builder's fields; `personas.services.segments` checks and saves them."""
+
+    name = forms.CharField(label=_("Segment name"), max_length=text.NAME)
+    description = forms.CharField(label=_("Description"), max_length=text.LINE, required=False)
+    campus = forms.ModelChoiceField(
+        label=_("Campus"),
+        queryset=Campus.objects.none(),
+        required=False,
+        empty_label=_("Every campus"),
+    )
+
+    def __init__(self, *args: Any, viewer: User, count_url: str = "", campus_editable: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["conditions"] = ConditionTreeField(
+            label=_("Conditions"),
+            viewer=viewer,
+            widget=ConditionTreeWidget(count_url=count_url, preview_target="segment-preview"),
+        )
+        # Only an administrator chooses the campus (or every campus); a manager's segments are
+        # their campus's. The campus of a saved segment stays.
+        if sees_all_campuses(viewer) and campus_editable:
+            self.fields["campus"].queryset = campuses_visible_to(viewer).order_by("name")  # type: ignore[attr-defined]
         else:
             del self.fields["campus"]

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from crm import text
 from crm.models import Campus, Stage, Student, Tag
 
 
@@ -282,3 +283,49 @@ class OverviewGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campus_id} {self.dimension} {self.key}"
+
+
+class Segment(models.Model):
+    """A saved, named filter over students: a condition tree (personas.conditions) with a name.
+
+    A segment belongs to a campus; an administrator's segment may have no campus and is then
+    shared with every campus. Its members are always computed for the person looking
+    (`personas.selectors.segment_members`), so a segment never shows anyone a student outside
+    their campus, whoever built it. Written only by `personas.services.segments`.
+    """
+
+    name = models.CharField(_("segment name"), max_length=text.NAME)
+    description = models.CharField(_("description"), max_length=text.LINE, blank=True)
+    campus = models.ForeignKey(
+        Campus,
+        verbose_name=_("campus"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Empty: shared with every campus (administrators only)."),
+    )
+    conditions = models.JSONField(_("conditions"), default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name", "pk"]
+        constraints = [
+            # One name per campus, and one among the shared segments (NULL campus counts as one).
+            models.UniqueConstraint(fields=["campus", "name"], name="segment_name_unique_in_campus",
+                                    nulls_distinct=False),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.name

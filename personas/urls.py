@@ -12,4 +12,5 @@ urlpatterns = [
     path("students/<int:pk>/timeline/", card.student_timeline, name="student_timeline"),
     path("students/<int:pk>/<slug:action>/", card.student_action, name="student_action"),
     path("personas/tag-rules/", include("personas.views.tag_rules")),
+    path("segments/", include("personas.views.segments")),
 ]

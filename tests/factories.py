@@ -199,3 +199,12 @@ class StudentProfileFactory(factory.django.DjangoModelFactory):
     remaining_hours = Decimal("12")
     last_touch_at = factory.LazyFunction(timezone.now)
     computed_at = factory.LazyFunction(timezone.now)
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "personas.Segment"
+
+    name = factory.Sequence(lambda n: f"分群{n}")
+    campus = factory.SubFactory(CampusFactory)
+    conditions = factory.LazyFunction(lambda: {"all": [{"field": "stage", "op": "in", "value": ["lead"]}]})

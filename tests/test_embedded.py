@@ -24,7 +24,8 @@ pages = {
                   "/personas/"],
     "wj_teacher1": ["/teacher/today/", f"/students/{student.pk}/"],
     "wj_manager": ["/followups/", "/board/", "/pool/", "/teacher/today/", "/admin/crm/student/",
-                   "/admin/lifecycle/lifecyclesettings/", "/personas/"],
+                   "/admin/lifecycle/lifecyclesettings/", "/personas/", "/segments/", "/segments/new/",
+                   "/board/?value_tier=high&rfm_segment=champions"],
     "admin": ["/students/", "/board/", "/admin/crm/contract/", "/admin/lifecycle/stagechange/", "/personas/"],
 }
 for username, urls in pages.items():
@@ -33,6 +34,25 @@ for username, urls in pages.items():
     for url in urls:
         status = client.get(url).status_code
         assert status == 200, (username, url, status)
+# Segments on SQLite: the list's one counting query, the builder's count, the board filter, the export.
+import json
+from crm.models import User as Staff
+from personas.services.segments import segment_create
+
+manager = Staff.objects.get(username="wj_manager")
+recent = {"field": "last_touch", "op": "within_days", "value": 30}
+tree = {"any": [{"field": "stage", "op": "not_in", "value": ["lead"]},
+                {"all": [{"field": "at_risk", "op": "is", "value": True}, recent]}]}
+segment = segment_create(actor=manager, name="演示分群", conditions=tree)
+client = Client()
+client.force_login(manager)
+urls = ["/segments/", f"/segments/{segment.pk}/", f"/board/?segment={segment.pk}"]
+urls.append(f"/segments/{segment.pk}/export.xlsx")
+for url in urls:
+    assert client.get(url).status_code == 200, url
+answer = client.post("/segments/count/", json.dumps({"conditions": tree}), content_type="application/json")
+assert answer.status_code == 200 and answer.json()["count"] > 0, answer.content
+
 stages = set(StudentStage.objects.values_list("stage", flat=True))
 assert {"lead", "consulting", "trial", "active"} <= stages, stages
 

@@ -27,7 +27,7 @@ from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
-from personas.models import PersonaSettings, TagRule
+from personas.models import PersonaSettings, Segment, TagRule
 from personas.services.overview import overview_refresh
 from personas.services.tag_rules import tag_rules_ship_defaults
 from tests.crm.test_admin import build_world
@@ -319,6 +319,16 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     # The other campus's overview is a snapshot, so the walk sees its "as of" and the live one.
     overview_refresh([campus_b.pk])
     world.other_campus = campus_b.pk
+    world.segment = Segment.objects.create(
+        name="沉睡学员",
+        campus=campus_a,
+        conditions={
+            "all": [
+                {"field": "stage", "op": "in", "value": ["dormant"]},
+                {"field": "at_risk", "op": "is", "value": True},
+            ]
+        },
+    )
     return world
 
 
@@ -364,6 +374,22 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("personas_overview"), {"campus": world.other_campus}),
         ("post", reverse("personas_overview_refresh"), {"campus": world.other_campus}),
     ]
+    segment = world.segment.pk
+    bad_tree = json.dumps({"conditions": {"all": [{"field": "grade", "op": "in", "value": "五年级"}]}})
+    requests += [
+        ("get", reverse("board"), {"segment": segment, "value_tier": "high", "rfm_segment": "lost"}),
+        ("get", reverse("segment_list"), {}),
+        ("get", reverse("segment_new"), {}),
+        ("post", reverse("segment_new"), {"name": "", "conditions": bad_tree}),
+        ("get", reverse("segment_detail", args=[segment]), {}),
+        ("post", reverse("segment_detail", args=[segment]), {"name": "", "conditions": "[]"}),
+        ("get", reverse("segment_export", args=[segment]), {}),
+        ("post", reverse("segment_count"), {}),
+        ("get", reverse("api_segment_list"), {}),
+        ("get", reverse("api_segment_detail", args=[segment]), {}),
+        ("get", reverse("api_segment_members", args=[segment]), {}),
+        ("post", reverse("api_segment_count"), {}),
+    ]
     for action in ("consultation", "trial", "contract", "lost", "guardian"):
         requests.append(("post", reverse("student_action", args=[student, action]), {}))
     for stage in Stage.values:
@@ -373,7 +399,15 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
 
 
 # Answered with a file, or a write whose answer is a redirect to a page walked above.
-NOT_PAGES = {"import_export_download", "import_template", "import_confirm", "logout", "login", "set_language"}
+NOT_PAGES = {
+    "import_export_download",
+    "import_template",
+    "import_confirm",
+    "logout",
+    "login",
+    "set_language",
+    "segment_delete",
+}
 
 
 def staff_url_names() -> set[str]:
@@ -402,6 +436,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         tagrule=SimpleNamespace(pk=1),
         phone="13800138000",
         other_campus=1,
+        segment=SimpleNamespace(pk=1),
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
     assert staff_url_names() - NOT_PAGES == walked

@@ -28,7 +28,7 @@ from crm.views.access import FRONT_OFFICE, role_required
 
 # The student page's forms and fact runners: the board records exactly what that page records.
 from crm.views.students import ACTIONS, action_forms
-from lifecycle.filters import StudentFilter
+from lifecycle.filters import StudentFilter, contributed_filter_names
 from lifecycle.selectors import (
     board_card_get,
     board_column,
@@ -96,9 +96,14 @@ def move_refusal(from_stage: str, to_stage: str) -> str:
     return _("No fact moves a student from %(from)s to %(to)s.") % {"from": source, "to": target}
 
 
+def filter_keys() -> tuple[str, ...]:
+    """The board's own filters and those a higher app contributed (a segment, a value tier)."""
+    return FILTER_KEYS + contributed_filter_names()
+
+
 def _filter_data(request: HttpRequest) -> QueryDict:
     data = QueryDict(mutable=True)
-    for key in FILTER_KEYS:
+    for key in filter_keys():
         value = request.GET.get(key, "")
         if value:
             data[key] = value
@@ -120,7 +125,7 @@ def _filterset(request: HttpRequest) -> StudentFilter:
 def no_match_message(data: QueryDict) -> str:
     """What an empty filtered board says, naming the searched text when there is one."""
     text = data.get("q", "").strip()
-    others = any(data.get(key) for key in FILTER_KEYS if key != "q")
+    others = any(data.get(key) for key in filter_keys() if key != "q")
     if text and others:
         return _("No student matches “%(text)s” with these filters.") % {"text": text}
     if text:
