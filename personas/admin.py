@@ -13,12 +13,12 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from crm.admin.base import NOTHING_CHOSEN, ServiceModelForm
 from crm.models import Role, User
@@ -60,12 +60,9 @@ class TagRuleAdminForm(ServiceModelForm):
     def run_service(self) -> TagRule:
         data = self.cleaned_data
         if self.instance.pk is None:
-            campus = data.get("campus") or self.actor.campus
-            if campus is None:
-                raise ValidationError({"campus": _("Choose a campus.")})
             return tag_rule_create(
                 actor=self.actor,
-                campus=campus,
+                campus=data.get("campus"),
                 tag=data["tag"],
                 name=data["name"],
                 conditions=data["conditions"],
@@ -186,7 +183,11 @@ class TagRuleAdmin(admin.ModelAdmin):
         removed = sum(tag_rule_delete(actor=viewer(request), rule=rule) for rule in rules)
         self.message_user(
             request,
-            _("%(rules)s rules deleted; %(tags)s tags they gave were removed.")
+            ngettext(
+                "%(rules)s rule deleted; %(tags)s tags it gave were removed.",
+                "%(rules)s rules deleted; %(tags)s tags they gave were removed.",
+                len(rules),
+            )
             % {"rules": len(rules), "tags": removed},
             messages.SUCCESS,
         )

@@ -237,7 +237,9 @@ def _number(value: Any, spec: FieldSpec, path: str) -> Decimal:
             % {"field": spec.label, "low": spec.minimum, "high": spec.maximum},
             path,
         )
-    return number / 100 if spec.percent else number
+    # Four places are more than any figure holds; a value like 1e-2000 would be refused by the
+    # database at every run of a saved rule.
+    return (number / 100 if spec.percent else number).quantize(Decimal("0.000001"))
 
 
 def _date(value: Any, spec: FieldSpec, path: str) -> dt.date:
@@ -296,7 +298,8 @@ def ref_choices(spec: FieldSpec, viewer: User, *, limit: int = 500) -> list[tupl
 
 def _ref(spec: FieldSpec, value: Any, viewer: User, path: str) -> Any:
     """The row a REF condition names, among those the viewer may name."""
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdecimal():
         raise ConditionError(_("Choose a value for “%(field)s”.") % {"field": spec.label}, path)
     pk = int(str(value).strip())
     row = _ref_rows(spec, viewer).filter(pk=pk).first() if pk < 2**63 else None
@@ -332,7 +335,8 @@ def _checked_value(spec: FieldSpec, op: str, value: Any, viewer: User, path: str
     if spec.kind == Kind.REF:
         return _ref(spec, value, viewer, path)
     text = value.strip() if isinstance(value, str) else ""
-    if not text or len(text) > MAX_TEXT:
+    # Control characters (a NUL the database cannot store in a saved tree among them) are refused.
+    if not text or len(text) > MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ConditionError(
             _("“%(field)s” needs a text of 1 to %(max)d characters.") % {"field": spec.label, "max": MAX_TEXT}, path
         )

@@ -83,13 +83,16 @@ class TagRuleForm(forms.Form):
     )
     conditions = ConditionTreeField(
         label=_("Conditions"),
-        widget=forms.Textarea(attrs={"rows": 8, "translate": "no", "spellcheck": "false", "class": "code"}),
-        help_text=_("The students who get the tag: a condition tree in JSON (see the fields below)."),
+        help_text=_("The students of the campus these conditions select get the tag."),
     )
     active = forms.BooleanField(label=_("Rule on"), required=False, initial=True)
 
-    def __init__(self, *args: Any, viewer: User, rule: TagRule | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, viewer: User, rule: TagRule | None = None, count_url: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # The segment builder's widget: the same fields, comparisons and pickers, with a live count.
+        self.fields["conditions"].widget = ConditionTreeWidget(viewer=viewer, count_url=count_url)
         self.fields["conditions"].viewer = viewer  # type: ignore[attr-defined]
         if rule is None and sees_all_campuses(viewer):
             self.fields["campus"].queryset = campuses_visible_to(viewer)  # type: ignore[attr-defined]

@@ -44,6 +44,7 @@ class ActionFacts:
     # The latest trial lesson not cancelled that has begun (attended, or simply past its time).
     last_trial_at: dt.datetime | None = None
     last_signed_at: dt.datetime | None = None  # the latest contract not cancelled
+    last_consulted_at: dt.datetime | None = None  # the latest consultation logged
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def next_action_for(facts: ActionFacts) -> NextAction | None:
         and f.last_trial_at is not None
         and f.now - f.last_trial_at > DECISION_AFTER
         and (f.last_signed_at is None or f.last_signed_at < f.last_trial_at)
+        # The decision call logged (a consultation after the trial) answers it.
+        and (f.last_consulted_at is None or f.last_consulted_at < f.last_trial_at)
     ):
         days = (f.now - f.last_trial_at).days
         reason = _("trial lesson %(days)d days ago, no contract since") % {"days": days}

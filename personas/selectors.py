@@ -216,7 +216,11 @@ def _student_row(viewer: User, student_id: int, now: dt.datetime) -> Student:
         )
         .annotate(
             first_consultation_at=_first(Consultation.objects.filter(student=OuterRef("pk")), "consulted_at"),
-            first_trial_at=_first(not_cancelled_trials, "scheduled_at"),
+            # The journey's trial step is a trial held (attended), not one booked for next week.
+            first_trial_at=_first(not_cancelled_trials.filter(status=TrialStatus.ATTENDED), "scheduled_at"),
+            last_consulted_at=Subquery(
+                Consultation.objects.filter(student=OuterRef("pk")).order_by("-consulted_at").values("consulted_at")[:1]
+            ),
             last_trial_at=Subquery(
                 not_cancelled_trials.filter(scheduled_at__lte=now).order_by("-scheduled_at").values("scheduled_at")[:1]
             ),
@@ -304,7 +308,8 @@ def timeline_page(student: Student, number: int, contracts: list[Contract] | Non
     # On a tie the stage change sorts above the fact that caused it ("stage" > "contract").
     merged = branches[0].union(*branches[1:], all=True).order_by("-t_at", "-t_kind", "-t_id")
     rows = list(merged[start:depth])
-    has_older = len(rows) > TIMELINE_PAGE_SIZE
+    # The last page offered says so: a page past it would show this one again.
+    has_older = len(rows) > TIMELINE_PAGE_SIZE and number < MAX_TIMELINE_PAGE
     rows = rows[:TIMELINE_PAGE_SIZE]
     ids: dict[str, list[int]] = defaultdict(list)
     for _at, kind, pk in rows:
@@ -398,6 +403,7 @@ def persona_card(*, viewer: User, student_id: int, page: int = 1, now: dt.dateti
             value_tier=profile.value_tier if profile else "",
             last_trial_at=student.last_trial_at,
             last_signed_at=max(signed, default=None),
+            last_consulted_at=student.last_consulted_at,
         )
     )
     return PersonaCard(

@@ -21,7 +21,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from crm.models import Campus, Stage, Student, User
+from crm.models import Campus, Role, Stage, Student, User
+from crm.roles import require_role
 from crm.selectors import campuses_visible_to
 from personas.models import CampusOverview, OverviewGroup
 from personas.typical import STAGE, Member, Typical, typical_groups
@@ -229,6 +230,7 @@ def overview_refresh_request(*, campus_id: int, actor: User) -> Campus:
     A campus the actor may not see does not exist for them (Campus.DoesNotExist)."""
     from personas.tasks import refresh_overview
 
+    require_role(actor, Role.MANAGER)  # the front desk reads the overview; managers refresh it
     campus = campuses_visible_to(actor).get(pk=campus_id)
     transaction.on_commit(lambda: refresh_overview.delay([campus.pk]))
     return campus

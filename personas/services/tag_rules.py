@@ -120,10 +120,14 @@ def _words(rule: TagRule) -> dict[str, Any]:
 
 @transaction.atomic
 def tag_rule_create(
-    *, actor: User, campus: Campus, tag: Tag, name: str, conditions: Any, active: bool = True
+    *, actor: User, campus: Campus | None, tag: Tag, name: str, conditions: Any, active: bool = True
 ) -> TagRule:
-    """A campus's new rule (its manager, or an administrator); the campus is tagged after commit."""
+    """A campus's new rule (its manager, or an administrator); the campus is tagged after commit.
+    A manager's rule is their campus's when none is named; an administrator names one."""
     require_role(actor, Role.MANAGER)
+    campus = campus or actor.campus
+    if campus is None:
+        raise ValidationError({"campus": _("Choose a campus.")})
     require_campus(actor, campus.pk)
     rule = TagRule(campus=campus, tag=tag, name=name, conditions=conditions, active=active, created_by=actor)
     _checked(actor=actor, rule=rule)
@@ -168,6 +172,8 @@ def tag_rule_delete(*, actor: User, rule: TagRule) -> int:
     removed, _counts = _owned_by(row).delete()
     audit(actor=actor, action=AuditAction.TAG_RULE_DELETE, removed=removed, **_words(row))
     row.delete()
+    # A later rule of its exclusive group may now give its tag to the students it held.
+    _apply_after_commit(row.campus_id)
     return removed
 
 

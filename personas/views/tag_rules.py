@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from crm.forms import apply_service_errors
-from crm.models import Campus, Role, User
+from crm.models import Role, User
 from crm.views.access import role_required
-from personas.conditions import OP_LABELS, OPS, describe, fields_for
+from personas.conditions import describe
 from personas.forms import TagRuleForm
 from personas.models import TagRule
 from personas.selectors import tag_rule_get, tag_rules_visible_to
@@ -39,58 +39,38 @@ def tag_rule_list(request: HttpRequest) -> HttpResponse:
     return render(request, "personas/tag_rules.html", {"rules": rules, "nav": "tag_rules"})
 
 
-def _field_guide(viewer: User) -> list[dict[str, Any]]:
-    """The fields a rule may use, for the JSON editor (until the segment builder's widget arrives)."""
-    return [
-        {
-            "name": spec.name,
-            "label": spec.label,
-            "group": spec.group,
-            "ops": [(op, OP_LABELS[op]) for op in OPS[spec.kind]],
-            "choices": [key for key, _label in spec.choices if key][:20],
-        }
-        for spec in fields_for(viewer)
-        if spec.name != "campus"  # a rule runs within its campus
-    ]
-
-
 def _form_page(request: HttpRequest, form: TagRuleForm, rule: TagRule | None) -> HttpResponse:
-    viewer: User = request.user  # type: ignore[assignment]
     # The tree in words once it reads as one (the field's own errors say what is wrong otherwise).
     words = ""
     if "conditions" not in form.errors:
         with contextlib.suppress(TypeError, ValueError):
             words = describe(json.loads(form["conditions"].value()))
-    context = {"form": form, "rule": rule, "words": words, "guide": _field_guide(viewer), "nav": "tag_rules"}
+    context = {"form": form, "rule": rule, "words": words, "nav": "tag_rules"}
     return render(request, "personas/tag_rule_form.html", context)
 
 
 @role_required(*RULE_WRITERS)
 def tag_rule_create_view(request: HttpRequest) -> HttpResponse:
     viewer: User = request.user  # type: ignore[assignment]
-    form = TagRuleForm(request.POST or None, viewer=viewer)
+    form = TagRuleForm(request.POST or None, viewer=viewer, count_url=reverse("segment_count"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        campus: Campus | None = data.get("campus") or viewer.campus
-        if campus is None:
-            form.add_error(None, _("Choose a campus."))
+        try:
+            rule = tag_rule_create(
+                actor=viewer,
+                campus=data.get("campus"),
+                tag=data["tag"],
+                name=data["name"],
+                conditions=data["conditions"],
+                active=data["active"],
+            )
+        except ValidationError as exc:
+            apply_service_errors(form, exc)
         else:
-            try:
-                rule = tag_rule_create(
-                    actor=viewer,
-                    campus=campus,
-                    tag=data["tag"],
-                    name=data["name"],
-                    conditions=data["conditions"],
-                    active=data["active"],
-                )
-            except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                messages.success(
-                    request, _("Rule “%(name)s” saved: its students are tagged in a moment.") % {"name": rule.name}
-                )
-                return redirect("tag_rule_list")
+            messages.success(
+                request, _("Rule “%(name)s” saved: its students are tagged in a moment.") % {"name": rule.name}
+            )
+            return redirect("tag_rule_list")
     return _form_page(request, form, None)
 
 
@@ -99,7 +79,9 @@ def tag_rule_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
     viewer: User = request.user  # type: ignore[assignment]
     rule = tag_rule_get(viewer=viewer, rule_id=pk)
     initial = {"name": rule.name, "tag": rule.tag, "conditions": rule.conditions, "active": rule.active}
-    form = TagRuleForm(request.POST or None, viewer=viewer, rule=rule, initial=initial)
+    form = TagRuleForm(
+        request.POST or None, viewer=viewer, rule=rule, initial=initial, count_url=reverse("segment_count")
+    )
     if request.method == "POST" and form.is_valid():
         try:
             tag_rule_update(actor=viewer, rule=rule, **{name: form.cleaned_data[name] for name in initial})
@@ -122,7 +104,12 @@ def tag_rule_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
         removed = tag_rule_delete(actor=viewer, rule=rule)
         messages.success(
             request,
-            _("Rule “%(name)s” deleted; %(count)s tags it gave were removed.") % {"name": rule.name, "count": removed},
+            ngettext(
+                "Rule “%(name)s” deleted; %(count)s tag it gave was removed.",
+                "Rule “%(name)s” deleted; %(count)s tags it gave were removed.",
+                removed,
+            )
+            % {"name": rule.name, "count": removed},
         )
         return redirect("tag_rule_list")
     context = {"rule": rule, "carriers": rule.carriers, "nav": "tag_rules"}  # type: ignore[attr-defined]
