@@ -84,8 +84,11 @@ class StudentProfile(models.Model):
     student = models.OneToOneField(
         Student, verbose_name=_("student"), on_delete=models.CASCADE, primary_key=True, related_name="profile"
     )
-    # Copied from the student, so a campus's distribution and the overview read this row alone.
-    campus = models.ForeignKey(Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+")
+    # Copied from the student, so a campus's distribution and the overview read this row alone. No
+    # index of its own: the (campus, segment) and (campus, tier) indexes serve a campus's rows.
+    campus = models.ForeignKey(
+        Campus, verbose_name=_("campus"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     # RFM's inputs: the latest of the last present attendance and the last signing; contracts not
     # cancelled; total paid minus refunds over them (also the lifetime value).
     recency_at = models.DateTimeField(_("last attended or signed at"), null=True, blank=True)

@@ -186,7 +186,7 @@ figures AS (
            coalesce(st.renewal_due, false) AS renewal_due,
            coalesce(lf.recheck_at, %(never)s) AS recheck_at
     FROM targets g
-    LEFT JOIN crm_studentstage st ON st.student_id = g.student_id
+    LEFT JOIN crm_studentstage st ON st.student_id = g.student_id AND {part_st}
     LEFT JOIN contract_facts cf ON cf.student_id = g.student_id
     LEFT JOIN lesson_facts lf ON lf.student_id = g.student_id
     LEFT JOIN trial_facts tf ON tf.student_id = g.student_id
@@ -199,7 +199,7 @@ changed AS (
     SELECT f.*, old.campus_id AS old_campus_id, coalesce(old.frequency, 0) AS old_frequency,
            (old.campus_id, old.recency_at, old.frequency, old.monetary)
                IS DISTINCT FROM (f.campus_id, f.recency_at, f.frequency, f.monetary) AS rfm_changed
-    FROM figures f LEFT JOIN personas_studentprofile old ON old.student_id = f.student_id
+    FROM figures f LEFT JOIN personas_studentprofile old ON old.student_id = f.student_id AND {part_old}
     WHERE old.student_id IS NULL OR ({old_columns}) IS DISTINCT FROM ({f_columns})
 ),
 -- The campuses whose distribution moves: an RFM student's inputs changed (or their campus did).
@@ -389,6 +389,9 @@ def _figures_statement(*, by_ids: bool, due: bool, half: Half | None = None) -> 
         f_columns=sql.SQL(", ").join(sql.SQL("f.{}").format(c) for c in columns),
         old_columns=sql.SQL(", ").join(sql.SQL("old.{}").format(c) for c in columns),
         local_seconds=LOCAL_SECONDS,
+        # Within a half, the stage and profile rows it joins are read by the half's key ranges too.
+        part_st=in_half("st", half),
+        part_old=in_half("old", half),
         updates=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=c) for c in columns),
         **facts,
     )
