@@ -483,11 +483,20 @@ def main() -> list[str]:
         )
     )
 
-    # (d) one student after an event, as the task does
+    # (d) one student after an event, as the task does. The engine then tells the higher apps
+    # (personas' profile task); with tasks run eagerly here that would run inside this timing, where
+    # in production it is a task of its own (measured by the personas bench): it is left out.
+    from lifecycle.services import events
+
+    listeners = list(events._decided_listeners)
+    events._decided_listeners.clear()
     timings = []
-    for sid in rng.sample(bench_ids, EVENT_SAMPLE):
-        _, seconds = timed(lambda sid=sid: recompute_after_event([sid], now=next_night))
-        timings.append(seconds * 1000)
+    try:
+        for sid in rng.sample(bench_ids, EVENT_SAMPLE):
+            _, seconds = timed(lambda sid=sid: recompute_after_event([sid], now=next_night))
+            timings.append(seconds * 1000)
+    finally:
+        events._decided_listeners.extend(listeners)
     p95 = statistics.quantiles(timings, n=20)[-1]
     out.append(
         lines_budget(

@@ -31,7 +31,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from crm import text
@@ -228,7 +228,7 @@ def _selects(rule: TagRule) -> Q | None:
         return None
 
 
-def _selected(rule: TagRule, earlier: Sequence[TagRule]) -> QuerySet[Student] | None:
+def _selected(rule: TagRule, earlier: Sequence[TagRule], *, few: bool = False) -> QuerySet[Student] | None:
     """The students the rule gives its tag to now: those of its campus its conditions select, minus
     those its exclusive group keeps from it (a person's tag of the group, or a match of a rule
     written before, `earlier`). None: no one."""
@@ -237,13 +237,20 @@ def _selected(rule: TagRule, earlier: Sequence[TagRule]) -> QuerySet[Student] | 
         return None
     students = Student.objects.filter(campus_id=rule.campus_id).filter(selects)
     if rule.tag.group.exclusive:
-        # NOT IN a list rather than NOT EXISTS per student: one hashed look-up of the few people's
-        # tags of the group instead of a probe of the tag index for every student of the campus.
         group_tags = Tag.objects.filter(group_id=rule.tag.group_id).values("pk")
-        by_a_person = (
-            StudentTag.objects.filter(tag_id__in=group_tags).exclude(source=TagSource.RULE).values("student_id")
-        )
-        students = students.exclude(pk__in=by_a_person)
+        if few:
+            # A few students (after a fact): a probe of the tag index for each.
+            by_a_person_of = StudentTag.objects.filter(student_id=OuterRef("pk"), tag_id__in=group_tags).exclude(
+                source=TagSource.RULE
+            )
+            students = students.filter(~Exists(by_a_person_of))
+        else:
+            # A whole campus: NOT IN a list, one hashed look-up of the people's tags of the group
+            # instead of a probe for every student of the campus.
+            by_a_person = (
+                StudentTag.objects.filter(tag_id__in=group_tags).exclude(source=TagSource.RULE).values("student_id")
+            )
+            students = students.exclude(pk__in=by_a_person)
         for first in earlier:
             first_selects = _selects(first)
             if first_selects is not None:
@@ -270,10 +277,11 @@ _SELECTION_SQL: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | None] = {}
 SELECTION_CACHE_SIZE = 1000
 
 
-def _selection_sql(rule: TagRule, earlier: Sequence[TagRule]) -> tuple[str, dict[str, Any]] | None:
+def _selection_sql(rule: TagRule, earlier: Sequence[TagRule], *, few: bool) -> tuple[str, dict[str, Any]] | None:
     """`_selected` as SQL with named parameters ("selected_<n>"); None: no one."""
     rules = (rule, *earlier)
     key = (
+        few,
         rule.campus_id,
         rule.tag.group_id,
         rule.tag.group.exclusive,
@@ -282,7 +290,7 @@ def _selection_sql(rule: TagRule, earlier: Sequence[TagRule]) -> tuple[str, dict
     cacheable = not any(_measures_from_now(r.conditions) for r in rules)
     if cacheable and key in _SELECTION_SQL:
         return _SELECTION_SQL[key]
-    students = _selected(rule, earlier)
+    students = _selected(rule, earlier, few=few)
     result = None
     if students is not None:
         compiled, compiled_params = students.order_by().values("id").query.get_compiler(using=students.db).as_sql()
@@ -344,6 +352,10 @@ def _named_placeholders(sql: str, prefix: str) -> str:
     return re.sub(r"%%|%s", lambda m: m.group(0) if m.group(0) == "%%" else f"%({prefix}{next(count)})s", sql)
 
 
+# Up to this many students, a rule's selection probes each one's tags instead of hashing the campus's.
+FEW_STUDENTS = 1000
+
+
 def _apply_rule_sql(rule: TagRule, earlier: Sequence[TagRule], student_ids: list[int] | None) -> tuple[int, int]:
     params: dict[str, Any] = {
         "owned_prefix": f"{rule.ref_prefix}%",  # "#12 %": no LIKE wildcard in an id
@@ -351,7 +363,7 @@ def _apply_rule_sql(rule: TagRule, earlier: Sequence[TagRule], student_ids: list
         "tag_id": rule.tag_id,
         "ref": rule.ref,
     }
-    selection = _selection_sql(rule, earlier)
+    selection = _selection_sql(rule, earlier, few=student_ids is not None and len(student_ids) <= FEW_STUDENTS)
     selected_sql = NO_ONE
     if selection is not None:
         selected_sql, selected_params = selection
@@ -452,16 +464,70 @@ def _tag_rules_apply(
     apply_rule = _apply_rule_sql if postgres else _apply_rule_portable
     # Per (campus, exclusive group): the rules written before, which win.
     earlier: dict[tuple[int, int], list[TagRule]] = defaultdict(list)
-    added = removed = 0
+    todo: list[tuple[TagRule, tuple[TagRule, ...]]] = []
     for rule in rules:
         key = (rule.campus_id, rule.tag.group_id)
         if only is None or rule.pk in only:
-            rule_added, rule_removed = apply_rule(rule, tuple(earlier[key]) if rule.tag.group.exclusive else (), ids)
-            added += rule_added
-            removed += rule_removed
+            todo.append((rule, tuple(earlier[key]) if rule.tag.group.exclusive else ()))
         if rule.tag.group.exclusive and rule.active:
             earlier[key].append(rule)
+    if postgres and ids is not None and len(ids) <= FEW_STUDENTS:
+        # After a fact: most rules hold for the student as they did. One read says which do not.
+        todo = _out_of_line(todo, ids)
+    added = removed = 0
+    for rule, before in todo:
+        rule_added, rule_removed = apply_rule(rule, before, ids)
+        added += rule_added
+        removed += rule_removed
     return (added, removed)
+
+
+def _out_of_line(
+    todo: list[tuple[TagRule, tuple[TagRule, ...]]], ids: list[int]
+) -> list[tuple[TagRule, tuple[TagRule, ...]]]:
+    """The rules whose tags on these few students differ from what the rule selects now: one query
+    for every rule's selection of them, one for their tags. APPLY_RULE then runs only for those."""
+    parts, params = [], {"student_ids": ids}
+    for index, (rule, before) in enumerate(todo):
+        selection = _selection_sql(rule, before, few=True)
+        if selection is None:
+            continue
+        selected_sql, selected_params = selection
+        prefix = f"r{index}_"
+        renamed = selected_sql.replace("%(selected_", f"%({prefix}selected_")
+        parts.append(
+            f"SELECT {index} AS rule_index, chosen.id FROM ({renamed}) chosen "
+            "WHERE chosen.id = ANY(%(student_ids)s::bigint[])"
+        )
+        params.update({f"{prefix}{name}": value for name, value in selected_params.items()})
+    selected: dict[int, set[int]] = defaultdict(set)
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for index, student_id in cursor.fetchall():
+                selected[index].add(student_id)
+    held = list(
+        StudentTag.objects.filter(student_id__in=ids, tag_id__in={rule.tag_id for rule, _ in todo}).values_list(
+            "student_id", "tag_id", "source", "rule"
+        )
+    )
+    out = []
+    for index, (rule, before) in enumerate(todo):
+        by_person = {sid for sid, tag, source, _ref in held if tag == rule.tag_id and source != TagSource.RULE}
+        by_rule = {sid for sid, tag, source, ref in held if tag == rule.tag_id and source == TagSource.RULE}
+        own = {
+            sid for sid, tag, source, ref in held if tag == rule.tag_id and source == TagSource.RULE and ref == rule.ref
+        }
+        owned_by_prefix = {
+            sid
+            for sid, tag, source, ref in held
+            if tag == rule.tag_id and source == TagSource.RULE and ref.startswith(rule.ref_prefix)
+        }
+        to_add = selected[index] - by_person - own
+        to_remove = owned_by_prefix - selected[index]
+        if to_add or to_remove or (by_rule & selected[index]) - own:
+            out.append((rule, before))
+    return out
 
 
 # What a rule reads that can change without the student's profile being computed again: who owns

@@ -69,3 +69,23 @@ def test_a_rule_on_the_owner_runs_over_everyone_each_night(manager: User, front_
     type(student).objects.filter(pk=student.pk).update(owner=front_desk)
     profiles_recompute()
     assert tagged(rule.tag) == {student.pk}
+
+
+def test_after_a_fact_the_rules_add_and_remove_only_what_changed(
+    risk_rule: TagRule, campus_a: Campus, front_desk: User
+) -> None:
+    from personas.services.profiles import profiles_after_event
+
+    student, other = factories.StudentFactory.create_batch(2, campus=campus_a, guardians=[])
+    StudentStage.objects.filter(student=student).update(at_risk=True)
+    profiles_after_event([student.pk])
+    assert tagged(risk_rule.tag) == {student.pk}
+    # A person gives the other student the same tag: a rule never takes it away.
+    StudentTag.objects.create(student=other, tag=risk_rule.tag, source="manual", created_by=front_desk)
+    with CaptureQueriesContext(connection) as ctx:
+        profiles_after_event([other.pk])  # nothing of the rule's to change: no rule statement runs
+    assert not [q for q in ctx.captured_queries if "DELETE FROM crm_studenttag" in q["sql"]]
+    StudentStage.objects.filter(student=student).update(at_risk=False)
+    profiles_after_event([student.pk])
+    assert tagged(risk_rule.tag) == {other.pk}
+    assert StudentTag.objects.get(student=other).source == "manual"
