@@ -106,3 +106,22 @@ def course_a(campus_a: Campus) -> factories.models.Course:
 @pytest.fixture
 def course_b(campus_b: Campus) -> factories.models.Course:
     return factories.CourseFactory(campus=campus_b, name="美术启蒙", subject="美术")
+
+
+@pytest.fixture
+def real_broker(settings) -> Iterator[None]:
+    """Tasks go through Redis to a worker the test starts (`celery.contrib.testing.worker`), with
+    every queue the product's workers consume emptied of what an earlier run left."""
+    from crm.tasks import IMPORTS_QUEUE
+    from lifecycle.tasks.recompute import LIFECYCLE_QUEUE
+    from personas.tasks import PERSONAS_QUEUE
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis: set REDIS_URL")
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as connection:
+        for queue in sorted({IMPORTS_QUEUE, LIFECYCLE_QUEUE, PERSONAS_QUEUE}):
+            connection.default_channel.queue_purge(queue)
+    yield
+    celery_app.conf.task_always_eager = before

@@ -16,18 +16,6 @@ from tests.crm.test_import_support import student_row, students_file
 ROWS = 3000
 
 
-@pytest.fixture
-def real_broker(settings):
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis: set REDIS_URL")
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(IMPORTS_QUEUE)  # nothing left over from an earlier run
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_worker_commits_a_large_import_and_progress_reaches_total(real_broker, settings, tmp_path, front_desk):

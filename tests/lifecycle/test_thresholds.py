@@ -125,18 +125,6 @@ def test_only_a_manager_of_the_campus_or_an_administrator(
     assert LifecycleSettings.objects.get(campus=campus_a).active_days == 7
 
 
-@pytest.fixture
-def real_broker(settings: Any) -> Any:
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis: set REDIS_URL")
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(LIFECYCLE_QUEUE)  # nothing left over from an earlier run
-    yield
-    celery_app.conf.task_always_eager = before
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_decides_the_campus_once_the_new_thresholds_are_committed(
