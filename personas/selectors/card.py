@@ -1,6 +1,4 @@
-"""Reads of the personas app: the persona card of one student, the campus's tag rules, the
-overview of a campus (`overview_for`), and segments (at the end: which a viewer sees, and their
-members as that viewer sees them).
+"""The persona card of one student.
 
 `persona_card` runs a constant number of queries whatever the student's history: the student
 row with their stage, flags' inputs, profile, campus thresholds and journey dates (subqueries on
@@ -18,8 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import CharField, Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, Concat, TruncWeek
+from django.db.models import CharField, Count, F, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import TruncWeek
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dates import WEEKDAYS
@@ -28,41 +26,26 @@ from django.utils.translation import gettext_lazy as _
 from crm.models import (
     Attendance,
     AttendanceStatus,
-    Campus,
-    Channel,
     Consultation,
     Contract,
     ContractStatus,
     Guardian,
-    Role,
-    Stage,
     Student,
     StudentTag,
-    TagSource,
     TrialLesson,
     TrialStatus,
     User,
 )
-from crm.roles import sees_all_campuses
-from crm.selectors import campuses_visible_to, in_viewers_campuses, student_get, students_visible_to
+from crm.selectors import student_get, students_visible_to
 from lifecycle.filters import Flag
 from lifecycle.models import LifecycleSettings, StageChange
 from lifecycle.reasons import flag_reasons, stage_reason_label
 from lifecycle.rules import Thresholds
 from lifecycle.services.facts import thresholds_of
-from personas.conditions import ConditionError, compile_tree
 from personas.models import (
-    CampusOverview,
-    OverviewDimension,
-    OverviewGroup,
-    RfmSegment,
-    Segment,
     StudentProfile,
-    TagRule,
-    ValueTier,
 )
 from personas.next_action import ActionFacts, NextAction, next_action_for
-from personas.services.overview import groups_live
 
 TIMELINE_PAGE_SIZE = 20
 # The attendance chart: this many weeks, the current one last.
@@ -424,224 +407,3 @@ def persona_card(*, viewer: User, student_id: int, page: int = 1, now: dt.dateti
         next_action=action,
         thresholds=thresholds,
     )
-
-
-# --- tag rules ---------------------------------------------------------------------------------
-
-
-def tag_rules_visible_to(viewer: User) -> QuerySet[TagRule]:
-    """The rules of the viewer's campus (every campus for an administrator), each with `carriers`,
-    the number of students who carry its tag by this rule. A constant number of queries."""
-    carriers = (
-        StudentTag.objects.filter(
-            source=TagSource.RULE,
-            tag_id=OuterRef("tag_id"),
-            rule__startswith=Concat(Value("#"), Cast(OuterRef("pk"), CharField()), Value(" ")),
-        )
-        .order_by()
-        .values("tag_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    rules = TagRule.objects.select_related("campus", "tag__group", "created_by")
-    return (
-        in_viewers_campuses(rules, viewer)
-        .annotate(carriers=Coalesce(Subquery(carriers), 0))
-        .order_by("campus__name", "tag__group__name", "pk")
-    )
-
-
-def tag_rule_get(*, viewer: User, rule_id: int) -> TagRule:
-    """One rule the viewer may see (with `carriers`), or 404: another campus's rule does not exist
-    for them."""
-    rule = tag_rules_visible_to(viewer).filter(pk=rule_id).first()
-    if rule is None:
-        raise Http404
-    return rule
-
-
-# The overview at /personas/ ---------------------------------------------------------------------
-
-# Each dimension's groups in the page's order: the choices', then the students with no RFM.
-NO_RFM = ""
-
-
-def _overview_groups() -> dict[str, list[tuple[str, str]]]:
-    no_rfm = [(NO_RFM, str(_("No RFM yet")))]
-    return {
-        OverviewDimension.STAGE: [(k, str(label)) for k, label in Stage.choices],
-        OverviewDimension.TIER: [(k, str(label)) for k, label in ValueTier.choices] + no_rfm,
-        OverviewDimension.SEGMENT: [(k, str(label)) for k, label in RfmSegment.choices] + no_rfm,
-    }
-
-
-@dataclass
-class OverviewRow:
-    """One group of one dimension, as the page shows it (a group with no students: zeros)."""
-
-    key: str
-    label: str
-    students: int = 0
-    share: Decimal = Decimal(0)  # percent of the campus's students, one place
-    top_grade: str = ""
-    top_subject: str = ""
-    top_channel: str = ""  # its label
-    median_value: Decimal | None = None
-    median_attendance: Decimal | None = None
-    representative_id: int | None = None
-    representative_name: str = ""
-
-
-@dataclass
-class OverviewTable:
-    dimension: str
-    label: str
-    rows: list[OverviewRow]
-
-
-@dataclass
-class Overview:
-    campus: Campus
-    campuses: list[Campus]  # the picker's: every campus the viewer may see
-    students: int
-    as_of: dt.datetime | None  # None: computed live, no snapshot yet
-    tables: list[OverviewTable]
-
-    @property
-    def chart(self) -> dict[str, Any]:
-        """The charts' data, for json_script: per dimension, the groups with students."""
-        return {
-            t.dimension: [{"name": r.label, "value": r.students} for r in t.rows if r.students] for t in self.tables
-        }
-
-
-def _share(part: int, whole: int) -> Decimal:
-    return (Decimal(100) * part / whole).quantize(Decimal("0.1")) if whole else Decimal(0)
-
-
-def overview_for(*, viewer: User, campus_id: int | None = None) -> Overview:
-    """A campus's overview for the viewer: their campus, or for an administrator the campus they
-    picked (the first by name when none). A campus the viewer may not see is a 404.
-
-    Four queries whatever the campus's size: the campuses, the snapshot's header, its groups with
-    their representatives' names; with no snapshot yet (a new or demo campus) the groups are
-    computed live instead (personas.services.overview.groups_live), then the names.
-    """
-    campuses = list(campuses_visible_to(viewer))
-    if not campuses:
-        raise Http404
-    if campus_id is None:
-        campus = campuses[0]
-    else:
-        campus = next((c for c in campuses if c.pk == campus_id), None)  # type: ignore[assignment]
-        if campus is None:
-            raise Http404
-    header = CampusOverview.objects.filter(campus=campus).first()
-    found: dict[tuple[str, str], OverviewRow] = {}
-    if header is not None:
-        for g in OverviewGroup.objects.filter(campus=campus).select_related("representative"):
-            found[(g.dimension, g.key)] = _overview_row(g, g.representative.name if g.representative else "")
-    else:
-        live = groups_live(campus.pk)
-        names = dict(Student.objects.filter(pk__in={g.representative_id for g in live}).values_list("pk", "name"))
-        for t in live:
-            found[(t.dimension, t.key)] = _overview_row(t, names.get(t.representative_id, ""))
-    students = sum(r.students for (dimension, _key), r in found.items() if dimension == OverviewDimension.STAGE)
-    tables = []
-    for dimension, groups in _overview_groups().items():
-        rows = []
-        for key, label in groups:
-            row = found.get((dimension, key)) or OverviewRow(key=key, label="")
-            row.label = label
-            row.share = _share(row.students, students)
-            rows.append(row)
-        tables.append(OverviewTable(dimension, str(OverviewDimension(dimension).label), rows))
-    return Overview(
-        campus=campus,
-        campuses=campuses,
-        students=students,
-        as_of=header.as_of if header else None,
-        tables=tables,
-    )
-
-
-def _overview_row(group: Any, name: str) -> OverviewRow:
-    """An OverviewRow from a kept OverviewGroup or a live typical.Typical (the same fields)."""
-    return OverviewRow(
-        key=group.key,
-        label="",
-        students=group.students,
-        top_grade=group.top_grade,
-        top_subject=group.top_subject,
-        top_channel=str(Channel(group.top_channel).label) if group.top_channel in Channel.values else group.top_channel,
-        median_value=group.median_value,
-        median_attendance=group.median_attendance,
-        representative_id=group.representative_id if name else None,
-        representative_name=name,
-    )
-
-
-# --- segments ---------------------------------------------------------------------------------
-
-# Roles that use segments: managers build them, front-desk staff filter the board by them.
-SEGMENT_ROLES = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
-
-
-def segments_visible_to(viewer: User) -> QuerySet[Segment]:
-    """Every segment for an administrator; a campus's own segments and the shared ones (no campus)
-    for its managers and front desk; none for anyone else."""
-    segments = Segment.objects.select_related("campus", "created_by")
-    if sees_all_campuses(viewer):
-        return segments
-    if viewer.campus_id is None or viewer.role not in SEGMENT_ROLES:
-        return segments.none()
-    return segments.filter(Q(campus_id=viewer.campus_id) | Q(campus__isnull=True))
-
-
-def segment_get(*, viewer: User, segment_id: int) -> Segment:
-    """One segment the viewer may see, or 404: another campus's segment does not exist for them."""
-    segment = segments_visible_to(viewer).filter(pk=segment_id).first()
-    if segment is None:
-        raise Http404
-    return segment
-
-
-def tree_q(*, viewer: User, conditions: object, campus_id: int | None = None) -> Q:
-    """What a segment's tree selects, compiled for this viewer (a course or owner of a campus they
-    cannot see is refused with ConditionError, never matched) and kept to the segment's campus.
-    To be applied to the viewer's students: the pages, the board filter, the counts and the API
-    all narrow `students_visible_to(viewer)` by it."""
-    q = compile_tree(conditions, viewer=viewer)
-    return q & Q(campus_id=campus_id) if campus_id is not None else q
-
-
-def students_matching_tree(*, viewer: User, conditions: object, campus_id: int | None = None) -> QuerySet[Student]:
-    """The students the viewer sees who meet `conditions` (a tree being built, not yet saved)."""
-    return students_visible_to(viewer).filter(tree_q(viewer=viewer, conditions=conditions, campus_id=campus_id))
-
-
-def segment_members(*, viewer: User, segment: Segment) -> QuerySet[Student]:
-    """A segment's members as this viewer sees them: their own campus's students only, even in a
-    segment an administrator built for every campus; a campus segment never reaches beyond it."""
-    return students_matching_tree(viewer=viewer, conditions=segment.conditions, campus_id=segment.campus_id)
-
-
-def member_rows(members: QuerySet[Student]) -> QuerySet[Student]:
-    """Members with what a preview, an export and the API show, fetched in the same query."""
-    return members.select_related("pipeline", "profile", "owner", "campus").order_by("name", "pk")
-
-
-def segment_counts(*, viewer: User, segments: list[Segment]) -> dict[int, int | str]:
-    """How many members each segment has for this viewer, in one query over their students
-    (one filtered count per segment); a segment this viewer cannot use gets its message."""
-    problems: dict[int, int | str] = {}
-    counts: dict[str, Count] = {}
-    for segment in segments:
-        try:
-            q = tree_q(viewer=viewer, conditions=segment.conditions, campus_id=segment.campus_id)
-        except ConditionError as exc:
-            problems[segment.pk] = exc.message
-            continue
-        counts[f"segment_{segment.pk}"] = Count("pk", filter=q)
-    found = students_visible_to(viewer).aggregate(**counts) if counts else {}
-    return {**problems, **{int(key.removeprefix("segment_")): value for key, value in found.items()}}
