@@ -15,8 +15,11 @@ The rules of rule-assigned tags, in one place:
   campus's active rules giving tags of the group, the first written (lowest id) that selects the
   student gives its tag, and a later one does not.
 
-`tag_rules_apply` is set-based: per rule one statement, a DELETE of the rows it owns that no longer
-hold and an INSERT ... SELECT of the students it newly selects, whatever the number of students.
+`tag_rules_apply` is set-based whatever the number of students: for whole campuses one statement
+for all their rules (APPLY_CAMPUS: the students read once, a boolean per rule), for a list of
+students one per rule (APPLY_RULE: a DELETE of the rows it owns that no longer hold and an
+INSERT ... SELECT of the students it newly selects), after one read that says which rules are out of
+line for a few students.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from crm import text
@@ -474,12 +477,97 @@ def _tag_rules_apply(
     if postgres and ids is not None and len(ids) <= FEW_STUDENTS:
         # After a fact: most rules hold for the student as they did. One read says which do not.
         todo = _out_of_line(todo, ids)
+    if postgres and ids is None and only is None:
+        # Whole campuses: every rule of every campus asked for in one pass over their students.
+        return _apply_campus_in_one_pass(todo) if todo else (0, 0)
     added = removed = 0
     for rule, before in todo:
         rule_added, rule_removed = apply_rule(rule, before, ids)
         added += rule_added
         removed += rule_removed
     return (added, removed)
+
+
+# Every rule of some campuses at once (PostgreSQL): `matches` reads their students once with one
+# boolean per rule (its conditions, compiled as for `_selected`) and one per exclusive group (a
+# person gave the student a tag of it); `desired` is what each rule gives now, an exclusive group's
+# first rule winning and a person's tag of the group keeping every rule out; then, as APPLY_RULE
+# does rule by rule, the rows a rule owns that it no longer gives go, and the students it gives its
+# tag to who hold it neither by a person nor by it get it (taking over another rule's row of the tag).
+APPLY_CAMPUS = """
+WITH matches AS MATERIALIZED ({matches}),
+rules (idx, tag_id, ref, owned_prefix) AS (VALUES {rules}),
+-- Each student's given rules as one array (a row per hit, not one per rule and student).
+desired AS (
+    SELECT g.student_id, r.idx, r.tag_id, r.ref
+    FROM (SELECT m.id AS student_id, unnest(array_remove(ARRAY[{hits}]::int[], NULL)) AS idx FROM matches m) g
+    JOIN rules r ON r.idx = g.idx
+),
+removed AS (
+    DELETE FROM crm_studenttag owned
+    USING rules r
+    WHERE owned.tag_id = r.tag_id AND owned.source = 'rule' AND owned.rule LIKE r.owned_prefix
+      -- NOT IN, not NOT EXISTS: one hashed subplan of the desired pairs (ids are never NULL).
+      AND (owned.student_id, r.idx) NOT IN (SELECT d.student_id, d.idx FROM desired d)
+    RETURNING 1
+),
+written AS (
+    INSERT INTO crm_studenttag (student_id, tag_id, source, rule, created_at)
+    SELECT d.student_id, d.tag_id, 'rule', d.ref, now()
+    FROM desired d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM crm_studenttag held
+        WHERE held.student_id = d.student_id AND held.tag_id = d.tag_id
+          AND (held.source <> 'rule' OR held.rule = d.ref)
+    )
+    ON CONFLICT (student_id, tag_id) DO UPDATE SET rule = EXCLUDED.rule
+    WHERE crm_studenttag.source = 'rule'
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT (SELECT count(*) FROM written WHERE inserted), (SELECT count(*) FROM removed)
+"""
+
+
+def _apply_campus_in_one_pass(todo: list[tuple[TagRule, tuple[TagRule, ...]]]) -> tuple[int, int]:
+    """Every rule of some campuses (`todo`, in the order written) in one statement: APPLY_CAMPUS.
+    The campuses' students, their stage and profile rows and the tag table are read once, where a
+    statement per rule (or per campus) read them again each time."""
+    annotations: dict[str, Any] = {}
+    for index, (rule, _before) in enumerate(todo):
+        selects = _selects(rule)
+        if selects is not None:
+            # A rule selects the students of its own campus only.
+            annotations[f"m{index}"] = ExpressionWrapper(
+                Q(campus_id=rule.campus_id) & selects, output_field=BooleanField()
+            )
+    column = {rule.pk: f"m{index}" for index, (rule, _before) in enumerate(todo)}
+    for group_id in sorted({rule.tag.group_id for rule, _before in todo if rule.tag.group.exclusive}):
+        group_tags = Tag.objects.filter(group_id=group_id).values("pk")
+        by_a_person = StudentTag.objects.filter(tag_id__in=group_tags).exclude(source=TagSource.RULE)
+        annotations[f"p{group_id}"] = ExpressionWrapper(
+            Q(pk__in=by_a_person.values("student_id")), output_field=BooleanField()
+        )
+    campus_ids = sorted({rule.campus_id for rule, _before in todo})
+    students = Student.objects.filter(campus_id__in=campus_ids).annotate(**annotations).values("id", *annotations)
+    matches, params = students.query.get_compiler(using=students.db).as_sql()
+    rule_rows, hits = [], []
+    rule_params: list[Any] = []
+    for index, (rule, before) in enumerate(todo):
+        rule_rows.append("(%s::int, %s::bigint, %s::text, %s::text)")
+        rule_params += [index, rule.tag_id, rule.ref, f"{rule.ref_prefix}%"]
+        own = column[rule.pk]
+        if own not in annotations:
+            continue
+        gives = [f"coalesce(m.{own}, false)"]
+        gives += [f"NOT coalesce(m.{column[r.pk]}, false)" for r in before if column.get(r.pk) in annotations]
+        if rule.tag.group.exclusive:
+            gives.append(f"NOT coalesce(m.p{rule.tag.group_id}, false)")
+        hits.append(f"CASE WHEN {' AND '.join(gives)} THEN {index} END")
+    statement = APPLY_CAMPUS.format(matches=matches, rules=", ".join(rule_rows), hits=", ".join(hits) or "NULL::int")
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *rule_params])
+        added, removed = cursor.fetchone()
+    return int(added), int(removed)
 
 
 def _out_of_line(
