@@ -81,8 +81,10 @@ class Figures:
     lessons_scheduled_90: int
     lessons_present_90: int
     attendance_rate: Decimal | None  # present / scheduled, 4 places, None with nothing scheduled
-    preferred_weekday: int | None  # ISO weekday of most present lessons, the earliest on a tie
-    preferred_slot: str  # morning / afternoon / evening, the earliest on a tie; "" with none
+    # Over the present lessons of the 90-day window: the ISO weekday and the slot (morning /
+    # afternoon / evening) of most of them, the earliest on a tie; None / "" with none.
+    preferred_weekday: int | None
+    preferred_slot: str
     subjects: tuple[str, ...]  # of contracts and trials not cancelled, sorted
     avg_rating: Decimal | None  # teachers' trial ratings, 2 places
     ratings: int
@@ -132,7 +134,8 @@ def figures_for(history: ProfileHistory, now: dt.datetime, time_zone: str) -> Fi
     attended = sum(1 for a in in_window if a.status == "present")
     # A lesson changes the window when it enters it (a future lesson) or leaves it (90 days on).
     crossings = [a.lesson_at if a.lesson_at > now else a.lesson_at + RATE_WINDOW for a in h.attendance]
-    local = [at.astimezone(zone) for at in present]
+    # Habits are the recent ones: the present lessons of the same 90-day window.
+    local = [a.lesson_at.astimezone(zone) for a in in_window if a.status == "present"]
     slot = _most_common_earliest(SLOT_ORDER.index(slot_of(at.hour)) for at in local)
     rated = [t.rating for t in h.trials if t.rating is not None]
     touches = [
