@@ -4,7 +4,7 @@
 Measured in one run, the clock fixed (bench_lifecycle.NOW):
 
 (a) the nightly recomputation of every student (figures, RFM scores and tiers of every campus,
-    the tag rules), full=True, at a moment where most figures change (NOW + 30 days: the 90-day
+    the tag rules for the students whose profile changed and the rules that read beyond it), full=True, at a moment where most figures change (NOW + 30 days: the 90-day
     window moves for everyone who attends) and back at NOW - budget 15 s; beside it REFERENCE_SQL,
     a hand-written statement computing the same figures and scores the direct way (aggregates,
     mode(), cume_dist()) and writing the rows that differ, timed on the same change and rolled
@@ -69,10 +69,11 @@ a AS (
            min(CASE WHEN lesson_at > %(now)s THEN lesson_at WHEN lesson_at > %(from)s
                     THEN lesson_at + interval '90 days' END) AS recheck,
            mode() WITHIN GROUP (ORDER BY extract(isodow FROM lesson_at AT TIME ZONE %(tz)s))
-               FILTER (WHERE status = 'present') AS weekday,
+               FILTER (WHERE status = 'present' AND lesson_at > %(from)s AND lesson_at <= %(now)s) AS weekday,
            mode() WITHIN GROUP (ORDER BY CASE WHEN extract(hour FROM lesson_at AT TIME ZONE %(tz)s) < 12 THEN 1
                                               WHEN extract(hour FROM lesson_at AT TIME ZONE %(tz)s) < 18 THEN 2
-                                              ELSE 3 END) FILTER (WHERE status = 'present') AS slot
+                                              ELSE 3 END)
+               FILTER (WHERE status = 'present' AND lesson_at > %(from)s AND lesson_at <= %(now)s) AS slot
     FROM crm_attendance GROUP BY student_id
 ),
 t AS (

@@ -389,9 +389,7 @@ def _figures_statement(*, by_ids: bool, due: bool, half: Half | None = None) -> 
         if half is not None and not due:
             # The attendance rows (ten times the others) by a test per row in one plain scan: the
             # half's key ranges as index scans visit the table's pages in a bitmap, which costs more.
-            facts["facts_x"] = sql.SQL(
-                "x.student_id / %(half_size)s %% 2 = %(half_parity)s"
-            )
+            facts["facts_x"] = sql.SQL("x.student_id / %(half_size)s %% 2 = %(half_parity)s")
     columns = [sql.Identifier(c) for c in FIGURE_COLUMNS]
     return FIGURES_SQL.format(
         target=target,
@@ -672,13 +670,11 @@ def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) ->
         )
     scorer = _score_campuses_in_python if python else _score_campuses
     written = {*done.written, *scorer(campuses, now=now)}
-    if full:
-        tag_rules_apply()
-    else:
-        # The rules read the profile, the stage and the facts: the students whose profile changed
-        # tonight (figures, scores, or the engine's decision) are the ones a rule can newly select;
-        # rules that read what changes without a profile change run over everyone.
-        tag_rules_nightly(changed_ids=sorted(written))
+    # The rules read the profile, the stage and the facts: the students whose profile changed in
+    # this run (figures, scores, or the engine's decision) are the ones a rule can newly select;
+    # rules that read what changes without a profile change run over everyone. (A rule that
+    # changes re-tags its whole campus itself: `tag_rules_apply`.)
+    tag_rules_nightly(changed_ids=sorted(written))
     return ProfileResult(done.computed, len(written), len(campuses))
 
 

@@ -477,9 +477,9 @@ def _tag_rules_apply(
     if postgres and ids is not None and len(ids) <= FEW_STUDENTS:
         # After a fact: most rules hold for the student as they did. One read says which do not.
         todo = _out_of_line(todo, ids)
-    if postgres and ids is None and only is None:
-        # Whole campuses: every rule of every campus asked for in one pass over their students.
-        return _apply_campus_in_one_pass(todo) if todo else (0, 0)
+    if postgres and (ids is None or len(ids) > FEW_STUDENTS) and only is None:
+        # Whole campuses, or many of their students: every rule in one pass over the students.
+        return _apply_campus_in_one_pass(todo, ids) if todo else (0, 0)
     added = removed = 0
     for rule, before in todo:
         rule_added, rule_removed = apply_rule(rule, before, ids)
@@ -495,7 +495,9 @@ def _tag_rules_apply(
 # does rule by rule, the rows a rule owns that it no longer gives go, and the students it gives its
 # tag to who hold it neither by a person nor by it get it (taking over another rule's row of the tag).
 APPLY_CAMPUS = """
-WITH matches AS MATERIALIZED ({matches}),
+WITH matches AS MATERIALIZED (
+    SELECT * FROM ({matches}) q WHERE %s::bigint[] IS NULL OR q.id = ANY(%s::bigint[])
+),
 rules (idx, tag_id, ref, owned_prefix) AS (VALUES {rules}),
 -- Each student's given rules as one array (a row per hit, not one per rule and student).
 desired AS (
@@ -507,6 +509,7 @@ removed AS (
     DELETE FROM crm_studenttag owned
     USING rules r
     WHERE owned.tag_id = r.tag_id AND owned.source = 'rule' AND owned.rule LIKE r.owned_prefix
+      AND (%s::bigint[] IS NULL OR owned.student_id = ANY(%s::bigint[]))
       -- NOT IN, not NOT EXISTS: one hashed subplan of the desired pairs (ids are never NULL).
       AND (owned.student_id, r.idx) NOT IN (SELECT d.student_id, d.idx FROM desired d)
     RETURNING 1
@@ -528,8 +531,11 @@ SELECT (SELECT count(*) FROM written WHERE inserted), (SELECT count(*) FROM remo
 """
 
 
-def _apply_campus_in_one_pass(todo: list[tuple[TagRule, tuple[TagRule, ...]]]) -> tuple[int, int]:
-    """Every rule of some campuses (`todo`, in the order written) in one statement: APPLY_CAMPUS.
+def _apply_campus_in_one_pass(
+    todo: list[tuple[TagRule, tuple[TagRule, ...]]], student_ids: list[int] | None = None
+) -> tuple[int, int]:
+    """Every rule of some campuses (`todo`, in the order written) in one statement: APPLY_CAMPUS,
+    for all their students or only `student_ids`.
     The campuses' students, their stage and profile rows and the tag table are read once, where a
     statement per rule (or per campus) read them again each time."""
     annotations: dict[str, Any] = {}
@@ -565,7 +571,7 @@ def _apply_campus_in_one_pass(todo: list[tuple[TagRule, tuple[TagRule, ...]]]) -
         hits.append(f"CASE WHEN {' AND '.join(gives)} THEN {index} END")
     statement = APPLY_CAMPUS.format(matches=matches, rules=", ".join(rule_rows), hits=", ".join(hits) or "NULL::int")
     with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, *rule_params])
+        cursor.execute(statement, [*params, student_ids, student_ids, *rule_params, student_ids, student_ids])
         added, removed = cursor.fetchone()
     return int(added), int(removed)
 

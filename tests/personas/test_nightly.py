@@ -89,3 +89,24 @@ def test_after_a_fact_the_rules_add_and_remove_only_what_changed(
     profiles_after_event([student.pk])
     assert tagged(risk_rule.tag) == {other.pk}
     assert StudentTag.objects.get(student=other).source == "manual"
+
+
+def test_many_students_take_the_one_pass_with_the_same_outcome(
+    risk_rule: TagRule, campus_a: Campus, front_desk: User, monkeypatch
+) -> None:
+    """Past FEW_STUDENTS changed students, the rules run in one pass over those students: the same
+    tags given and taken, a person's tag untouched, the other students not read."""
+    from personas.services import tag_rules
+
+    monkeypatch.setattr(tag_rules, "FEW_STUDENTS", 0)
+    flagged, cleared, kept, other = factories.StudentFactory.create_batch(4, campus=campus_a, guardians=[])
+    StudentStage.objects.filter(student__in=[cleared, kept]).update(at_risk=True)
+    profiles_recompute(full=True)
+    assert tagged(risk_rule.tag) == {cleared.pk, kept.pk}
+    StudentTag.objects.create(student=other, tag=risk_rule.tag, source="manual", created_by=front_desk)
+    StudentStage.objects.filter(student=flagged).update(at_risk=True)
+    StudentStage.objects.filter(student=cleared).update(at_risk=False)
+    result = profiles_recompute()
+    assert result.computed == 2
+    assert tagged(risk_rule.tag) == {flagged.pk, kept.pk, other.pk}
+    assert StudentTag.objects.get(student=other).source == "manual"
