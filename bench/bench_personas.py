@@ -4,8 +4,7 @@
 Measured in one run, the clock fixed (bench_lifecycle.NOW):
 
 (a) the nightly recomputation of every student (figures, RFM scores and tiers of every campus,
-    the tag rules for the students whose profile changed and the rules that read beyond it),
-    full=True, at a moment where most figures change (NOW + 30 days: the 90-day window moves
+    every tag rule), full=True, at a moment where most figures change (NOW + 30 days: the 90-day window moves
     for everyone who attends) and back at NOW - budget 15 s; beside it REFERENCE_SQL,
     a hand-written statement computing the same figures and scores the direct way (aggregates,
     mode(), cume_dist()) and writing the rows that differ, timed on the same change and rolled
