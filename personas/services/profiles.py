@@ -648,8 +648,8 @@ def _due_ids(now: dt.datetime) -> list[int] | None:
 
 
 def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) -> ProfileResult:
-    """The nightly run: due students' figures, then the campuses whose distribution moved (every
-    student and every campus with `full=True`), then the tag rules."""
+    """The nightly run: due students' figures (every student's with `full=True`), then the
+    campuses whose distribution moved, then the tag rules (every rule over everyone when full)."""
     now = now or timezone.now()
     python = connection.vendor != "postgresql"
     if python:
@@ -662,12 +662,17 @@ def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) ->
             done = _compute_figures(None, now=now, due=True)
         else:
             done = _compute_figures(due, now=now, due=False) if due else Computed()
-    if full:
-        campuses = sorted(Campus.objects.values_list("pk", flat=True))
-    else:
-        campuses = sorted(
-            {*done.moved, *CampusScoreCuts.objects.filter(moved=True).values_list("campus_id", flat=True)}
-        )
+    # A campus's scores follow from its students' RFM inputs and its cut-offs alone: it is scored
+    # again when an input moved (in this run, or after a fact since its last scoring), when its
+    # cut-offs changed (their service scores it at once) or when it was never scored. Even a full
+    # run of every student skips the others, whose scores could not come out different.
+    campuses = sorted(
+        {
+            *done.moved,
+            *CampusScoreCuts.objects.filter(moved=True).values_list("campus_id", flat=True),
+            *Campus.objects.exclude(pk__in=CampusScoreCuts.objects.values("campus_id")).values_list("pk", flat=True),
+        }
+    )
     scorer = _score_campuses_in_python if python else _score_campuses
     written = {*done.written, *scorer(campuses, now=now)}
     if full:

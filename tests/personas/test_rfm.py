@@ -215,8 +215,10 @@ def test_campus_cut_offs_change_the_tiers(hand_campus: dict[str, int], campus_a:
 @pytest.mark.django_db
 def test_a_rerun_writes_nothing(hand_campus: dict[str, int]) -> None:
     first = profiles_recompute(now=NOW, full=True)
-    assert first.written > 0
-    assert profiles_recompute(now=NOW, full=True).written == 0
+    assert first.written > 0 and first.campuses_scored == 2
+    again = profiles_recompute(now=NOW, full=True)
+    # No RFM input moved: no campus is ranked again, even in a full run.
+    assert (again.written, again.campuses_scored) == (0, 0)
     assert profiles_recompute(now=NOW).written == 0
 
 
