@@ -12,11 +12,14 @@ Which students and campuses:
 - `profiles_after_event(ids)` (after a fact): step 1 for those students, then each is scored
   against their campus's cut-points from its last full scoring (rules.score_from_cuts), so one
   student does not rank the whole campus again; a campus never scored is scored whole.
-- `profiles_recompute()` (nightly): step 1 for students with no profile yet or whose
-  `recheck_at` has come (the 90-day attendance window moves); step 2 for the campuses where an
-  RFM input changed since their last scoring (in this run, or after a fact: `moved`), or
-  everyone's with `full=True`.
-Tag rules are applied after both (`personas.services.tag_rules`).
+- `profiles_recompute()` (nightly): step 1 for students with no profile yet, whose `recheck_at`
+  has come (the 90-day attendance window moves) or whom the lifecycle engine decided differently
+  (everyone with `full=True`); step 2 for the campuses where an RFM input changed since their
+  last scoring (in this run, or after a fact: `moved`) or that were never scored: a campus's
+  scores follow from those inputs and its cut-offs alone (new cut-offs score it through their
+  own service, `persona_settings_update`).
+Tag rules are applied after both (`personas.services.tag_rules`): to the students a run changed and
+the rules that read beyond the profile; every rule to everyone with `full=True`.
 
 On SQLite (the embedded default) the same rules run in Python over the ORM's rows.
 """
