@@ -257,6 +257,7 @@ def main() -> list[str]:
     from bench.bench_lifecycle import CAMPUS_PREFIX, NOW, ensure_data, stored_moment
     from crm.models import Student
     from personas.services.profiles import profiles_after_event, profiles_recompute
+    from personas.services.tag_rules import tag_rules_ship_defaults
 
     if "testserver" not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
@@ -265,6 +266,11 @@ def main() -> list[str]:
     if stored_moment() != NOW:
         out.append("the stages are not those of NOW: run `make bench BENCH=lifecycle` first")
         return out
+    # The bench's campuses are written in SQL, not through campus_create: they get the default
+    # tag rules here, as every campus created through the service does.
+    shipped = tag_rules_ship_defaults()
+    if shipped:
+        out.append(f"default tag rules given to the bench's campuses: {len(shipped)}")
     result, seconds = timed(lambda: profiles_recompute(now=NOW, full=True))
     vacuum()
     out.append(

@@ -548,11 +548,15 @@ def _apply_campus_in_one_pass(
             )
     column = {rule.pk: f"m{index}" for index, (rule, _before) in enumerate(todo)}
     for group_id in sorted({rule.tag.group_id for rule, _before in todo if rule.tag.group.exclusive}):
-        group_tags = Tag.objects.filter(group_id=group_id).values("pk")
-        by_a_person = StudentTag.objects.filter(tag_id__in=group_tags).exclude(source=TagSource.RULE)
-        annotations[f"p{group_id}"] = ExpressionWrapper(
-            Q(pk__in=by_a_person.values("student_id")), output_field=BooleanField()
+        group_tags = list(Tag.objects.filter(group_id=group_id).values_list("pk", flat=True))
+        # A probe of the student's own tags (the unique key leads with the student), not `pk IN
+        # (the group's tags by a person)`: that subplan is rescanned once per student whenever the
+        # planner believes the tag table small (right after the first run wrote it), which reads
+        # every tag of the group for every student.
+        by_a_person = StudentTag.objects.filter(student_id=OuterRef("pk"), tag_id__in=group_tags).exclude(
+            source=TagSource.RULE
         )
+        annotations[f"p{group_id}"] = Exists(by_a_person)
     campus_ids = sorted({rule.campus_id for rule, _before in todo})
     students = Student.objects.filter(campus_id__in=campus_ids).annotate(**annotations).values("id", *annotations)
     matches, params = students.query.get_compiler(using=students.db).as_sql()
