@@ -162,7 +162,39 @@ CELERY_BEAT_SCHEDULE = {
         "task": "personas.nightly_overview",
         "schedule": crontab(hour=2, minute=40),
     },
+    # Messages left mid-send by a dead worker, or whose task was lost.
+    "campaigns-sweep-messages": {
+        "task": "campaigns.sweep_messages",
+        "schedule": crontab(),
+    },
 }
+
+# Messaging: the provider of each channel (a dotted path). The console provider, the embedded
+# default, keeps messages in the database and writes them to the log.
+_PROVIDERS = {
+    "console": "campaigns.messaging.console.ConsoleProvider",
+    "sms_gateway": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
+}
+
+
+def _provider_path(name: str, default: str) -> str:
+    chosen = env_str(name, default)
+    if chosen not in _PROVIDERS:
+        raise ImproperlyConfigured(f"{name}={chosen!r}: choose one of {', '.join(sorted(_PROVIDERS))}")
+    return _PROVIDERS[chosen]
+
+
+MESSAGING_PROVIDERS = {
+    "sms": _provider_path("SMS_PROVIDER", "console"),
+    "email": _provider_path("EMAIL_PROVIDER", "console"),
+    "wechat": _provider_path("WECHAT_PROVIDER", "console"),
+}
+# The HTTP SMS gateway (SMS_PROVIDER=sms_gateway).
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL")
+SMS_GATEWAY_KEY = env_str("SMS_GATEWAY_KEY")
+SMS_GATEWAY_SECRET = env_str("SMS_GATEWAY_SECRET")
+SMS_SIGN_NAME = env_str("SMS_SIGN_NAME", "SCRM")
+SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -8,6 +8,7 @@ from personas.api.card import PersonaCardView
 api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
+    path("", include("campaigns.api.webhooks")),
 ]
 
 urlpatterns = [

@@ -16,7 +16,7 @@ from config.celery import app as celery_app
 from crm.models import Campus, User
 from tests import factories
 
-pytest_plugins = ["tests.browser"]  # the browser and page fixtures
+pytest_plugins = ["tests.browser", "tests.campaigns.gateway"]  # the browser and page fixtures; the SMS gateway
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone, translation
 
+from campaigns.models import Message
 from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
@@ -319,6 +320,15 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
     # The other campus's overview is a snapshot, so the walk sees its "as of" and the live one.
     overview_refresh([campus_b.pk])
     world.other_campus = campus_b.pk
+    # A message, so the messages' admin shows a row with its statuses and dates.
+    Message.objects.create(
+        category="marketing",
+        channel="sms",
+        campus=campus_a,
+        recipient=world.phone,
+        text="课程提醒",
+        idempotency_key="walk",
+    )
     world.segment = Segment.objects.create(
         name="沉睡学员",
         campus=campus_a,
@@ -407,6 +417,8 @@ NOT_PAGES = {
     "login",
     "set_language",
     "segment_delete",
+    # The SMS gateway's signed webhook: no person's page (tests/campaigns/test_messages.py).
+    "api_sms_receipts",
 }
 
 
@@ -449,7 +461,7 @@ def admin_paths() -> list[str]:
         prefix = f"admin:{opts.app_label}_{opts.model_name}"
         paths += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
         obj = model._default_manager.order_by("pk").first()
-        if opts.app_label in ("crm", "lifecycle") or model in (TagRule, PersonaSettings):
+        if opts.app_label in ("crm", "lifecycle", "campaigns") or model in (TagRule, PersonaSettings):
             assert obj is not None, f"the walk needs a {opts.model_name}"
         if obj is not None:
             paths.append(reverse(f"{prefix}_change", args=[obj.pk]))

@@ -1,0 +1,119 @@
+"""A real local HTTP server playing the SMS gateway, for the tests (and later the fault test).
+
+It checks every request's signature, records what it received, deduplicates by the idempotency
+key (a second request with a key it has seen answers the first message id and sends nothing), and
+can be told to answer slowly, with 429, with a 5xx or with an error code.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from campaigns.messaging import sms_gateway
+from campaigns.messaging.base import providers_reset
+
+KEY = "test-key"
+SECRET = "test-secret"
+
+
+@dataclass
+class Gateway:
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)  # every request, signed or not
+    delivered: dict[str, dict[str, Any]] = field(default_factory=dict)  # out_id -> the message sent
+    # What the next requests get: a list of ("status", code) or ("delay", seconds) or ("error", code).
+    script: list[tuple[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer_next(self, *answers: tuple[str, Any]) -> None:
+        with self.lock:
+            self.script.extend(answers)
+
+    @property
+    def sent_count(self) -> int:
+        return len(self.delivered)
+
+
+def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the provider uses it
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            signed = self.headers.get("X-Access-Key") == KEY and sms_gateway.verify(
+                secret=SECRET,
+                method="POST",
+                path=self.path,
+                timestamp=self.headers.get("X-Timestamp", ""),
+                nonce=self.headers.get("X-Nonce", ""),
+                body=body,
+                signature=self.headers.get("X-Signature", ""),
+                now=time.time(),
+            )
+            payload = json.loads(body) if body else {}
+            with gateway.lock:
+                gateway.requests.append(
+                    {"path": self.path, "signed": signed, "body": payload, "headers": dict(self.headers)}
+                )
+                answer = gateway.script.pop(0) if gateway.script else None
+            if not signed:
+                return self._reply(403, {"code": "SignatureDoesNotMatch", "message": "bad signature"})
+            if answer and answer[0] == "delay":
+                time.sleep(answer[1])
+            elif answer and answer[0] == "status":
+                return self._reply(answer[1], {"code": "ServiceUnavailable", "message": "try later"})
+            elif answer and answer[0] == "error":
+                return self._reply(200, {"code": answer[1], "message": "refused"})
+            key = str(self.headers.get("Idempotency-Key") or payload.get("out_id"))
+            with gateway.lock:
+                if key not in gateway.delivered:
+                    gateway.delivered[key] = {**payload, "message_id": f"gw-{len(gateway.delivered) + 1}"}
+                message_id = gateway.delivered[key]["message_id"]
+            self._reply(200, {"code": "OK", "message_id": message_id})
+
+    return Handler
+
+
+@pytest.fixture
+def sms_gateway_server(settings) -> Iterator[Gateway]:
+    """The gateway running on a free local port; the SMS channel sends to it."""
+    gateway = Gateway()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(gateway))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    gateway.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    settings.SMS_GATEWAY_URL = gateway.url
+    settings.SMS_GATEWAY_KEY = KEY
+    settings.SMS_GATEWAY_SECRET = SECRET
+    settings.SMS_GATEWAY_TIMEOUT = 2
+    settings.MESSAGING_PROVIDERS = {
+        **settings.MESSAGING_PROVIDERS,
+        "sms": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
+    }
+    providers_reset()
+    try:
+        yield gateway
+    finally:
+        server.shutdown()
+        server.server_close()
+        providers_reset()
