@@ -74,12 +74,15 @@ def message_queue(
         raise ValidationError(problem)
     if not text.tidy(text_body):
         raise ValidationError(_("The message has no text."))
+    subject = text.tidy(subject)
+    if len(subject) > Message._meta.get_field("subject").max_length:  # type: ignore[operator]
+        raise ValidationError(_("The subject is too long."))
     message = Message.objects.create(
         category=category,
         channel=channel,
         recipient=recipient,
         text=text_body,
-        subject=text.tidy(subject)[:200],
+        subject=subject,
         html=html,
         template_code=template_code,
         params=params or {},

@@ -127,6 +127,7 @@ class TestBadInput:
             {"category": "spam", "channel": "sms", "text_body": "hi"},
             {"category": "marketing", "channel": "fax", "text_body": "hi"},
             {"category": "marketing", "channel": "sms", "text_body": "  "},
+            {"category": "marketing", "channel": "sms", "text_body": "hi", "subject": "x" * 201},
         ]
         for kwargs in cases:
             with pytest.raises(ValidationError):
