@@ -650,6 +650,27 @@ def _due_ids(now: dt.datetime) -> list[int] | None:
     return sorted(set(due)) if len(due) <= DUE_BY_KEY_LIMIT else None
 
 
+# Fewer rows than this written do not mislead the planner enough to matter.
+ANALYZE_MIN_ROWS = 1000
+
+
+def analyze_if_stale(table: str, *, rows: int) -> bool:
+    """ANALYZE `table` when the planner believes it holds fewer than half the `rows` it is known to
+    hold (the run just computed them).
+
+    A first run (a new installation, a large import) fills the profiles within minutes of their
+    last statistics, which said the table was empty; the tag rules that follow join it, and the
+    planner's nested loops over a table it believes empty take minutes instead of seconds. Later
+    runs find the statistics close enough and skip this."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        believed = cursor.fetchone()[0]
+        if rows < ANALYZE_MIN_ROWS or believed >= rows / 2:
+            return False
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return True
+
+
 def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) -> ProfileResult:
     """The nightly run: due students' figures (every student's with `full=True`), then the
     campuses whose distribution moved, then the tag rules (every rule over everyone when full)."""
@@ -678,6 +699,8 @@ def profiles_recompute(*, now: dt.datetime | None = None, full: bool = False) ->
     )
     scorer = _score_campuses_in_python if python else _score_campuses
     written = {*done.written, *scorer(campuses, now=now)}
+    if not python:
+        analyze_if_stale(StudentProfile._meta.db_table, rows=done.computed)
     if full:
         # Every rule over every student, the campuses shared out over two connections: cheaper
         # than picking out the changed students when a run changes a third of them.

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from crm.models import Campus, StudentStage, StudentTag, Tag, User
 from personas.models import StudentProfile, TagRule
-from personas.services.profiles import profiles_recompute
+from personas.services.profiles import analyze_if_stale, profiles_recompute
 from personas.services.tag_rules import tag_rule_create
 from tests import factories
 
@@ -110,3 +110,27 @@ def test_many_students_take_the_one_pass_with_the_same_outcome(
     assert result.computed == 2
     assert tagged(risk_rule.tag) == {flagged.pk, kept.pk, other.pk}
     assert StudentTag.objects.get(student=other).source == "manual"
+
+
+def believed_rows(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        return cursor.fetchone()[0]
+
+
+def test_a_first_run_leaves_the_planner_knowing_the_profiles_it_wrote(campus_a: Campus, monkeypatch) -> None:
+    """The tag rules join the profiles right after a first run wrote them all: statistics that
+    still say "empty" send the planner into nested loops over a million rows (docs/benchmarks.md)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the planner's statistics are PostgreSQL's")
+    monkeypatch.setattr("personas.services.profiles.ANALYZE_MIN_ROWS", 10)
+    table = StudentProfile._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # empty: the planner is told so
+    assert believed_rows(table) <= 0
+    for _ in range(12):
+        factories.StudentFactory(campus=campus_a)
+    profiles_recompute(full=True)
+    assert believed_rows(table) >= 12
+    # Statistics close to the truth are left alone.
+    assert not analyze_if_stale(table, rows=12)
