@@ -29,6 +29,8 @@ if not SECRET_KEY:
     SECRET_KEY = "embedded-default-not-for-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Where the product is reached from outside: the base of the links in messages (unsubscribe).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -162,6 +164,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "personas.nightly_overview",
         "schedule": crontab(hour=2, minute=40),
     },
+    # Scheduled campaigns whose time came; sending campaigns whose workers' tasks were lost.
+    "campaigns-tick": {
+        "task": "campaigns.campaigns_tick",
+        "schedule": 60.0,
+    },
     # Messages left mid-send by a dead worker, or whose task was lost.
     "campaigns-sweep-messages": {
         "task": "campaigns.sweep_messages",
@@ -195,6 +202,19 @@ SMS_GATEWAY_KEY = env_str("SMS_GATEWAY_KEY")
 SMS_GATEWAY_SECRET = env_str("SMS_GATEWAY_SECRET")
 SMS_SIGN_NAME = env_str("SMS_SIGN_NAME", "SCRM")
 SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
+# Messages per second each channel's provider accepts, across every worker (0: no limit).
+MESSAGING_RATE_LIMITS = {
+    "sms": env_int("SMS_RATE_LIMIT", 0),
+    "email": env_int("EMAIL_RATE_LIMIT", 0),
+    "wechat": env_int("WECHAT_RATE_LIMIT", 0),
+}
+# A message claimed this long ago and still sending was left by a worker that died mid-send.
+MESSAGING_STUCK_SECONDS = env_int("MESSAGING_STUCK_SECONDS", 300)
+# A campaign's outbox: rows a worker claims at a time, and messages it has in flight at once.
+CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 200)
+CAMPAIGN_SEND_THREADS = env_int("CAMPAIGN_SEND_THREADS", 16)
+# Batch tasks started per campaign: at least the number of worker processes, so all share it.
+CAMPAIGN_PARALLEL_TASKS = env_int("CAMPAIGN_PARALLEL_TASKS", 2)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("personas.urls")),
     path("", include("crm.urls")),
     path("", include("lifecycle.urls")),
+    path("", include("campaigns.urls")),
 ]
 
 handler403 = "config.errors.permission_denied"

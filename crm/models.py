@@ -143,6 +143,8 @@ class Guardian(models.Model):
     name = models.CharField(_("name"), max_length=text.NAME, blank=True)
     phone = models.CharField(_("phone"), max_length=20, unique=True)
     relation = models.CharField(_("relation"), max_length=text.SHORT, blank=True)
+    # Stored as crm.services.families.guardian_email_clean leaves it (the domain in lower case).
+    email = models.EmailField(_("email"), blank=True)
     wechat_openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True, unique=True)
     wechat_unionid = models.CharField(_("WeChat unionid"), max_length=64, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -675,6 +677,13 @@ class AuditAction(models.TextChoices):
     SEGMENT_CREATE = "segment_create", _("Segment created")
     SEGMENT_UPDATE = "segment_update", _("Segment changed")
     SEGMENT_DELETE = "segment_delete", _("Segment deleted")
+    MARKETING_SETTINGS_UPDATE = "marketing_settings_update", _("Marketing rules changed")
+    CAMPAIGN_CREATE = "campaign_create", _("Campaign created")
+    CAMPAIGN_UPDATE = "campaign_update", _("Campaign changed")
+    CAMPAIGN_LAUNCH = "campaign_launch", _("Campaign launched")
+    CAMPAIGN_PAUSE = "campaign_pause", _("Campaign paused")
+    CAMPAIGN_RESUME = "campaign_resume", _("Campaign resumed")
+    CAMPAIGN_CANCEL = "campaign_cancel", _("Campaign cancelled")
 
 
 class AuditEntry(models.Model):

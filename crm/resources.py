@@ -108,14 +108,18 @@ def _refusal(message: str) -> Result:
     return result
 
 
-class CrmResource(resources.ModelResource):
-    """Explicit columns for export; imports delegate to the one import service."""
-
-    import_kind: ClassVar[str]
+class FormulaSafeResource(resources.ModelResource):
+    """Every exported cell printable and never a live formula."""
 
     def export_field(self, field: fields.Field, instance: Any, **kwargs: Any) -> Any:
         value = super().export_field(field, instance, **kwargs)
         return neutralise_formula(printable(value) if isinstance(value, str) else value)
+
+
+class CrmResource(FormulaSafeResource):
+    """Explicit columns for export; imports delegate to the one import service."""
+
+    import_kind: ClassVar[str]
 
     def import_data(  # type: ignore[override]
         self,

@@ -23,7 +23,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone, translation
 
-from campaigns.models import Message
+from campaigns.models import CallTask, Campaign, CampaignMember, CampaignTemplate, MarketingSettings, Message
+from campaigns.services.consent import consent_record, unsubscribe_token
 from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
@@ -339,7 +340,58 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
             ]
         },
     )
+    build_campaigns(world, campus_a, front_desk)
     return world
+
+
+def build_campaigns(world: SimpleNamespace, campus: Any, front_desk: User) -> None:
+    """A draft (its preview and dry run), a finished campaign with results and a call task, a
+    consent with its proof and a family's unsubscribe link."""
+    consent_record(
+        guardian=world.guardian, channel="sms", granted=True, source="staff", wording="同意接收短信", actor=front_desk
+    )
+    MarketingSettings.objects.get_or_create(campus=campus)
+    everyone = Segment.objects.create(name="全部学员", campus=campus, conditions={"all": []})
+    world.draft = Campaign.objects.create(
+        campus=campus, name="寒假唤醒", goal="win_back", segment=everyone, channels=["sms", "email", "call"]
+    )
+    for channel in ("sms", "email", "call"):
+        CampaignTemplate.objects.create(
+            campaign=world.draft, channel=channel, subject="好久不见", text="{学员}好久不见"
+        )
+    now = timezone.now()
+    world.campaign = Campaign.objects.create(
+        campus=campus,
+        name="续费提醒",
+        goal="renewal",
+        segment=everyone,
+        channels=["sms", "call"],
+        holdout_pct=10,
+        status="done",
+        launched_at=now,
+        resolved_at=now,
+        finished_at=now,
+    )
+    CampaignTemplate.objects.create(campaign=world.campaign, channel="sms", text="{学员}的课时快用完了")
+    CampaignMember.objects.create(campaign=world.campaign, student=world.student, group="A", stage_at_launch="active")
+    Message.objects.create(
+        category="marketing",
+        channel="sms",
+        campus=campus,
+        campaign=world.campaign,
+        variant="A",
+        student=world.student,
+        guardian=world.guardian,
+        recipient=world.phone,
+        text="课时快用完了",
+        idempotency_key="walk-campaign",
+        status="suppressed",
+        suppressed_reason="opted_out",
+    )
+    world.calltask = CallTask.objects.create(
+        campaign=world.campaign, student=world.student, consultant=front_desk, script="问候家长"
+    )
+    world.unsubscribe_token = unsubscribe_token(world.guardian.pk, "email")
 
 
 def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any]]]:
@@ -396,6 +448,19 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("segment_export", args=[segment]), {}),
         ("post", reverse("segment_count"), {}),
         ("get", reverse("api_segment_list"), {}),
+        ("get", reverse("campaign_list"), {}),
+        ("get", reverse("campaign_new"), {}),
+        ("post", reverse("campaign_new"), {"sms_a_text": "{nope}", "channels": ["sms"]}),
+        ("get", reverse("campaign_detail", args=[world.draft.pk]), {}),
+        ("get", reverse("campaign_edit", args=[world.draft.pk]), {}),
+        ("post", reverse("campaign_edit", args=[world.draft.pk]), {}),
+        ("post", reverse("campaign_dry_run", args=[world.draft.pk]), {}),
+        ("get", reverse("campaign_detail", args=[world.campaign.pk]), {}),
+        ("post", reverse("campaign_action", args=[world.campaign.pk, "pause"]), {}),
+        ("get", reverse("call_task_record", args=[world.calltask.pk]), {}),
+        ("post", reverse("call_task_record", args=[world.calltask.pk]), {}),
+        ("get", reverse("unsubscribe", args=[world.unsubscribe_token]), {}),
+        ("get", reverse("unsubscribe", args=["forged"]), {}),
         ("get", reverse("api_segment_detail", args=[segment]), {}),
         ("get", reverse("api_segment_members", args=[segment]), {}),
         ("post", reverse("api_segment_count"), {}),
@@ -417,8 +482,9 @@ NOT_PAGES = {
     "login",
     "set_language",
     "segment_delete",
-    # The SMS gateway's signed webhook: no person's page (tests/campaigns/test_messages.py).
+    # The SMS gateway's signed webhooks: no person's page (tests/campaigns/test_messages.py).
     "api_sms_receipts",
+    "api_sms_inbound",
 }
 
 
@@ -449,6 +515,10 @@ def test_the_walk_covers_every_staff_page() -> None:
         phone="13800138000",
         other_campus=1,
         segment=SimpleNamespace(pk=1),
+        draft=SimpleNamespace(pk=1),
+        campaign=SimpleNamespace(pk=1),
+        calltask=SimpleNamespace(pk=1),
+        unsubscribe_token="token",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
     assert staff_url_names() - NOT_PAGES == walked

@@ -1,4 +1,4 @@
-"""Webhooks the providers call: the SMS gateway's signed delivery receipts.
+"""Webhooks the providers call: the SMS gateway's signed delivery receipts and parents' replies.
 
 Not a person's session: the gateway signs each request (`sms_gateway.verify`: HMAC-SHA256 of the
 method, path, timestamp, nonce and body under the shared secret, the timestamp at most five
@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.messaging.sms_gateway import SmsGatewayProvider, verify
+from campaigns.services.consent import consent_opt_out_by_reply
 from campaigns.services.messages import RECEIPT_STATUSES, message_receipt
 
 
@@ -55,31 +56,72 @@ class ReceiptSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
-class SmsReceiptsView(APIView):
-    """POST a list of delivery receipts, signed by the gateway."""
+def _unix_time(seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=timezone.get_current_timezone())
+
+
+class GatewayWebhook(APIView):
+    """A list of items the gateway signed: each applied by `apply`, the count answered as `counted`."""
 
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
     parser_classes = [JSONParser]
+    serializer_class: type[serializers.Serializer]
+    counted: str
 
-    @extend_schema(
-        request=ReceiptSerializer(many=True),
-        responses=inline_serializer("ReceiptsApplied", {"applied": serializers.IntegerField()}),
-    )
+    def apply(self, item: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
     def post(self, request: Request) -> Response:
         check_gateway_signature(request)
-        receipts = ReceiptSerializer(data=request.data, many=True)
-        receipts.is_valid(raise_exception=True)
-        applied = 0
-        for receipt in receipts.validated_data:
-            applied += message_receipt(
-                provider=SmsGatewayProvider.name,
-                provider_message_id=receipt["message_id"],
-                outcome=receipt["status"],
-                at=dt.datetime.fromtimestamp(receipt["reported_at"], tz=timezone.get_current_timezone()),
-                code=receipt["code"],
-            )
-        return Response({"applied": applied})
+        items = self.serializer_class(data=request.data, many=True)
+        items.is_valid(raise_exception=True)
+        return Response({self.counted: sum(self.apply(item) for item in items.validated_data)})
 
 
-urlpatterns = [path("messaging/sms/receipts/", SmsReceiptsView.as_view(), name="api_sms_receipts")]
+@extend_schema(
+    request=ReceiptSerializer(many=True),
+    responses=inline_serializer("ReceiptsApplied", {"applied": serializers.IntegerField()}),
+)
+class SmsReceiptsView(GatewayWebhook):
+    """POST a list of delivery receipts, signed by the gateway."""
+
+    serializer_class = ReceiptSerializer
+    counted = "applied"
+
+    def apply(self, item: dict[str, Any]) -> bool:
+        return message_receipt(
+            provider=SmsGatewayProvider.name,
+            provider_message_id=item["message_id"],
+            outcome=item["status"],
+            at=_unix_time(item["reported_at"]),
+            code=item["code"],
+        )
+
+
+class InboundSmsSerializer(serializers.Serializer):
+    phone = serializers.CharField(max_length=32)
+    text = serializers.CharField(max_length=1000, allow_blank=True, trim_whitespace=False)
+    received_at = serializers.IntegerField(min_value=0, max_value=2**31)
+
+
+@extend_schema(
+    request=InboundSmsSerializer(many=True),
+    responses=inline_serializer("RepliesApplied", {"opted_out": serializers.IntegerField()}),
+)
+class SmsInboundView(GatewayWebhook):
+    """POST a list of SMS replies from parents, signed by the gateway. A reply that is an
+    unsubscribe keyword (TD, T, 退订, N) withdraws that family's consent to marketing SMS, with
+    the reply kept as proof; any other reply is acknowledged and changes nothing."""
+
+    serializer_class = InboundSmsSerializer
+    counted = "opted_out"
+
+    def apply(self, item: dict[str, Any]) -> bool:
+        return consent_opt_out_by_reply(phone=item["phone"], reply=item["text"], at=_unix_time(item["received_at"]))
+
+
+urlpatterns = [
+    path("messaging/sms/receipts/", SmsReceiptsView.as_view(), name="api_sms_receipts"),
+    path("messaging/sms/inbound/", SmsInboundView.as_view(), name="api_sms_inbound"),
+]

@@ -7,6 +7,12 @@
   provider; records the provider's id (sent) or its error (failed), or puts the row back to queued
   on a transient error for the task's retry with backoff.
 - `message_receipt(...)` applies a provider's delivery receipt.
+
+A marketing message names its guardian and meets the marketing rules when it is about to go out
+(`campaigns.services.marketing`): without consent it is suppressed, in quiet hours it waits
+(`not_before`; the sweep hands it to a worker when they end), over the cap it is suppressed. A
+marketing SMS carries the opt-out wording; a marketing email its unsubscribe link, in the text
+and in RFC 8058's `List-Unsubscribe` headers. Transactional messages skip all of this.
 """
 
 from __future__ import annotations
@@ -15,15 +21,20 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from campaigns.messaging import Outgoing, PermanentError, TransientError, provider_for
 from campaigns.models import Message, MessageCategory, MessageChannel, MessageStatus
+from campaigns.rules import with_opt_out_wording
+from campaigns.services.consent import unsubscribe_url
+from campaigns.services.marketing import marketing_gate
 from crm import text
 from crm.models import Campus, Guardian
 from crm.phones import normalize_phone
@@ -74,6 +85,10 @@ def message_queue(
         raise ValidationError(problem)
     if not text.tidy(text_body):
         raise ValidationError(_("The message has no text."))
+    if category == MessageCategory.MARKETING:
+        if guardian is None:
+            raise ValidationError(_("A marketing message must name its guardian, whose consent it needs."))
+        text_body, html = with_unsubscribe(channel, guardian.pk, text_body, html)
     subject = text.tidy(subject)
     if len(subject) > Message._meta.get_field("subject").max_length:  # type: ignore[operator]
         raise ValidationError(_("The subject is too long."))
@@ -94,6 +109,33 @@ def message_queue(
     return message
 
 
+def with_unsubscribe(channel: str, guardian_id: int, text_body: str, html: str) -> tuple[str, str]:
+    """A marketing message's text (and HTML) with the way to stop them: the SMS opt-out wording,
+    an email's unsubscribe link."""
+    if channel == MessageChannel.SMS:
+        return with_opt_out_wording(text_body), html
+    if channel == MessageChannel.EMAIL:
+        url = unsubscribe_url(guardian_id, channel)
+        footer = _("Unsubscribe from these emails: %(url)s") % {"url": url}
+        text_body = f"{text_body.rstrip()}\n\n{footer}"
+        if html:
+            link = _("Unsubscribe from these emails")
+            html = f'{html}\n<p style="font-size:12px;color:#888"><a href="{escape(url)}">{escape(link)}</a></p>'
+    return text_body, html
+
+
+def unsubscribe_headers(message: Message) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe, for mail clients that offer the button themselves."""
+    if message.channel != MessageChannel.EMAIL or message.category != MessageCategory.MARKETING:
+        return {}
+    if message.guardian_id is None:
+        return {}
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(message.guardian_id, message.channel)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
 def _send_later(message_id: int) -> None:
     from campaigns.tasks import send_message
 
@@ -106,10 +148,16 @@ class Sent:
     retry: bool = False  # a transient failure: the task tries again later
 
 
-def _claim(message_id: int) -> Message | None:
+def due(now: dt.datetime) -> Q:
+    """Queued messages whose time has come (not waiting for quiet hours to end)."""
+    return Q(status=MessageStatus.QUEUED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+
+def _claim(message_id: int, now: dt.datetime) -> Message | None:
     """queued -> sending, once: the worker whose UPDATE matched the row sends it."""
-    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
+    # A campaign's rows are claimed in batches by its workers (`campaigns.services.outbox`).
+    claimed = Message.objects.filter(due(now), pk=message_id, campaign__isnull=True).update(
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
     )
     if not claimed:
         return None
@@ -118,10 +166,36 @@ def _claim(message_id: int) -> Message | None:
 
 def message_send(message_id: int) -> Sent:
     """Send one queued message through its channel's provider and record the outcome."""
-    message = _claim(message_id)
+    now = timezone.now()
+    message = _claim(message_id, now)
     if message is None:
         current = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
         return Sent(current or "missing")
+    if message.category == MessageCategory.MARKETING:
+        gate = marketing_gate(message, now=now)
+        if gate.wait_until is not None:
+            # Waiting is not an attempt: the claim's count is given back.
+            _record(message, status=MessageStatus.QUEUED, not_before=gate.wait_until, attempts=message.attempts - 1)
+            return Sent(MessageStatus.QUEUED)
+        if not gate.send:
+            _record(message, status=MessageStatus.SUPPRESSED, suppressed_reason=gate.reason)
+            return Sent(MessageStatus.SUPPRESSED)
+    outcome = deliver(message, now=now)
+    _record(message, **outcome.fields)
+    return Sent(outcome.fields["status"], retry=outcome.retry)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one provider call left to record on the message row."""
+
+    fields: dict[str, object]
+    retry: bool = False
+
+
+def deliver(message: Message, *, now: dt.datetime) -> Outcome:
+    """Hand a claimed message to its channel's provider: sent, failed, or queued again for a
+    retry (transient, within MAX_ATTEMPTS). No database access: batches call it from threads."""
     provider = provider_for(message.channel)
     outgoing = Outgoing(
         key=message.idempotency_key,
@@ -132,26 +206,25 @@ def message_send(message_id: int) -> Sent:
         html=message.html,
         template_code=message.template_code,
         params=message.params,
+        headers=unsubscribe_headers(message),
     )
-    now = timezone.now()
     try:
         provider_id = provider.send(outgoing)
     except TransientError as error:
         exhausted = message.attempts >= MAX_ATTEMPTS
         status = MessageStatus.FAILED if exhausted else MessageStatus.QUEUED
-        _record(message, status=status, provider=provider.name, error_code=error.code, error=str(error))
-        return Sent(status, retry=not exhausted)
+        fields: dict[str, object] = {"status": status, "provider": provider.name}
+        return Outcome({**fields, "error_code": error.code, "error": str(error)[:200]}, retry=not exhausted)
     except PermanentError as error:
-        _record(message, status=MessageStatus.FAILED, provider=provider.name, error_code=error.code, error=str(error))
-        return Sent(MessageStatus.FAILED)
-    _record(message, status=MessageStatus.SENT, provider=provider.name, provider_message_id=provider_id, sent_at=now)
-    return Sent(MessageStatus.SENT)
+        failed: dict[str, object] = {"status": MessageStatus.FAILED, "provider": provider.name}
+        return Outcome({**failed, "error_code": error.code, "error": str(error)[:200]})
+    return Outcome(
+        {"status": MessageStatus.SENT, "provider": provider.name, "provider_message_id": provider_id, "sent_at": now}
+    )
 
 
 def _record(message: Message, **fields: object) -> None:
     """Only the claiming worker writes the outcome: the row is still `sending`."""
-    if "error" in fields:
-        fields["error"] = str(fields["error"])[:200]
     Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(updated_at=timezone.now(), **fields)
 
 
@@ -176,8 +249,6 @@ def message_receipt(*, provider: str, provider_message_id: str, outcome: str, at
     )
 
 
-# A message claimed this long ago and still `sending` was left by a worker that died mid-send.
-STUCK_AFTER = dt.timedelta(minutes=5)
 # A message queued this long ago and never claimed lost its task (the broker was down at commit).
 LOST_AFTER = dt.timedelta(minutes=2)
 
@@ -193,19 +264,27 @@ def messages_sweep(*, now: dt.datetime | None = None) -> Swept:
     """Reconcile what workers left behind (the beat task, every minute):
     - a message left `sending` goes back to the queue with its key where its provider
       deduplicates (the provider drops a second copy), else it becomes `unknown` for a person;
-    - a queued message whose task was lost is handed to a new task."""
+    - a queued message whose task was lost, or whose quiet hours have ended, is handed to a new task."""
     now = now or timezone.now()
-    requeued: list[int] = []
+    requeued = 0
+    resend: list[int] = []
     unknown = 0
-    stuck = Message.objects.filter(status=MessageStatus.SENDING, updated_at__lt=now - STUCK_AFTER)
+    # Claimed this long ago and still `sending`: left by a worker that died mid-send.
+    stuck_after = dt.timedelta(seconds=settings.MESSAGING_STUCK_SECONDS)
+    stuck = Message.objects.filter(status=MessageStatus.SENDING, updated_at__lt=now - stuck_after)
     for channel in stuck.values_list("channel", flat=True).distinct():
         of_channel = stuck.filter(channel=channel)
         if provider_for(channel).deduplicates:
             ids = list(of_channel.values_list("pk", flat=True)[:10_000])
             # Conditional: a row its worker finished meanwhile is not touched.
-            if of_channel.filter(pk__in=ids).update(status=MessageStatus.QUEUED, updated_at=now):
-                requeued += list(
-                    Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).values_list("pk", flat=True)
+            moved = of_channel.filter(pk__in=ids).update(status=MessageStatus.QUEUED, updated_at=now)
+            requeued += moved
+            if moved:
+                # A campaign's rows go back to its outbox, which its workers (or the beat) take up.
+                resend += list(
+                    Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED, campaign__isnull=True).values_list(
+                        "pk", flat=True
+                    )
                 )
         else:
             unknown += of_channel.update(
@@ -214,10 +293,11 @@ def messages_sweep(*, now: dt.datetime | None = None) -> Swept:
                 updated_at=now,
             )
     lost = list(
-        Message.objects.filter(status=MessageStatus.QUEUED, updated_at__lt=now - LOST_AFTER).values_list(
-            "pk", flat=True
-        )[:10_000]
+        Message.objects.filter(due(now), Q(updated_at__lt=now - LOST_AFTER) | Q(not_before__isnull=False))
+        .filter(campaign__isnull=True)
+        .values_list("pk", flat=True)
+        .order_by("pk")[:10_000]
     )
-    for message_id in [*requeued, *lost]:
+    for message_id in [*resend, *lost]:
         _send_later(message_id)
-    return Swept(len(requeued), unknown, lost)
+    return Swept(requeued, unknown, lost)

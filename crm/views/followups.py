@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from crm.models import User
+from crm.pages import followup_sections
 from crm.selectors import followups_for
 from crm.views.access import FRONT_OFFICE, role_required
 
@@ -21,6 +22,7 @@ def followups(request: HttpRequest) -> HttpResponse:
             "escalated": result.escalated,
             "overdue": result.overdue,
             "today": result.today,
+            "sections": followup_sections(viewer),
             "now": now,
             "nav": "followups",
         },

@@ -93,6 +93,21 @@ def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def signed_post(client: Any, path: str, payload: object, *, secret: str = SECRET, age: int = 0) -> Any:
+    """POST to one of our webhooks as the gateway does: the JSON body signed with the shared secret
+    (`age` seconds old)."""
+    body = json.dumps(payload).encode()
+    timestamp, nonce = str(int(time.time()) - age), "n1"
+    return client.post(
+        path,
+        data=body,
+        content_type="application/json",
+        HTTP_X_TIMESTAMP=timestamp,
+        HTTP_X_NONCE=nonce,
+        HTTP_X_SIGNATURE=sms_gateway.sign(secret, "POST", path, timestamp, nonce, body),
+    )
+
+
 @pytest.fixture
 def sms_gateway_server(settings) -> Iterator[Gateway]:
     """The gateway running on a free local port; the SMS channel sends to it."""

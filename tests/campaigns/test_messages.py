@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from typing import Any
 
@@ -15,10 +14,9 @@ from django.utils import timezone
 from campaigns.messaging import Outgoing, provider_for
 from campaigns.messaging.base import providers_reset
 from campaigns.messaging.console import ConsoleProvider
-from campaigns.messaging.sms_gateway import sign
 from campaigns.models import Message, MessageCategory, MessageChannel, MessageStatus
 from campaigns.services.messages import MAX_ATTEMPTS, message_queue, message_send, messages_sweep
-from tests.campaigns.gateway import SECRET, Gateway
+from tests.campaigns.gateway import SECRET, Gateway, signed_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,19 +194,6 @@ def test_the_console_provider_is_the_default(caplog) -> None:
     )
 
 
-def _signed_post(client, path: str, payload: object, *, secret: str = SECRET, age: int = 0):  # type: ignore[no-untyped-def]
-    body = json.dumps(payload).encode()
-    timestamp, nonce = str(int(time.time()) - age), "n1"
-    return client.post(
-        path,
-        data=body,
-        content_type="application/json",
-        HTTP_X_TIMESTAMP=timestamp,
-        HTTP_X_NONCE=nonce,
-        HTTP_X_SIGNATURE=sign(secret, "POST", path, timestamp, nonce, body),
-    )
-
-
 class TestReceipts:
     path = reverse("api_sms_receipts")
 
@@ -216,19 +201,19 @@ class TestReceipts:
         message = login_code()
         message.refresh_from_db()
         receipt = {"message_id": message.provider_message_id, "status": "delivered", "reported_at": int(time.time())}
-        response = _signed_post(client, self.path, [receipt])
+        response = signed_post(client, self.path, [receipt])
         assert (response.status_code, response.json()) == (200, {"applied": 1})
         message.refresh_from_db()
         assert message.status == MessageStatus.DELIVERED
         assert message.delivered_at is not None
         # The same receipt again changes nothing.
-        assert _signed_post(client, self.path, [receipt]).json() == {"applied": 0}
+        assert signed_post(client, self.path, [receipt]).json() == {"applied": 0}
 
     def test_a_failure_receipt_records_the_code(self, client, sms_gateway_server: Gateway) -> None:
         message = login_code()
         message.refresh_from_db()
         receipt = {"message_id": message.provider_message_id, "status": "failed", "reported_at": 1, "code": "UNDELIV"}
-        assert _signed_post(client, self.path, [receipt]).json() == {"applied": 1}
+        assert signed_post(client, self.path, [receipt]).json() == {"applied": 1}
         message.refresh_from_db()
         assert (message.status, message.error_code) == (MessageStatus.FAILED, "UNDELIV")
 
@@ -240,7 +225,7 @@ class TestReceipts:
         if how == "unsigned":
             response = client.post(self.path, data=receipt, content_type="application/json")
         else:
-            response = _signed_post(
+            response = signed_post(
                 client,
                 self.path,
                 receipt,
@@ -257,6 +242,6 @@ class TestReceipts:
         [{"message_id": "x"}, [{"message_id": "x", "status": "read", "reported_at": 1}], "[", [{"status": 1}]],
     )
     def test_a_malformed_receipt_is_a_400(self, client, sms_gateway_server: Gateway, payload: object) -> None:
-        response = _signed_post(client, self.path, payload)
+        response = signed_post(client, self.path, payload)
         assert response.status_code == 400
         assert set(response.json()) == {"code", "message", "fields"}
