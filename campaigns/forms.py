@@ -40,7 +40,7 @@ TEXT_LABELS = {
 }
 PART_LABELS = {
     "subject": gettext_lazy("Email subject"),
-    "template_code": gettext_lazy("Provider's template code"),
+    "template_code": gettext_lazy("Provider's template code (if it needs one)"),
 }
 
 
@@ -85,14 +85,14 @@ class CampaignForm(forms.Form):
         for channel, parts in CHANNEL_PARTS.items():
             for variant in ("A", "B"):
                 self.fields[text_field_name(channel, variant)] = forms.CharField(
-                    label=f"{TEXT_LABELS[channel]} {variant}",
+                    label=TEXT_LABELS[channel],
                     required=False,
                     widget=forms.Textarea(attrs={"rows": 3, "data-channel": channel, "data-variant": variant}),
                     help_text=variables_help(),
                 )
                 for part in parts:
                     self.fields[text_field_name(channel, variant, part)] = forms.CharField(
-                        label=f"{PART_LABELS[part]} {variant}",
+                        label=PART_LABELS[part],
                         required=False,
                         max_length=200 if part == "subject" else 64,
                         widget=forms.TextInput(attrs={"data-channel": channel, "data-variant": variant}),
@@ -108,6 +108,7 @@ class CampaignForm(forms.Form):
                     {
                         "channel": channel,
                         "variant": variant,
+                        "legend": f"{CampaignChannel(channel).label} · {variant}",
                         "text": self[text_field_name(channel, variant)],
                         "parts": fields,
                     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
@@ -32,6 +33,17 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport=TABLET, locale=LOCALE, has_touch=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def chinese_tablet(browser: Browser, settings: Any) -> Iterator[Page]:
+    """A tablet as staff use it: the product in its default language, Simplified Chinese."""
+    settings.LANGUAGE_CODE = "zh-hans"  # the product's default, which tests/conftest.py turns off
+    context = browser.new_context(viewport=TABLET, locale="zh-CN", has_touch=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page

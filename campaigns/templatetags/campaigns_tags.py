@@ -17,6 +17,12 @@ def points(value: float | None) -> str:
 
 
 @register.filter
+def signed(value: float | None) -> str:
+    """A difference of two rates in percentage points, signed, without the unit: 0.0512 -> "+5.1"."""
+    return "-" if value is None else f"{value * 100:+.1f}"
+
+
+@register.filter
 def percent(value: float | None) -> str:
     if value is None:
         return "-"

@@ -151,6 +151,22 @@ def test_seed_demo_builds_every_kind_of_history() -> None:
                 assert student.contracts.filter(course=lesson.course, status=ContractStatus.ACTIVE).exists()
 
 
+@time_machine.travel(dt.datetime(2027, 1, 1, 0, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")), tick=False)
+def test_the_demo_has_a_campaign_to_try_on_families_with_and_without_consent() -> None:
+    from campaigns.models import Campaign, Consent
+    from campaigns.services.campaigns import campaign_dry_run
+
+    seed()
+    for campus in Campus.objects.all():
+        campaign = Campaign.objects.get(campus=campus, status="draft")
+        manager = User.objects.get(campus=campus, groups__name=Role.MANAGER)
+        dry = campaign_dry_run(actor=manager, campaign=campaign)
+        assert dry.reached["sms"] > 0, campus
+        assert dry.suppressed["sms"]["no_consent"] > 0, campus
+        assert dry.calls > 0, campus
+    assert Consent.objects.filter(granted=True, record__wording__contains="回复TD退订").exists()
+
+
 def test_refuses_a_database_that_has_students() -> None:
     factories.StudentFactory()
 

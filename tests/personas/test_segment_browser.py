@@ -4,28 +4,17 @@ member's card from the preview."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from crm.models import Grade, Stage, StudentStage
 from personas.models import Segment
 from tests import factories
-from tests.browser import TABLET, log_in, snapshot
+from tests.browser import log_in, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def chinese_tablet(browser: Browser, settings) -> Iterator[Page]:
-    settings.LANGUAGE_CODE = "zh-hans"  # the product's default, which tests/conftest.py turns off
-    context = browser.new_context(viewport=TABLET, locale="zh-CN", has_touch=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def count_of(page: Page) -> str:

@@ -105,6 +105,12 @@ class Command(BaseCommand):
         )
         overview = overview_refresh()
         self.stdout.write(f"Overview: {overview} groups kept for every campus")
+        from campaigns.demo import seed_campaigns
+
+        demo = seed_campaigns()
+        self.stdout.write(
+            f"Campaigns: {demo.consents} families' SMS consent recorded, {demo.campaigns} draft campaigns"
+        )
         return summary
 
     def print_accounts(self) -> None:
