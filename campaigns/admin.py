@@ -1,6 +1,7 @@
-"""Admin for the messaging layer: every message sent, read-only (only the services write them);
-the consent records (the proof, exportable; a person records a family's decision through
-`consent_record`); the marketing settings per campus.
+"""Admin for the messaging layer and campaigns: every message sent, read-only (only the services
+write them); the consent records (the proof, exportable; a person records a family's decision
+through `consent_record`); the marketing settings per campus; campaigns and call tasks, read-only
+(their pages call the services).
 
 Managers see their campus's rows, administrators every row (a login code belongs to no campus);
 the other roles never see the lists. Access and campus scoping are lifecycle's admin rule; a
@@ -15,18 +16,20 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
-from django.utils.translation import gettext_lazy
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 
-from campaigns.models import ConsentRecord, ConsentSource, MarketingSettings, Message
+from campaigns.models import CallTask, Campaign, ConsentRecord, ConsentSource, MarketingSettings, Message
 from campaigns.resources import ConsentRecordResource
 from campaigns.services.consent import consent_record
 from campaigns.services.marketing_settings import SETTING_FIELDS, marketing_settings_ensure, marketing_settings_update
 from crm.admin.base import ServiceModelForm
 from crm.admin.imports import ExcelCSV
 from crm.admin.scoping import scope_to_viewer
-from crm.models import Guardian, StudentGuardian
+from crm.models import Guardian, Role, StudentGuardian
 from crm.roles import sees_all_campuses
 from crm.selectors import in_viewers_campuses
 from lifecycle.admin import LifecycleAdmin, viewer
@@ -148,3 +151,40 @@ class MarketingSettingsAdmin(LifecycleAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """`marketing_settings_update` wrote it when the form was validated."""
+
+
+@admin.register(Campaign)
+class CampaignAdmin(LifecycleAdmin):
+    """Read-only: campaigns are built, launched and paused on their page (/campaigns/), where the
+    services are called; the admin lists them with a link there."""
+
+    list_display = ("name", "campus", "goal", "status", "segment", "launched_at", "page")
+    list_filter = ("status", "goal", "campus")
+    search_fields = ("name",)
+    list_select_related = ("campus", "segment")
+    readonly_fields = [
+        *(f.name for f in Campaign._meta.fields if f.editable and f.name not in ("channels", "seed")),
+        "channel_names",
+    ]
+    fields = tuple(readonly_fields)
+
+    @admin.display(description=gettext_lazy("channels"))
+    def channel_names(self, campaign: Campaign) -> str:
+        return "、".join(campaign.channel_labels)
+
+    @admin.display(description=gettext_lazy("page"))
+    def page(self, campaign: Campaign) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("campaign_detail", args=[campaign.pk]), gettext("Open"))
+
+
+@admin.register(CallTask)
+class CallTaskAdmin(LifecycleAdmin):
+    """Read-only: a call is recorded from the follow-up list, as a consultation."""
+
+    roles = (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN)
+    campus_lookup = "campaign__campus_id"
+    list_display = ("created_at", "campaign", "student", "consultant", "status", "done_at")
+    list_filter = ("status",)
+    search_fields = ("student__name", "campaign__name")
+    list_select_related = ("campaign", "student", "consultant")
+    readonly_fields = [field.name for field in CallTask._meta.fields]

@@ -56,3 +56,38 @@ def test_nobody_writes_a_message_in_the_admin(campus_a, admin_user) -> None:
     message.refresh_from_db()
     assert message.text == "hi"
     assert client.get(reverse("admin:campaigns_message_delete", args=[message.pk])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_campaigns_and_calls_are_listed_per_campus_and_never_written_there(
+    campus_a, campus_b, manager, manager_b, front_desk
+) -> None:
+    from campaigns.models import CallTask, Campaign
+    from tests import factories
+
+    campaign = Campaign.objects.create(
+        campus=campus_a,
+        name="唤醒",
+        goal="win_back",
+        segment=factories.SegmentFactory(campus=campus_a),
+        channels=["call"],
+    )
+    task = CallTask.objects.create(
+        campaign=campaign, student=factories.StudentFactory(campus=campus_a), consultant=front_desk, script="问候"
+    )
+    mine = _client(manager)
+    assert list(mine.get(reverse("admin:campaigns_campaign_changelist")).context["cl"].queryset) == [campaign]
+    assert (
+        reverse("campaign_detail", args=[campaign.pk])
+        in mine.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
+    )
+    assert list(_client(front_desk).get(reverse("admin:campaigns_calltask_changelist")).context["cl"].queryset) == [
+        task
+    ]
+    theirs = _client(manager_b)
+    assert list(theirs.get(reverse("admin:campaigns_campaign_changelist")).context["cl"].queryset) == []
+    assert list(theirs.get(reverse("admin:campaigns_calltask_changelist")).context["cl"].queryset) == []
+    assert mine.get(reverse("admin:campaigns_campaign_add")).status_code == 403
+    mine.post(reverse("admin:campaigns_campaign_change", args=[campaign.pk]), {"name": "改名", "status": "done"})
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.status) == ("唤醒", "draft")
