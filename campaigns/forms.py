@@ -32,6 +32,14 @@ CHANNEL_PARTS = {
     CampaignChannel.WECHAT: ("template_code",),
     CampaignChannel.CALL: (),
 }
+
+
+def wechat_help() -> str:
+    return _("One line per field of the WeChat subscription template, like thing1={学员}. %(variables)s") % {
+        "variables": variables_help()
+    }
+
+
 TEXT_LABELS = {
     CampaignChannel.SMS: gettext_lazy("SMS text"),
     CampaignChannel.EMAIL: gettext_lazy("Email text"),
@@ -88,7 +96,7 @@ class CampaignForm(forms.Form):
                     label=TEXT_LABELS[channel],
                     required=False,
                     widget=forms.Textarea(attrs={"rows": 3, "data-channel": channel, "data-variant": variant}),
-                    help_text=variables_help(),
+                    help_text=variables_help() if channel != CampaignChannel.WECHAT else wechat_help(),
                 )
                 for part in parts:
                     self.fields[text_field_name(channel, variant, part)] = forms.CharField(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import string
 import unicodedata
 import zoneinfo
@@ -140,3 +141,24 @@ def uplift_for(*, converted: int, members: int, holdout_converted: int, holdout_
     diff = treated - control
     spread = Z_95 * math.sqrt(treated * (1 - treated) / members + control * (1 - control) / holdout_members)
     return Uplift(treated, control, diff, diff - spread, diff + spread)
+
+
+# A WeChat subscription message is the template's fields, not free text: a manager writes one
+# `field=value` line per field of the template (`thing1={学员}`, `time2=12月20日`).
+WECHAT_FIELD = re.compile(r"^\s*([a-z_]+[0-9]+)\s*[=＝:：]\s*(.*?)\s*$")
+# WeChat refuses a "thing" field longer than 20 characters.
+WECHAT_THING_MAX = 20
+
+
+def wechat_fields(text: str) -> dict[str, str] | None:
+    """The template's fields from a manager's `field=value` lines, or None if a line is not one."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = WECHAT_FIELD.match(line)
+        if match is None:
+            return None
+        name, value = match.groups()
+        fields[name] = value[:WECHAT_THING_MAX] if name.startswith("thing") else value
+    return fields or None

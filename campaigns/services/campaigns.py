@@ -30,7 +30,7 @@ from campaigns.models import (
     Message,
     MessageStatus,
 )
-from campaigns.rules import template_problem, variable_names
+from campaigns.rules import template_problem, variable_names, wechat_fields
 from campaigns.services.audience import DryRun, dry_run_counts, resolve_audience
 from campaigns.services.messages import due
 from crm import text
@@ -93,8 +93,14 @@ def _template_errors(template: TemplateInput) -> list[str]:
         problems.append(_("%(template)s: an email needs a subject.") % {"template": label})
     if len(template.subject) > 200:
         problems.append(_("%(template)s: the subject is too long.") % {"template": label})
-    if template.channel == CampaignChannel.WECHAT and not template.template_code.strip():
-        problems.append(_("%(template)s: WeChat needs the subscription template's id.") % {"template": label})
+    if template.channel == CampaignChannel.WECHAT:
+        if not template.template_code.strip():
+            problems.append(_("%(template)s: WeChat needs the subscription template's id.") % {"template": label})
+        if template.text.strip() and wechat_fields(template.text) is None:
+            problems.append(
+                _("%(template)s: write one line per field of the WeChat template, like thing1={学员}.")
+                % {"template": label}
+            )
     return problems
 
 

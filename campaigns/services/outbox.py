@@ -36,7 +36,7 @@ from campaigns.models import (
     MessageStatus,
     SuppressionReason,
 )
-from campaigns.rules import quiet_until, render
+from campaigns.rules import quiet_until, render, wechat_fields
 from campaigns.selectors import recipient_values
 from campaigns.services.marketing import at_param, cap_claim, consent_reason, marketing_settings_for
 from campaigns.services.messages import Outcome, deliver, with_unsubscribe
@@ -118,7 +118,8 @@ def fill_in(message: Message, template: CampaignTemplate, values: dict[str, str]
     message.text, message.html = with_unsubscribe(message.channel, message.guardian_id or 0, body, html)
     message.subject = render(template.subject, values)
     message.template_code = template.template_code
-    message.params = values  # the SMS cloud's and WeChat's template parameters
+    # The SMS cloud's template parameters; WeChat's are the template's fields, filled in.
+    message.params = (wechat_fields(body) or {}) if message.channel == "wechat" else values
 
 
 def _send(message: Message, now: dt.datetime) -> Outcome:

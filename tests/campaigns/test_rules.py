@@ -20,6 +20,7 @@ from campaigns.rules import (
     template_problem,
     uplift_for,
     variable_names,
+    wechat_fields,
     with_opt_out_wording,
 )
 
@@ -166,3 +167,13 @@ def test_chinese_variable_names_are_the_same_variables() -> None:
     assert template_problem("{家长}您好，{学员}还剩{剩余课时}课时，{顾问}") is None
     assert render("{家长}您好，{学员}还剩{剩余课时}课时，{顾问}", values) == "王妈妈您好，小明还剩4课时，李老师"
     assert variable_names(chinese=True) == ["{学员}", "{家长}", "{剩余课时}", "{顾问}"]
+
+
+def test_a_wechat_message_is_its_template_fields() -> None:
+    assert wechat_fields("thing1=小明的寒假体验课\n\ntime2：12月20日 10:00\nthing3=" + "长" * 30) == {
+        "thing1": "小明的寒假体验课",
+        "time2": "12月20日 10:00",
+        "thing3": "长" * 20,
+    }
+    assert wechat_fields("小明好久没来上课了") is None
+    assert wechat_fields("") is None
