@@ -69,6 +69,12 @@ def apply_service_errors(form: forms.Form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
+def email_field(label: Any) -> forms.CharField:
+    """An optional email: the browser offers its email keyboard; the family service
+    (crm.services.families.guardian_email_clean) checks it and says what is wrong."""
+    return forms.CharField(label=label, required=False, max_length=254, widget=forms.EmailInput)
+
+
 class LeadCaptureForm(forms.Form):
     phone = forms.CharField(
         label=_("Parent's phone"),
@@ -77,6 +83,7 @@ class LeadCaptureForm(forms.Form):
     )
     guardian_name = forms.CharField(label=_("Parent's name"), max_length=text.NAME, required=False)
     relation = picker_field(_("Relation"), Relation.choices)
+    guardian_email = email_field(_("Parent's email"))
     student_name = forms.CharField(label=_("Child's name"), max_length=text.NAME)
     grade = picker_field(_("Grade"), Grade.choices)
     school = forms.CharField(label=_("School"), max_length=text.TITLE, required=False)
@@ -139,6 +146,7 @@ class GuardianAddForm(forms.Form):
     phone = forms.CharField(label=_("Phone"), max_length=30, widget=forms.TextInput(attrs={"type": "tel"}))
     name = forms.CharField(label=_("Name"), max_length=text.NAME, required=False)
     relation = picker_field(_("Relation"), Relation.choices)
+    email = email_field(_("Email address"))
 
 
 class TrialFeedbackForm(forms.Form):

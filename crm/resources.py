@@ -162,6 +162,7 @@ class StudentResource(CrmResource):
     guardian_name = fields.Field(column_name="家长姓名")
     relation = fields.Field(column_name="关系")
     phone = fields.Field(column_name="家长电话")
+    guardian_email = fields.Field(column_name="家长邮箱")
     tags = fields.Field(column_name="标签")
     notes = fields.Field(column_name="备注")
     owner = fields.Field(column_name="负责顾问")
@@ -183,6 +184,7 @@ class StudentResource(CrmResource):
             "guardian_name",
             "relation",
             "phone",
+            "guardian_email",
             "tags",
             "notes",
             "owner",
@@ -234,6 +236,10 @@ class StudentResource(CrmResource):
         guardian = _first_guardian(student)
         return phone_display(guardian.phone) if guardian else ""
 
+    def dehydrate_guardian_email(self, student: Student) -> str:
+        guardian = _first_guardian(student)
+        return guardian.email if guardian else ""
+
     def dehydrate_tags(self, student: Student) -> str:
         names = sorted(f"{st.tag.group.name}:{st.tag.name}" for st in student.student_tags.all())
         return ";".join(names)
@@ -246,7 +252,9 @@ class StudentResource(CrmResource):
 
     def dehydrate_other_guardians(self, student: Student) -> str:
         guardians = sorted(student.guardians.all(), key=lambda g: g.pk)[1:]
-        return "; ".join(" ".join(p for p in (g.name, g.relation, phone_display(g.phone)) if p) for g in guardians)
+        return "; ".join(
+            " ".join(p for p in (g.name, g.relation, phone_display(g.phone), g.email) if p) for g in guardians
+        )
 
     def dehydrate_campus(self, student: Student) -> str:
         return student.campus.name

@@ -27,7 +27,7 @@ from crm.admin.base import (
 from crm.admin.imports import StudentImportExportMixin
 from crm.admin.paginators import EstimatedCountPaginator
 from crm.admin.scoping import StudentGuardian
-from crm.forms import picker, picker_field
+from crm.forms import email_field, picker, picker_field
 from crm.models import (
     Channel,
     Consultation,
@@ -65,6 +65,7 @@ class StudentAddForm(ServiceModelForm):
     phone = forms.CharField(label=gettext_lazy("guardian's phone"), max_length=30)
     guardian_name = forms.CharField(label=gettext_lazy("guardian's name"), max_length=text.NAME, required=False)
     relation = picker_field(gettext_lazy("relation"), Relation.choices)
+    guardian_email = email_field(gettext_lazy("guardian's email"))
     add_to_family = forms.BooleanField(
         label=gettext_lazy("add as a sibling"),
         required=False,
@@ -95,6 +96,7 @@ class StudentAddForm(ServiceModelForm):
             student_name=data["name"],
             guardian_name=data["guardian_name"],
             relation=data["relation"],
+            guardian_email=data["guardian_email"],
             channel=data["channel"],
             grade=data.get("grade", ""),
             school=data.get("school", ""),
@@ -121,6 +123,7 @@ class StudentChangeForm(ServiceModelForm):
     new_guardian_phone = forms.CharField(label=gettext_lazy("phone"), max_length=30, required=False)
     new_guardian_name = forms.CharField(label=gettext_lazy("name"), max_length=text.NAME, required=False)
     new_guardian_relation = picker_field(gettext_lazy("relation"), Relation.choices)
+    new_guardian_email = email_field(gettext_lazy("email"))
     link_existing_guardian = forms.BooleanField(
         label=gettext_lazy("link the existing guardian"),
         required=False,
@@ -186,6 +189,7 @@ class StudentChangeForm(ServiceModelForm):
                     phone=data["new_guardian_phone"],
                     name=data["new_guardian_name"],
                     relation=data["new_guardian_relation"],
+                    email=data["new_guardian_email"],
                 )
             except ValidationError as exc:
                 # guardian_add names its parameters; "name" here is the child's name field.
@@ -199,6 +203,7 @@ GUARDIAN_ADD_FIELDS = {
     "phone": "new_guardian_phone",
     "name": "new_guardian_name",
     "relation": "new_guardian_relation",
+    "email": "new_guardian_email",
 }
 
 
@@ -206,9 +211,12 @@ class GuardianChangeForm(ServiceModelForm):
     """Corrections through `guardian_update`, which keeps a shared family's guardian with
     their home campus (crm.services.families)."""
 
+    # Not the model's EmailField: the service checks the address, in the words every door uses.
+    email = email_field(gettext_lazy("email"))
+
     class Meta:
         model = Guardian
-        fields = ("name", "relation")
+        fields = ("name", "relation", "email")
 
     def run_service(self) -> Model:
         return guardian_update(
@@ -216,6 +224,7 @@ class GuardianChangeForm(ServiceModelForm):
             guardian=self.instance,
             name=self.cleaned_data["name"],
             relation=self.cleaned_data["relation"],
+            email=self.cleaned_data["email"],
         )
 
 
@@ -324,7 +333,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
 
     add_form = StudentAddForm
     add_fieldsets = (
-        (gettext_lazy("Family"), {"fields": ("phone", "guardian_name", "relation", "add_to_family")}),
+        (gettext_lazy("Family"), {"fields": ("phone", "guardian_name", "relation", "guardian_email", "add_to_family")}),
         (
             gettext_lazy("Child"),
             {"fields": ("name", "gender", "birth_date", "grade", "school", "campus", "channel", "owner", "referrer")},
@@ -351,6 +360,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
                     "new_guardian_phone",
                     "new_guardian_name",
                     "new_guardian_relation",
+                    "new_guardian_email",
                     "link_existing_guardian",
                 ),
             },
@@ -430,7 +440,7 @@ class StudentAdmin(StudentImportExportMixin, StudentSearchMixin, CrmModelAdmin):
 @admin.register(Guardian)
 class GuardianAdmin(CrmModelAdmin):
     """Guardians join a family through a student (lead capture, or "add a guardian" on the
-    student's page); their name and relation are corrected here through `guardian_update`."""
+    student's page); their name, relation and email are corrected here through `guardian_update`."""
 
     paginator = EstimatedCountPaginator
     list_display = ("name", "phone_display", "relation", "children", "created_at")
@@ -439,7 +449,7 @@ class GuardianAdmin(CrmModelAdmin):
     sortable_by = ("name", "created_at")
     search_fields = ("name", "phone")
     search_help_text = gettext_lazy("Name, or a phone in any format (or its last digits).")
-    fields = ("name", "phone", "relation", "wechat_openid", "wechat_unionid", "created_at", "updated_at")
+    fields = ("name", "phone", "relation", "email", "wechat_openid", "wechat_unionid", "created_at", "updated_at")
     readonly_fields = ("phone", "wechat_openid", "wechat_unionid", "created_at", "updated_at")
     form = GuardianChangeForm
 

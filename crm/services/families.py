@@ -2,21 +2,25 @@
 
 A family can span campuses: a campus that captures a sibling links its child to the
 guardian another campus already knows (the phone is the family). The guardian's own
-details, their name and relation, are kept by one campus, their *home campus*: the campus
-of their first student (the lowest student id among their children). Every campus may link
-its children to the guardian; only the home campus, or an administrator working outside
-any campus, changes the name or relation. A door of another campus (lead capture, the
-student page's "add a guardian", the admin, an import row, the command) that gives a
-different, non-blank name or relation is refused with the message below, and nothing is
-written; a blank or equal value is not a change. A guardian with no student yet has no
-home campus, so whoever links the first child may fill them in.
+details, their name, relation and email, are kept by one campus, their *home campus*: the
+campus of their first student (the lowest student id among their children). Every campus may
+link its children to the guardian; only the home campus, or an administrator working outside
+any campus, changes those details. A door of another campus (lead capture, the student page's
+"add a guardian", the admin, an import row, the command) that gives a different, non-blank
+detail is refused with the message below, and nothing is written; a blank or equal value is
+not a change. A guardian with no student yet has no home campus, so whoever links the first
+child may fill them in. An email is checked and normalised by `guardian_email_clean` at every
+door before it is compared.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -25,7 +29,7 @@ from crm.models import AuditAction, Campus, Guardian, Role, StudentGuardian, Use
 from crm.roles import require_role, sees_all_campuses
 from crm.services.audit import audit
 
-GUARDIAN_DETAILS = ("name", "relation")
+GUARDIAN_DETAILS = ("name", "relation", "email")
 
 
 def home_campuses(links: Iterable[tuple[int, int, int]]) -> dict[int, int]:
@@ -45,8 +49,29 @@ def guardian_home_campus_id(guardian: Guardian) -> int | None:
     return home_campuses(links).get(guardian.pk)
 
 
+def guardian_email_clean(errors: dict[str, Any], key: str, value: str) -> str:
+    """`value` as a guardian's email is stored, or an error under `key` (as `text.clean` does).
+
+    Full-width forms become ASCII (a Chinese input method types ＠ and ．); the domain is put in
+    lower case, since it is case-insensitive and messages and duplicates compare it; the part
+    before the @ is the mail server's to interpret and is kept as typed. Blank stays blank."""
+    value = unicodedata.normalize("NFKC", text.tidy(value))
+    if not value:
+        return ""
+    value = text.clean(errors, key, value, Guardian, "email")
+    if key in errors:
+        return value
+    try:
+        validate_email(value)
+    except ValidationError:
+        errors[key] = _("“%(email)s” is not an email address; write it like name@example.com.") % {"email": value}
+        return value
+    local, _at, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 def guardian_changes(guardian: Guardian, **values: str | None) -> dict[str, str]:
-    """The details (name, relation) that `values` would change: non-blank and different."""
+    """The details (name, relation, email) that `values` would change: non-blank and different."""
     changes = {}
     for key in GUARDIAN_DETAILS:
         value = (values.get(key) or "").strip()
@@ -71,7 +96,7 @@ def guardian_change_problem(*, campus_id: int | None, home_campus_id: int | None
     if campus_id is None or home_campus_id is None or campus_id == home_campus_id:
         return None
     return _(
-        "This guardian's name and relation are kept by %(campus)s (their first child's campus); "
+        "This guardian's name, relation and email are kept by %(campus)s (their first child's campus); "
         "ask that campus to change them, or leave them as they are."
     ) % {"campus": home_campus_name}
 
@@ -94,12 +119,13 @@ def guardian_check_change(
     campus_id: int | None,
     name: str | None = None,
     relation: str | None = None,
+    email: str | None = None,
     error_keys: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The changes `name` and `relation` make to `guardian` for `campus_id`, or a
-    ValidationError on each changed detail (renamed through `error_keys` to the caller's
-    parameter names) when that campus may not make them."""
-    changes = guardian_changes(guardian, name=name, relation=relation)
+    """The changes `name`, `relation` and `email` (cleaned by `guardian_email_clean`) make to
+    `guardian` for `campus_id`, or a ValidationError on each changed detail (renamed through
+    `error_keys` to the caller's parameter names) when that campus may not make them."""
+    changes = guardian_changes(guardian, name=name, relation=relation, email=email)
     if not changes:
         return changes
     keys = error_keys or {}
@@ -125,13 +151,23 @@ def guardian_apply_changes(*, actor: User, guardian: Guardian, changes: dict[str
 
 @transaction.atomic
 def guardian_update(
-    *, actor: User, guardian: Guardian, name: str | None = None, relation: str | None = None
+    *,
+    actor: User,
+    guardian: Guardian,
+    name: str | None = None,
+    relation: str | None = None,
+    email: str | None = None,
 ) -> Guardian:
-    """Correct a guardian's name or relation: staff of the home campus, or an administrator."""
+    """Correct a guardian's name, relation or email: staff of the home campus, or an administrator."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     campus_id = None if sees_all_campuses(actor) else actor.campus_id
     if campus_id is None and not sees_all_campuses(actor):
         raise PermissionDenied(_("This belongs to another campus."))
+    if email is not None:
+        errors: dict[str, str] = {}
+        email = guardian_email_clean(errors, "email", email)
+        if errors:
+            raise ValidationError(errors)
     guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
-    changes = guardian_check_change(guardian, campus_id=campus_id, name=name, relation=relation)
+    changes = guardian_check_change(guardian, campus_id=campus_id, name=name, relation=relation, email=email)
     return guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)

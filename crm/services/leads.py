@@ -29,7 +29,7 @@ from crm.phones import normalize_phone
 from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from crm.services.date_ranges import birth_date_problem
-from crm.services.families import guardian_apply_changes, guardian_check_change
+from crm.services.families import guardian_apply_changes, guardian_check_change, guardian_email_clean
 from crm.services.owners import owner_problem
 
 
@@ -60,11 +60,11 @@ def guardian_find(phone: str) -> Guardian | None:
     return Guardian.objects.filter(phone=normalize_phone(phone)).first()
 
 
-def _guardian_get_or_create(*, phone: str, name: str, relation: str) -> tuple[Guardian, bool]:
+def _guardian_get_or_create(*, phone: str, name: str, relation: str, email: str) -> tuple[Guardian, bool]:
     """Race-safe: the unique phone decides, whichever request gets there first."""
     try:
         with transaction.atomic():
-            return Guardian.objects.create(phone=phone, name=name, relation=relation), True
+            return Guardian.objects.create(phone=phone, name=name, relation=relation, email=email), True
     except IntegrityError:
         return Guardian.objects.get(phone=phone), False
 
@@ -84,6 +84,7 @@ def lead_capture(
     student_name: str,
     guardian_name: str = "",
     relation: str = "",
+    guardian_email: str = "",
     channel: str = Channel.WALK_IN,
     grade: str = "",
     school: str = "",
@@ -98,7 +99,7 @@ def lead_capture(
 
     If the phone already belongs to a family, nothing is created unless the caller says
     `add_to_family` (a sibling); a child of the same name in that family is refused. A
-    guardian name or relation typed for a known family corrects the guardian, if this
+    guardian name, relation or email typed for a known family corrects the guardian, if this
     campus is the guardian's home campus (crm.services.families); otherwise it is refused.
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
@@ -107,6 +108,7 @@ def lead_capture(
     student_name = text.clean(errors, "student_name", student_name, Student, "name")
     guardian_name = text.clean(errors, "guardian_name", guardian_name, Guardian, "name")
     relation = text.clean(errors, "relation", relation, Guardian)
+    guardian_email = guardian_email_clean(errors, "guardian_email", guardian_email)
     grade = text.clean(errors, "grade", grade, Student)
     school = text.clean(errors, "school", school, Student)
     notes = text.clean(errors, "notes", notes, Student)
@@ -129,7 +131,9 @@ def lead_capture(
     if errors:
         raise ValidationError(errors)
 
-    guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name, relation=relation)
+    guardian, new_family = _guardian_get_or_create(
+        phone=e164, name=guardian_name, relation=relation, email=guardian_email
+    )
     if not new_family:
         if not add_to_family:
             raise ExistingFamily(guardian)
@@ -150,7 +154,8 @@ def lead_capture(
             campus_id=campus.pk,
             name=guardian_name,
             relation=relation,
-            error_keys={"name": "guardian_name"},
+            email=guardian_email,
+            error_keys={"name": "guardian_name", "email": "guardian_email"},
         )
         guardian_apply_changes(actor=actor, guardian=guardian, changes=guardian_changes)
     if owner is None and actor.role == Role.FRONT_DESK:
@@ -198,25 +203,30 @@ OPEN_BATCH = 5000
 
 
 @transaction.atomic
-def guardian_add(*, actor: User, student: Student, phone: str, name: str = "", relation: str = "") -> Guardian:
+def guardian_add(
+    *, actor: User, student: Student, phone: str, name: str = "", relation: str = "", email: str = ""
+) -> Guardian:
     """Link another parent to a student; an existing family's guardian is reused, never copied.
-    A name or relation typed for a known guardian corrects it, if the student's campus is the
+    A name, relation or email typed for a known guardian corrects it, if the student's campus is the
     guardian's home campus (crm.services.families)."""
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, student.campus_id)
     errors: dict[str, object] = {}
     name = text.clean(errors, "name", name, Guardian)
     relation = text.clean(errors, "relation", relation, Guardian)
+    email = guardian_email_clean(errors, "email", email)
     try:
         e164 = normalize_phone(phone)
     except ValidationError as exc:
         errors["phone"] = exc.error_list
     if errors:
         raise ValidationError(errors)
-    guardian, created = _guardian_get_or_create(phone=e164, name=name, relation=relation)
+    guardian, created = _guardian_get_or_create(phone=e164, name=name, relation=relation, email=email)
     if not created:
         guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
-        changes = guardian_check_change(guardian, campus_id=student.campus_id, name=name, relation=relation)
+        changes = guardian_check_change(
+            guardian, campus_id=student.campus_id, name=name, relation=relation, email=email
+        )
         guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)
     student.guardians.add(guardian)
     audit(actor=actor, action=AuditAction.GUARDIAN_ADD, student=student, phone=e164)

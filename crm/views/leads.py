@@ -59,6 +59,7 @@ def lead_capture(request: HttpRequest) -> HttpResponse:
                 student_name=data["student_name"],
                 guardian_name=data["guardian_name"],
                 relation=data["relation"],
+                guardian_email=data["guardian_email"],
                 channel=data["channel"],
                 grade=data["grade"],
                 school=data["school"],

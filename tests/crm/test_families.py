@@ -22,7 +22,7 @@ from crm.services import guardian_add, guardian_update, lead_capture
 from crm.services.families import guardian_change_problem, home_campuses
 from tests import factories
 from tests.crm.test_admin import change_form_data, client_for, form_errors, url
-from tests.crm.test_import_support import run, student_row, students_file
+from tests.crm.test_import_support import STUDENT_HEADER, csv_bytes, run, student_row, students_file
 
 pytestmark = pytest.mark.django_db
 
@@ -253,3 +253,117 @@ def test_lead_capture_says_beforehand_who_keeps_the_guardian(
     assert escape(refusal(campus_a)) in client.get(url_).content.decode()
     client.force_login(front_desk)
     assert "data-kept-elsewhere" not in client.get(url_).content.decode()
+
+
+# --- a guardian's email: one rule (guardian_email_clean), every door ---------------------------
+
+
+def not_an_email(value: str) -> str:
+    return f"“{value}” is not an email address; write it like name@example.com."
+
+
+def test_an_email_is_stored_with_its_domain_in_lower_case(front_desk: User, campus_a: Campus) -> None:
+    captured = lead_capture(
+        actor=front_desk, campus=campus_a, phone=PHONE, student_name="王小明", guardian_email=" Wang.Fang@Example.COM "
+    )
+    assert captured.guardian.email == "Wang.Fang@example.com"
+    # A Chinese input method's full-width ＠ is the @ the parent meant.
+    dad = guardian_add(actor=front_desk, student=captured.student, phone="13900139000", email="wang.wei＠163.com")
+    assert Guardian.objects.get(pk=dad.pk).email == "wang.wei@163.com"
+
+
+def bad_email_answers(bad: str, *, student: Student, actor: User, tmp_path: Any) -> dict[str, list[str]]:
+    """What each door says when a guardian's email is `bad`."""
+    answers: dict[str, list[str]] = {}
+    guardian = student.guardians.get()
+    with pytest.raises(ValidationError) as exc:
+        lead_capture(actor=actor, campus=student.campus, phone="13700137000", student_name="李雷", guardian_email=bad)
+    answers["service: lead_capture"] = exc.value.message_dict["guardian_email"]
+    with pytest.raises(ValidationError) as exc:
+        guardian_add(actor=actor, student=student, phone="13700137000", email=bad)
+    answers["service: guardian_add"] = exc.value.message_dict["email"]
+    with pytest.raises(ValidationError) as exc:
+        guardian_update(actor=actor, guardian=guardian, email=bad)
+    answers["service: guardian_update"] = exc.value.message_dict["email"]
+
+    client = client_for(actor)
+    page = {"phone": "13700137000", "student_name": "李雷", "channel": "douyin", "guardian_email": bad}
+    answers["page: lead capture"] = form_errors(client.post(reverse("lead_capture"), page))["guardian_email"]
+    response = client.post(
+        reverse("student_action", args=[student.pk, "guardian"]), {"g-phone": "13700137000", "g-email": bad}
+    )
+    assert response.status_code == 400
+    answers["page: add a parent"] = [m for m in [not_an_email(bad)] if escape(m) in response.content.decode()]
+    add = {"phone": "13700137000", "name": "李雷", "campus": student.campus_id, "channel": "douyin"}
+    answers["admin: student add"] = form_errors(client.post(url(Student, "add"), {**add, "guardian_email": bad}))[
+        "guardian_email"
+    ]
+    change = {**change_form_data(client, student), "new_guardian_phone": "13700137000", "new_guardian_email": bad}
+    answers["admin: add a guardian"] = form_errors(client.post(url(Student, "change", student.pk), change))[
+        "new_guardian_email"
+    ]
+    correction = {"name": guardian.name, "relation": guardian.relation, "email": bad}
+    answers["admin: guardian"] = form_errors(client.post(url(Guardian, "change", guardian.pk), correction))["email"]
+
+    header = [*STUDENT_HEADER, "家长邮箱"]
+    report = run(
+        csv_bytes(header, [student_row("李雷", "13700137000", 家长邮箱=bad)]), actor=actor, campus=student.campus
+    )
+    answers["import"] = [e.message for e in report.errors if e.column == "家长邮箱"]
+    path = tmp_path / "students.csv"
+    path.write_bytes(csv_bytes(header, [student_row(student.name, PHONE, 家长邮箱=bad)]))
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout, pytest.raises(CommandError):
+        call_command("import_data", "students", str(path), "--user", actor.username, stdout=stdout)
+    answers["import: command"] = [m for m in [not_an_email(bad)] if m in out.read_text()]
+    return answers
+
+
+@pytest.mark.parametrize("bad", ["wang.fang", "wang@", "wang fang@example.com", "王芳@", "a@b@example.com"])
+def test_every_door_refuses_a_bad_email_in_the_same_words_and_writes_nothing(
+    bad: str, front_desk: User, campus_a: Campus, tmp_path: Any
+) -> None:
+    student = lead_capture(
+        actor=front_desk, campus=campus_a, phone=PHONE, student_name="王小明", guardian_name="王芳", relation="妈妈"
+    ).student
+    answers = bad_email_answers(bad, student=student, actor=front_desk, tmp_path=tmp_path)
+    assert answers == {door: [not_an_email(bad)] for door in answers}
+    assert list(Guardian.objects.values_list("phone", "email")) == [("+8613800138000", "")]
+    assert list(Student.objects.values_list("name", flat=True)) == ["王小明"]
+    assert_unchanged(student.guardians.get())
+
+
+def test_the_home_campus_sets_the_email_through_the_admin_and_an_import(
+    family: SimpleNamespace, manager: User, front_desk: User, campus_a: Campus
+) -> None:
+    data = {"name": "王芳", "relation": "妈妈", "email": "Wang.Fang@QQ.com"}
+    response = client_for(manager).post(url(Guardian, "change", family.guardian.pk), data)
+    assert response.status_code == 302, form_errors(response)
+    family.guardian.refresh_from_db()
+    assert family.guardian.email == "Wang.Fang@qq.com"
+
+    content = csv_bytes([*STUDENT_HEADER, "家长邮箱"], [student_row("王小明", PHONE, 家长邮箱="fang.wang@163.com")])
+    report = run(content, actor=front_desk, campus=campus_a)
+    assert report.committed, report.lines()
+    assert "家长邮箱: Wang.Fang@qq.com → fang.wang@163.com" in report.outcomes[0].changes
+    family.guardian.refresh_from_db()
+    assert family.guardian.email == "fang.wang@163.com"
+
+
+def test_a_new_family_imported_with_an_email_keeps_it(front_desk: User, campus_a: Campus) -> None:
+    content = csv_bytes(
+        ["学生姓名", "家长电话", "邮箱"], [{"学生姓名": "李雷", "家长电话": PHONE, "邮箱": "Li@Example.cn"}]
+    )
+    assert run(content, actor=front_desk, campus=campus_a).committed
+    assert Guardian.objects.get().email == "Li@example.cn"
+
+
+def test_another_campus_may_not_change_the_email(family: SimpleNamespace, front_desk_b: User, campus_a: Campus) -> None:
+    with pytest.raises(ValidationError) as exc:
+        guardian_add(actor=front_desk_b, student=family.sibling, phone=PHONE, email="other@example.com")
+    assert exc.value.message_dict == {"email": [refusal(campus_a)]}
+    content = csv_bytes([*STUDENT_HEADER, "家长邮箱"], [student_row("王小红", PHONE, 家长邮箱="other@example.com")])
+    report = run(content, actor=front_desk_b, campus=family.sibling.campus)
+    assert [str(e) for e in report.errors] == [f"第 2 行, 家长邮箱: {refusal(campus_a)}"]
+    family.guardian.refresh_from_db()
+    assert family.guardian.email == ""

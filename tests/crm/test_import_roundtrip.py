@@ -23,6 +23,7 @@ TYPED: dict[str, Any] = {
     "student_name": "王\u3000小明",
     "guardian_name": "王\u00a0妈妈",
     "relation": "妈妈",
+    "guardian_email": "Wang.Mama@Example.COM",
     "grade": "三年级",
     "school": "北京\u3000第一\u00a0小学",
     "notes": "喜欢画画\n周末有空\u3000上午",
@@ -58,7 +59,7 @@ def typed(front_desk, campus_a) -> Student:
 def snapshot() -> dict[str, Any]:
     return {
         "students": sorted(Student.objects.values_list("pk", "name", "grade", "school", "notes", "updated_at")),
-        "guardians": sorted(Guardian.objects.values_list("pk", "name", "relation", "updated_at")),
+        "guardians": sorted(Guardian.objects.values_list("pk", "name", "relation", "email", "updated_at")),
         "tags": sorted(StudentTag.objects.values_list("pk", flat=True)),
         "consultations": sorted(Consultation.objects.values_list("pk", "content", "outcome", "consultant_id")),
     }

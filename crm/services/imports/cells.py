@@ -20,6 +20,7 @@ from phonenumbers import PhoneMetadata
 
 from crm.models import Channel, ConsultationChannel, ContractStatus, Gender, Intent, Tag, TagGroup
 from crm.phones import normalize_phone
+from crm.services.families import guardian_email_clean
 from crm.services.imports.tables import as_text
 from crm.text import limit_of
 
@@ -140,6 +141,15 @@ def parse_phone(raw: Any) -> str:
         return _phone(text)
     except ValidationError as exc:
         raise CellError(exc.messages[0]) from None
+
+
+def parse_email(raw: Any) -> str:
+    """A guardian's email, checked and normalised by the rule every door uses."""
+    problems: dict[str, str] = {}
+    email = guardian_email_clean(problems, "email", as_text(raw))
+    if problems:
+        raise CellError(problems["email"])
+    return email
 
 
 _DATE_RE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")

@@ -46,6 +46,7 @@ STUDENT_COLUMNS: tuple[Column, ...] = (
     Column("guardian_name", "家长姓名", ("家长", "guardian", "parent", "parent name")),
     Column("relation", "关系", ("与学生关系", "家长关系", "relationship")),
     PHONE,
+    Column("guardian_email", "家长邮箱", ("邮箱", "电子邮箱", "家长电子邮箱", "email", "e-mail", "guardian email")),
     Column("tags", "标签", ()),
     Column("notes", "备注", ("note", "remarks")),
     Column("owner", "负责顾问", ("顾问", "课程顾问", "负责人", "consultant")),

@@ -26,7 +26,7 @@ IN_CHUNK = 5000  # ids or phones per IN (...) list
 # What imports read and may write of existing families; the rest stays unloaded. In the
 # models' field order, as Model.from_db expects.
 GUARDIAN_FIELDS = tuple(
-    f.attname for f in Guardian._meta.concrete_fields if f.attname in {"id", "phone", "name", "relation"}
+    f.attname for f in Guardian._meta.concrete_fields if f.attname in {"id", "phone", "name", "relation", "email"}
 )
 STUDENT_FIELDS = tuple(
     f.attname

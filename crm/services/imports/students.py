@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from crm.models import Guardian, Student, StudentGuardian, StudentTag, TagSource, User
 from crm.phones import phone_display
 from crm.services import date_ranges
-from crm.services.families import guardian_change_problem, guardian_changes, home_campuses
+from crm.services.families import GUARDIAN_DETAILS, guardian_change_problem, guardian_changes, home_campuses
 from crm.services.imports import cells
 from crm.services.imports.bulk import insert_rows
 from crm.services.imports.columns import STUDENT_COLUMNS
@@ -35,6 +35,8 @@ from crm.text import name_key
 
 # Student fields a row may set, in the order changes are listed.
 STUDENT_FIELDS = ("gender", "birth_date", "grade", "school", "channel", "notes", "owner")
+# The guardian's columns -> the detail each gives (crm.services.families.GUARDIAN_DETAILS).
+GUARDIAN_COLUMNS = {"guardian_name": "name", "relation": "relation", "guardian_email": "email"}
 CHOICE_WORDS = {"gender": cells.GENDER_WORDS, "channel": cells.CHANNEL_WORDS}
 # Optional cells: a blank one is skipped (it never clears a stored value).
 PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -47,6 +49,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "owner": lambda v: cells.parse_text(v, User, "username"),
     "guardian_name": lambda v: cells.parse_text(v, Guardian, "name"),
     "relation": lambda v: cells.parse_text(v, Guardian, "relation"),
+    "guardian_email": cells.parse_email,
     "tags": cells.parse_tags,
 }
 
@@ -57,7 +60,7 @@ class StudentRow:
     name: str
     phone: str
     fields: dict[str, Any]  # only the cells that hold something; owner as typed
-    guardian: dict[str, str]  # name / relation, only when given
+    guardian: dict[str, str]  # name / relation / email, only when given
     tags: list[tuple[str, str]]
 
 
@@ -141,10 +144,8 @@ class StudentImporter(Importer):
             if problem:
                 ctx.error(row.number, key, problem)
                 continue
-            if key == "guardian_name":
-                guardian["name"] = value
-            elif key == "relation":
-                guardian["relation"] = value
+            if key in GUARDIAN_COLUMNS:
+                guardian[GUARDIAN_COLUMNS[key]] = value
             elif key == "tags":
                 tags = value
             else:
@@ -302,7 +303,7 @@ class StudentImporter(Importer):
             home_campus_id=home,
             home_campus_name=families.campus_names.get(home, "?") if home else "?",
         )
-        for key, column in (("name", "guardian_name"), ("relation", "relation")):
+        for column, key in GUARDIAN_COLUMNS.items():
             if key not in changes:
                 continue
             if problem:
@@ -373,10 +374,7 @@ class StudentImporter(Importer):
         new_guardians = [g for g in plan.guardians.values() if g.guardian is None]
         ids = insert_rows(
             Guardian,
-            [
-                {"phone": g.phone, "name": g.values.get("name", ""), "relation": g.values.get("relation", "")}
-                for g in new_guardians
-            ],
+            [{"phone": g.phone, **{key: g.values.get(key, "") for key in GUARDIAN_DETAILS}} for g in new_guardians],
             now=now,
         )
         guardian_ids = {g.phone: pk for g, pk in zip(new_guardians, ids, strict=True)}
@@ -386,12 +384,12 @@ class StudentImporter(Importer):
                 continue
             guardian_ids[g.phone] = g.guardian.pk
             if g.changes:
-                for key in ("name", "relation"):
+                for key in GUARDIAN_DETAILS:
                     if key in g.values:
                         setattr(g.guardian, key, g.values[key])
                 g.guardian.updated_at = now
                 changed_guardians.append(g.guardian)
-        Guardian.objects.bulk_update(changed_guardians, ["name", "relation", "updated_at"], batch_size=BATCH)
+        Guardian.objects.bulk_update(changed_guardians, [*GUARDIAN_DETAILS, "updated_at"], batch_size=BATCH)
 
         total = len(plan.students)
         new_plans = [p for p in plan.students if p.student is None]
