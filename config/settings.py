@@ -181,6 +181,7 @@ CELERY_BEAT_SCHEDULE = {
 _PROVIDERS = {
     "console": "campaigns.messaging.console.ConsoleProvider",
     "sms_gateway": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
+    "smtp": "campaigns.messaging.email.SmtpEmailProvider",
 }
 
 
@@ -215,6 +216,18 @@ CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 200)
 CAMPAIGN_SEND_THREADS = env_int("CAMPAIGN_SEND_THREADS", 16)
 # Batch tasks started per campaign: at least the number of worker processes, so all share it.
 CAMPAIGN_PARALLEL_TASKS = env_int("CAMPAIGN_PARALLEL_TASKS", 2)
+# Email through Django's mail backends (EMAIL_PROVIDER=smtp); the defaults are Django's own.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (port 465): set one, not both")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -16,7 +16,8 @@ from config.celery import app as celery_app
 from crm.models import Campus, User
 from tests import factories
 
-pytest_plugins = ["tests.browser", "tests.campaigns.gateway"]  # the browser and page fixtures; the SMS gateway
+# The browser and page fixtures; the SMS gateway; the SMTP server.
+pytest_plugins = ["tests.browser", "tests.campaigns.gateway", "tests.campaigns.smtp"]
 
 
 @pytest.fixture(autouse=True)

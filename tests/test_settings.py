@@ -82,3 +82,18 @@ def test_settings_refuse_an_unsupported_database(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delitem(sys.modules, "config.settings", raising=False)
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         importlib.import_module("config.settings")
+
+
+def test_settings_choose_the_smtp_provider_and_refuse_two_kinds_of_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setenv("EMAIL_PROVIDER", "smtp")
+    monkeypatch.delitem(sys.modules, "config.settings", raising=False)
+    loaded = importlib.import_module("config.settings")
+    assert loaded.MESSAGING_PROVIDERS["email"] == "campaigns.messaging.email.SmtpEmailProvider"
+    monkeypatch.setenv("EMAIL_USE_TLS", "1")
+    monkeypatch.setenv("EMAIL_USE_SSL", "1")
+    monkeypatch.delitem(sys.modules, "config.settings", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_USE_TLS"):
+        importlib.import_module("config.settings")

@@ -50,13 +50,19 @@ class Provider(Protocol):
     def send(self, message: Outgoing) -> str: ...
 
 
+# The providers built so far, so that a reset can close the connections they hold.
+_built: list[Provider] = []
+
+
 @cache
 def _provider(path: str) -> Provider:
     try:
         factory = import_string(path)
     except ImportError as error:
         raise ImproperlyConfigured(f"messaging provider {path!r}: {error}") from None
-    return factory()  # type: ignore[no-any-return]
+    provider: Provider = factory()
+    _built.append(provider)
+    return provider
 
 
 def provider_for(channel: str) -> Provider:
@@ -68,5 +74,10 @@ def provider_for(channel: str) -> Provider:
 
 
 def providers_reset() -> None:
-    """Forget the providers built so far (after a change of settings, in tests)."""
+    """Forget the providers built so far (after a change of settings, in tests), closing the
+    connections of those that keep some open (`close()`)."""
     _provider.cache_clear()
+    while _built:
+        close = getattr(_built.pop(), "close", None)
+        if close is not None:
+            close()
