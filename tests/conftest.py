@@ -16,7 +16,11 @@ from config.celery import app as celery_app
 from crm.models import Campus, User
 from tests import factories
 
-pytest_plugins = ["tests.browser", "tests.campaigns.gateway"]  # the browser and page fixtures; the SMS gateway
+pytest_plugins = [
+    "tests.browser",  # the browser and page fixtures
+    "tests.campaigns.gateway",  # the SMS gateway
+    "tests.campaigns.wechat",  # WeChat's token and subscription-message endpoints
+]
 
 
 @pytest.fixture(autouse=True)
