@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from kombu import Queue
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -182,14 +182,12 @@ _PROVIDERS = {
     "console": "campaigns.messaging.console.ConsoleProvider",
     "sms_gateway": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
     "smtp": "campaigns.messaging.email.SmtpEmailProvider",
+    "wechat": "campaigns.messaging.wechat.WeChatSubscriptionProvider",
 }
 
 
 def _provider_path(name: str, default: str) -> str:
-    chosen = env_str(name, default)
-    if chosen not in _PROVIDERS:
-        raise ImproperlyConfigured(f"{name}={chosen!r}: choose one of {', '.join(sorted(_PROVIDERS))}")
-    return _PROVIDERS[chosen]
+    return _PROVIDERS[env_choice(name, sorted(_PROVIDERS), default)]
 
 
 MESSAGING_PROVIDERS = {
@@ -203,6 +201,16 @@ SMS_GATEWAY_KEY = env_str("SMS_GATEWAY_KEY")
 SMS_GATEWAY_SECRET = env_str("SMS_GATEWAY_SECRET")
 SMS_SIGN_NAME = env_str("SMS_SIGN_NAME", "SCRM")
 SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
+# WeChat subscription messages (WECHAT_PROVIDER=wechat): the mini program's app id and secret.
+WECHAT_API_BASE = env_str("WECHAT_API_BASE", "https://api.weixin.qq.com")
+WECHAT_APPID = env_str("WECHAT_APPID")
+WECHAT_SECRET = env_str("WECHAT_SECRET")
+# Which version of the mini program a message opens: the released one, the trial or development build.
+WECHAT_MINIPROGRAM_STATE = env_choice("WECHAT_MINIPROGRAM_STATE", ["formal", "trial", "developer"], "formal")
+WECHAT_MINIPROGRAM_PAGE = env_str("WECHAT_MINIPROGRAM_PAGE")
+WECHAT_TIMEOUT = env_int("WECHAT_TIMEOUT", 10)
+if MESSAGING_PROVIDERS["wechat"] == _PROVIDERS["wechat"] and not (WECHAT_APPID and WECHAT_SECRET):
+    raise ImproperlyConfigured("WECHAT_PROVIDER=wechat needs WECHAT_APPID and WECHAT_SECRET")
 # Messages per second each channel's provider accepts, across every worker (0: no limit).
 MESSAGING_RATE_LIMITS = {
     "sms": env_int("SMS_RATE_LIMIT", 0),

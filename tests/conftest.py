@@ -16,8 +16,12 @@ from config.celery import app as celery_app
 from crm.models import Campus, User
 from tests import factories
 
-# The browser and page fixtures; the SMS gateway; the SMTP server.
-pytest_plugins = ["tests.browser", "tests.campaigns.gateway", "tests.campaigns.smtp"]
+pytest_plugins = [
+    "tests.browser",  # the browser and page fixtures
+    "tests.campaigns.gateway",  # the SMS gateway
+    "tests.campaigns.smtp",  # the SMTP server
+    "tests.campaigns.wechat",  # WeChat's token and subscription-message endpoints
+]
 
 
 @pytest.fixture(autouse=True)

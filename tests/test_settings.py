@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 
 @pytest.mark.parametrize("raw", ["1", "true", "True", "YES", "on", " on "])
@@ -97,3 +97,15 @@ def test_settings_choose_the_smtp_provider_and_refuse_two_kinds_of_tls(monkeypat
     monkeypatch.delitem(sys.modules, "config.settings", raising=False)
     with pytest.raises(ImproperlyConfigured, match="EMAIL_USE_TLS"):
         importlib.import_module("config.settings")
+
+
+def test_env_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("C", raising=False)
+    assert env_choice("C", ["a", "b"], "a") == "a"
+    monkeypatch.setenv("C", " b ")
+    assert env_choice("C", ["a", "b"], "a") == "b"
+    monkeypatch.setenv("C", "")
+    assert env_choice("C", ["a", "b"], "b") == "b"
+    monkeypatch.setenv("C", "c")
+    with pytest.raises(ImproperlyConfigured, match="choose one of a, b"):
+        env_choice("C", ["a", "b"], "a")

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
-import json
 import secrets
-import threading
 import time
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.messaging.base import Outgoing, PermanentError, TransientError
+from campaigns.messaging.json_client import KeptAliveJsonClient, json_body
 
 SEND_PATH = "/sms/send"
 # How far a signed request's timestamp may be from our clock.
@@ -60,39 +56,16 @@ class SmsGatewayProvider:
     deduplicates = True
 
     def __init__(self) -> None:
-        url = settings.SMS_GATEWAY_URL
-        if not url:
-            raise ImproperlyConfigured("SMS_GATEWAY_URL is not set")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ImproperlyConfigured(f"SMS_GATEWAY_URL={url!r} is not an http(s) URL")
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = parts.port
-        self.path = parts.path.rstrip("/") + SEND_PATH
+        self.client = KeptAliveJsonClient(
+            url=settings.SMS_GATEWAY_URL, setting="SMS_GATEWAY_URL", timeout=settings.SMS_GATEWAY_TIMEOUT
+        )
+        self.path = self.client.path(SEND_PATH)
         self.key = settings.SMS_GATEWAY_KEY
         self.secret = settings.SMS_GATEWAY_SECRET
         self.sign_name = settings.SMS_SIGN_NAME
-        self.timeout = settings.SMS_GATEWAY_TIMEOUT
-        # One kept-alive connection per thread: a worker sends thousands of messages in a row.
-        self.local = threading.local()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-            conn = cls(self.host, self.port, timeout=self.timeout)
-            self.local.conn = conn
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self.local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self.local.conn = None
 
     def send(self, message: Outgoing) -> str:
-        body = json.dumps(
+        body = json_body(
             {
                 "phone": message.recipient,
                 "sign_name": self.sign_name,
@@ -100,10 +73,8 @@ class SmsGatewayProvider:
                 "template_param": message.params,
                 "content": message.text,
                 "out_id": message.key,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
         timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -113,24 +84,9 @@ class SmsGatewayProvider:
             "X-Signature": sign(self.secret, "POST", self.path, timestamp, nonce, body),
             "Idempotency-Key": message.key,
         }
-        try:
-            conn = self._connection()
-            conn.request("POST", self.path, body=body, headers=headers)
-            response = conn.getresponse()
-            status, raw = response.status, response.read()
-        except (OSError, http.client.HTTPException) as error:
-            # Timed out, refused or cut: the gateway may have taken it; the same key makes a retry safe.
-            self._drop_connection()
-            raise TransientError("network", type(error).__name__) from None
-        if response.will_close:
-            self._drop_connection()
-        if status == 429 or status >= 500:
-            raise TransientError(f"http_{status}")
-        try:
-            answer = json.loads(raw)
-            code = str(answer.get("code", ""))
-        except (ValueError, AttributeError):
-            raise TransientError(f"http_{status}", "unreadable answer") from None
+        # A timeout or a cut connection is retried with the same key: the gateway drops a second copy.
+        status, answer = self.client.request("POST", self.path, body=body, headers=headers)
+        code = str(answer.get("code", ""))
         if status == 200 and code == "OK" and answer.get("message_id"):
             return str(answer["message_id"])
         detail = str(answer.get("message", ""))[:150]

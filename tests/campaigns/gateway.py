@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from campaigns.messaging import sms_gateway
 from campaigns.messaging.base import providers_reset
+from tests.campaigns.local_server import JsonHandler, serving
 
 KEY = "test-key"
 SECRET = "test-secret"
@@ -42,21 +42,8 @@ class Gateway:
         return len(self.delivered)
 
 
-def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the provider uses it
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
+def _handler(gateway: Gateway) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             signed = self.headers.get("X-Access-Key") == KEY and sms_gateway.verify(
@@ -76,19 +63,19 @@ def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 )
                 answer = gateway.script.pop(0) if gateway.script else None
             if not signed:
-                return self._reply(403, {"code": "SignatureDoesNotMatch", "message": "bad signature"})
+                return self.reply_json(403, {"code": "SignatureDoesNotMatch", "message": "bad signature"})
             if answer and answer[0] == "delay":
                 time.sleep(answer[1])
             elif answer and answer[0] == "status":
-                return self._reply(answer[1], {"code": "ServiceUnavailable", "message": "try later"})
+                return self.reply_json(answer[1], {"code": "ServiceUnavailable", "message": "try later"})
             elif answer and answer[0] == "error":
-                return self._reply(200, {"code": answer[1], "message": "refused"})
+                return self.reply_json(200, {"code": answer[1], "message": "refused"})
             key = str(self.headers.get("Idempotency-Key") or payload.get("out_id"))
             with gateway.lock:
                 if key not in gateway.delivered:
                     gateway.delivered[key] = {**payload, "message_id": f"gw-{len(gateway.delivered) + 1}"}
                 message_id = gateway.delivered[key]["message_id"]
-            self._reply(200, {"code": "OK", "message_id": message_id})
+            self.reply_json(200, {"code": "OK", "message_id": message_id})
 
     return Handler
 
@@ -112,23 +99,18 @@ def signed_post(client: Any, path: str, payload: object, *, secret: str = SECRET
 def sms_gateway_server(settings) -> Iterator[Gateway]:
     """The gateway running on a free local port; the SMS channel sends to it."""
     gateway = Gateway()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(gateway))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    gateway.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    settings.SMS_GATEWAY_URL = gateway.url
-    settings.SMS_GATEWAY_KEY = KEY
-    settings.SMS_GATEWAY_SECRET = SECRET
-    settings.SMS_GATEWAY_TIMEOUT = 2
-    settings.MESSAGING_PROVIDERS = {
-        **settings.MESSAGING_PROVIDERS,
-        "sms": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
-    }
-    providers_reset()
-    try:
-        yield gateway
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler(gateway)) as url:
+        gateway.url = f"{url}/v1"
+        settings.SMS_GATEWAY_URL = gateway.url
+        settings.SMS_GATEWAY_KEY = KEY
+        settings.SMS_GATEWAY_SECRET = SECRET
+        settings.SMS_GATEWAY_TIMEOUT = 2
+        settings.MESSAGING_PROVIDERS = {
+            **settings.MESSAGING_PROVIDERS,
+            "sms": "campaigns.messaging.sms_gateway.SmsGatewayProvider",
+        }
         providers_reset()
+        try:
+            yield gateway
+        finally:
+            providers_reset()
