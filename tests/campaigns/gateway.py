@@ -1,15 +1,19 @@
-"""A real local HTTP server playing the SMS gateway, for the tests (and later the fault test).
+"""A real local HTTP server playing the SMS gateway, for the tests (and the fault test).
 
 It checks every request's signature, records what it received, deduplicates by the idempotency
-key (a second request with a key it has seen answers the first message id and sends nothing), and
-can be told to answer slowly, with 429, with a 5xx or with an error code.
+key (a second request with a key it has seen answers the first message id and sends nothing),
+counts the requests per key, and can be told to answer slowly (every request, like a real
+gateway's latency, or the next ones), with 429, with a 5xx or with an error code. Thread-safe:
+several worker processes send to it at once.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +35,10 @@ class Gateway:
     delivered: dict[str, dict[str, Any]] = field(default_factory=dict)  # out_id -> the message sent
     # What the next requests get: a list of ("status", code) or ("delay", seconds) or ("error", code).
     script: list[tuple[str, Any]] = field(default_factory=list)
+    # Seconds every signed request waits before it is answered: the gateway's own latency.
+    latency: float = 0.0
+    # Requests per idempotency key answered OK: above 1, retries the gateway deduplicated.
+    hits: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer_next(self, *answers: tuple[str, Any]) -> None:
@@ -77,6 +85,8 @@ def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 answer = gateway.script.pop(0) if gateway.script else None
             if not signed:
                 return self._reply(403, {"code": "SignatureDoesNotMatch", "message": "bad signature"})
+            if gateway.latency:
+                time.sleep(gateway.latency)
             if answer and answer[0] == "delay":
                 time.sleep(answer[1])
             elif answer and answer[0] == "status":
@@ -85,12 +95,22 @@ def _handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, {"code": answer[1], "message": "refused"})
             key = str(self.headers.get("Idempotency-Key") or payload.get("out_id"))
             with gateway.lock:
+                gateway.hits[key] += 1
                 if key not in gateway.delivered:
                     gateway.delivered[key] = {**payload, "message_id": f"gw-{len(gateway.delivered) + 1}"}
                 message_id = gateway.delivered[key]["message_id"]
             self._reply(200, {"code": "OK", "message_id": message_id})
 
     return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the fault test's SIGKILL) is no error of the gateway's.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def signed_post(client: Any, path: str, payload: object, *, secret: str = SECRET, age: int = 0) -> Any:
@@ -112,8 +132,7 @@ def signed_post(client: Any, path: str, payload: object, *, secret: str = SECRET
 def sms_gateway_server(settings) -> Iterator[Gateway]:
     """The gateway running on a free local port; the SMS channel sends to it."""
     gateway = Gateway()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(gateway))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(gateway))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     gateway.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
