@@ -194,21 +194,18 @@ def measure_audience(out: list[str]) -> None:
 
 
 def _gateway_process(ready: Any, ask: Any, latency: float) -> None:
-    import threading
-
-    from tests.campaigns.gateway import Gateway, _handler, _Server
+    from tests.campaigns.gateway import Gateway, _handler
+    from tests.campaigns.local_server import serving
 
     gateway = Gateway(latency=latency)
-    server = _Server(("127.0.0.1", 0), _handler(gateway))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    ready.send(server.server_address[1])
-    while ask.recv() == "stats":
-        with gateway.lock:
-            ask.send((len(gateway.delivered), len(gateway.requests), max(gateway.hits.values(), default=0)))
-    server.shutdown()
+    with serving(_handler(gateway)) as url:
+        ready.send(url)
+        while ask.recv() == "stats":
+            with gateway.lock:
+                ask.send((len(gateway.delivered), len(gateway.requests), max(gateway.hits.values(), default=0)))
 
 
-def _workers(port: int, redis_url: str) -> list[subprocess.Popen[bytes]]:
+def _workers(gateway_url: str, redis_url: str) -> list[subprocess.Popen[bytes]]:
     from django.db import connection
 
     from tests.campaigns.gateway import KEY, SECRET
@@ -221,7 +218,7 @@ def _workers(port: int, redis_url: str) -> list[subprocess.Popen[bytes]]:
         "CELERY_BROKER_URL": redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "SMS_PROVIDER": "sms_gateway",
-        "SMS_GATEWAY_URL": f"http://127.0.0.1:{port}/v1",
+        "SMS_GATEWAY_URL": f"{gateway_url}/v1",
         "SMS_GATEWAY_KEY": KEY,
         "SMS_GATEWAY_SECRET": SECRET,
         "CAMPAIGN_BATCH_SIZE": "200",
@@ -273,8 +270,8 @@ def measure_sending(out: list[str]) -> None:
         target=_gateway_process, args=(child_ready, child_ask, GATEWAY_LATENCY), daemon=True
     )
     gateway.start()
-    port = parent_ready.recv()
-    workers = _workers(port, redis_url)
+    gateway_url = parent_ready.recv()
+    workers = _workers(gateway_url, redis_url)
     broker = Celery(broker=redis_url)
     with broker.connection_for_write() as conn:
         conn.default_channel.queue_purge("default")

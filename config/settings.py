@@ -137,6 +137,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A broker restart: workers reconnect (also one started while it is down), and the tasks already
+# running go on (Celery 6 would cancel them by default). The campaign's batch tasks work on the
+# database, not the broker, and their claims make a redelivered copy harmless.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # A worker started without -Q consumes every queue listed here; long imports have their
@@ -224,6 +229,9 @@ CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 200)
 CAMPAIGN_SEND_THREADS = env_int("CAMPAIGN_SEND_THREADS", 16)
 # Batch tasks started per campaign: at least the number of worker processes, so all share it.
 CAMPAIGN_PARALLEL_TASKS = env_int("CAMPAIGN_PARALLEL_TASKS", 2)
+# A sending campaign no worker has taken a batch of for this long has lost its tasks (a killed
+# worker, a restarted broker): the beat's tick gives it workers again.
+CAMPAIGN_IDLE_SECONDS = env_int("CAMPAIGN_IDLE_SECONDS", 60)
 # Email through Django's mail backends (EMAIL_PROVIDER=smtp); the defaults are Django's own.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -15,6 +15,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
@@ -316,17 +317,15 @@ def campaigns_start_due(*, now: dt.datetime | None = None) -> list[int]:
     return started
 
 
-# A sending campaign no worker has taken a batch of for this long has lost its tasks.
-IDLE_AFTER = dt.timedelta(minutes=1)
-
-
 def campaigns_idle(*, now: dt.datetime | None = None) -> list[int]:
-    """Sending campaigns with due rows that no worker has taken a batch of lately."""
+    """Sending campaigns with due rows that no worker has taken a batch of for
+    `settings.CAMPAIGN_IDLE_SECONDS`: their tasks were lost."""
     now = now or timezone.now()
+    idle_after = dt.timedelta(seconds=settings.CAMPAIGN_IDLE_SECONDS)
     due_rows = Message.objects.filter(due(now), campaign_id=OuterRef("pk"))
     return list(
         Campaign.objects.filter(status=CampaignStatus.SENDING, resolved_at__isnull=False)
-        .filter(Q(last_batch_at__isnull=True) | Q(last_batch_at__lt=now - IDLE_AFTER))
+        .filter(Q(last_batch_at__isnull=True) | Q(last_batch_at__lt=now - idle_after))
         .filter(Exists(due_rows))
         .order_by("pk")
         .values_list("pk", flat=True)

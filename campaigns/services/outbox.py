@@ -8,6 +8,8 @@
   sends through the channel's provider from a pool of threads within the provider's rate limit
   (`campaigns.messaging.ratelimit`, shared by every worker through the cache), and records every
   outcome with the same conditional update as a single message (only rows still `sending`).
+  When the limiter's cache cannot be reached (Redis restarting), the rows it did not admit go back
+  to the queue unsent and the batch stops; the beat's tick gives the campaign workers again.
 - A row a killed worker left `sending` is reconciled by `messages_sweep` (re-sent with its key
   where the provider deduplicates, else `unknown`), never blindly re-sent.
 """
@@ -25,8 +27,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 from django.utils.html import escape, linebreaks
+from django.utils.translation import gettext as _
 
-from campaigns.messaging.ratelimit import rate_acquire
+from campaigns.messaging.ratelimit import LimiterUnavailable, rate_acquire
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -90,7 +93,7 @@ class Batch:
     retry: int = 0
     # The campaign is not sending (paused, cancelled, done): the worker stops.
     stopped: bool = False
-    # Quiet hours at the campus: nothing was claimed; come back then.
+    # Quiet hours at the campus (nothing was claimed), or the rate limiter unreachable: come back then.
     wait_until: dt.datetime | None = None
 
 
@@ -122,10 +125,18 @@ def fill_in(message: Message, template: CampaignTemplate, values: dict[str, str]
     message.params = (wechat_fields(body) or {}) if message.channel == "wechat" else values
 
 
-def _send(message: Message, now: dt.datetime) -> Outcome:
+# How long a message the rate limiter could not admit waits before it is claimed again.
+LIMITER_PAUSE = dt.timedelta(seconds=5)
+
+
+def _send(message: Message, now: dt.datetime) -> Outcome | None:
+    """The provider's outcome, or None when the rate limiter could not be asked: not sent."""
     limits: dict[str, int] = settings.MESSAGING_RATE_LIMITS
-    rate_acquire(message.channel, limits.get(message.channel, 0))
     try:
+        try:
+            rate_acquire(message.channel, limits.get(message.channel, 0))
+        except LimiterUnavailable:
+            return None
         return deliver(message, now=now)
     finally:
         close_old_connections()
@@ -183,11 +194,26 @@ def outbox_send_batch(campaign_id: int, *, now: dt.datetime | None = None, size:
         )
         to_send.append(message)
     pool = _pool(settings.CAMPAIGN_SEND_THREADS)
+    held = 0
     for message, outcome in zip(to_send, pool.map(lambda m: _send(m, now), to_send), strict=True):
-        if outcome.retry:  # back in the queue, after a pause that grows with each attempt
-            outcome.fields["not_before"] = now + retry_delay(message.attempts)
+        if outcome is None:
+            # Never handed to the provider, so certainly unsent: back in the queue now, not left
+            # `sending` for the sweep to guess about (a provider that does not deduplicate would
+            # make it `unknown`), and not an attempt.
+            held += 1
+            message.attempts -= 1
+            fields: dict[str, Any] = {
+                "status": MessageStatus.QUEUED,
+                "not_before": now + LIMITER_PAUSE,
+                "error_code": "rate_limiter",
+                "error": _("The rate limit's counters could not be reached; sent later."),
+            }
+        else:
+            fields = outcome.fields
+            if outcome.retry:  # back in the queue, after a pause that grows with each attempt
+                fields["not_before"] = now + retry_delay(message.attempts)
         outcomes[message.pk] = {
-            **outcome.fields,
+            **fields,
             "subject": message.subject,
             "text": message.text,
             "html": message.html,
@@ -196,7 +222,9 @@ def outbox_send_batch(campaign_id: int, *, now: dt.datetime | None = None, size:
     _record_all(messages, outcomes, now=now)
     sent = sum(1 for fields in outcomes.values() if fields["status"] == MessageStatus.SENT)
     retry = sum(1 for fields in outcomes.values() if fields["status"] == MessageStatus.QUEUED)
-    return Batch(claimed=len(ids), sent=sent, retry=retry)
+    # The limiter is down: this worker stops rather than claim batch after batch it cannot send.
+    wait_until = now + LIMITER_PAUSE if held else None
+    return Batch(claimed=len(ids), sent=sent, retry=retry, wait_until=wait_until)
 
 
 def _record_all(messages: list[Message], outcomes: dict[int, dict[str, Any]], *, now: dt.datetime) -> None:

@@ -1,8 +1,10 @@
-"""A real local HTTP server playing the SMS gateway, for the tests (and later the fault test).
+"""A real local HTTP server playing the SMS gateway, for the tests (and the fault test).
 
 It checks every request's signature, records what it received, deduplicates by the idempotency
-key (a second request with a key it has seen answers the first message id and sends nothing), and
-can be told to answer slowly, with 429, with a 5xx or with an error code.
+key (a second request with a key it has seen answers the first message id and sends nothing),
+counts the requests per key, and can be told to answer slowly (every request, like a real
+gateway's latency, or the next ones), with 429, with a 5xx or with an error code. Thread-safe:
+several worker processes send to it at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +34,10 @@ class Gateway:
     delivered: dict[str, dict[str, Any]] = field(default_factory=dict)  # out_id -> the message sent
     # What the next requests get: a list of ("status", code) or ("delay", seconds) or ("error", code).
     script: list[tuple[str, Any]] = field(default_factory=list)
+    # Seconds every signed request waits before it is answered: the gateway's own latency.
+    latency: float = 0.0
+    # Requests per idempotency key answered OK: above 1, retries the gateway deduplicated.
+    hits: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer_next(self, *answers: tuple[str, Any]) -> None:
@@ -64,6 +71,8 @@ def _handler(gateway: Gateway) -> type[JsonHandler]:
                 answer = gateway.script.pop(0) if gateway.script else None
             if not signed:
                 return self.reply_json(403, {"code": "SignatureDoesNotMatch", "message": "bad signature"})
+            if gateway.latency:
+                time.sleep(gateway.latency)
             if answer and answer[0] == "delay":
                 time.sleep(answer[1])
             elif answer and answer[0] == "status":
@@ -72,6 +81,7 @@ def _handler(gateway: Gateway) -> type[JsonHandler]:
                 return self.reply_json(200, {"code": answer[1], "message": "refused"})
             key = str(self.headers.get("Idempotency-Key") or payload.get("out_id"))
             with gateway.lock:
+                gateway.hits[key] += 1
                 if key not in gateway.delivered:
                     gateway.delivered[key] = {**payload, "message_id": f"gw-{len(gateway.delivered) + 1}"}
                 message_id = gateway.delivered[key]["message_id"]

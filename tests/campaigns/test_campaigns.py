@@ -279,6 +279,30 @@ class TestSending:
         with pytest.raises(ValidationError):
             campaign_launch(actor=manager, campaign=Campaign.objects.get(pk=campaign.pk))
 
+    def test_an_unreachable_rate_limiter_sends_nothing_and_loses_nothing(
+        self, clock, sms_gateway_server: Gateway, manager: User, front_desk: User, dormant_segment: Segment, settings
+    ) -> None:
+        """The limit's counters live in Redis: while it restarts nobody knows how many went out
+        this second, so nothing goes, and every row is back in the queue, unsent, no attempt spent."""
+        dormant_families(manager.campus, front_desk, 3)
+        settings.MESSAGING_RATE_LIMITS = {**settings.MESSAGING_RATE_LIMITS, "sms": 100}
+        redis_down = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_down}
+        }
+        campaign = campaign_launch(actor=manager, campaign=sms_campaign(manager, dormant_segment))
+        assert sms_gateway_server.requests == []
+        rows = Message.objects.filter(campaign=campaign)
+        assert {(m.status, m.attempts, m.error_code) for m in rows} == {(MessageStatus.QUEUED, 0, "rate_limiter")}
+        assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.SENDING
+        # Redis is back; the beat gives the campaign workers again once it has been idle.
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        clock.shift(settings.CAMPAIGN_IDLE_SECONDS + 1)
+        campaigns_tick()
+        assert sms_gateway_server.sent_count == 3
+        assert {(m.status, m.attempts) for m in rows.all()} == {(MessageStatus.SENT, 1)}
+        assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.DONE
+
     def test_a_call_task_goes_to_each_students_consultant(
         self, clock, sms_gateway_server: Gateway, manager: User, front_desk: User, dormant_segment: Segment
     ) -> None:
