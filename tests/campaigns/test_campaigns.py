@@ -35,6 +35,7 @@ from campaigns.services.campaigns import (
     campaigns_idle,
 )
 from campaigns.services.consent import consent_opt_out_by_reply, consent_record
+from campaigns.services.outbox import outbox_send_batch
 from campaigns.tasks import campaigns_tick
 from crm.models import Campus, Guardian, Student, User
 from personas.models import Segment
@@ -245,6 +246,23 @@ class TestSending:
         capped = Message.objects.filter(suppressed_reason=SuppressionReason.FREQUENCY_CAP)
         assert capped.count() == 3
         assert {m.campaign_id for m in capped} == {second.pk}
+
+    def test_a_pause_mid_send_stops_after_the_batch_and_resume_sends_each_family_once(
+        self, clock, sms_gateway_server: Gateway, manager: User, front_desk: User, dormant_segment: Segment
+    ) -> None:
+        dormant_families(manager.campus, front_desk, 5)
+        clock.move_to(shanghai(3, 22))  # launched in quiet hours: resolved, waiting
+        campaign = campaign_launch(actor=manager, campaign=sms_campaign(manager, dormant_segment))
+        clock.move_to(shanghai(4, 9, 1))
+        assert outbox_send_batch(campaign.pk, size=2).sent == 2  # a worker's first batch
+        campaign_pause(actor=manager, campaign=campaign)
+        assert outbox_send_batch(campaign.pk, size=2).stopped  # the next batch sees the pause
+        assert campaigns_tick() == 0
+        assert sms_gateway_server.sent_count == 2
+        campaign_resume(actor=manager, campaign=Campaign.objects.get(pk=campaign.pk))
+        assert sms_gateway_server.sent_count == 5
+        assert len(sms_gateway_server.requests) == 5  # nobody's message was sent a second time
+        assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.DONE
 
     def test_pause_stops_and_resume_sends_only_the_rest(
         self, clock, sms_gateway_server: Gateway, manager: User, front_desk: User, dormant_segment: Segment, settings
