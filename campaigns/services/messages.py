@@ -31,6 +31,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from campaigns.messaging import Outgoing, PermanentError, TransientError, provider_for
+from campaigns.messaging.ratelimit import LimiterUnavailable, rate_acquire
 from campaigns.models import Message, MessageCategory, MessageChannel, MessageStatus
 from campaigns.rules import with_opt_out_wording
 from campaigns.services.consent import unsubscribe_url
@@ -180,6 +181,12 @@ def message_send(message_id: int) -> Sent:
         if not gate.send:
             _record(message, status=MessageStatus.SUPPRESSED, suppressed_reason=gate.reason)
             return Sent(MessageStatus.SUPPRESSED)
+    try:
+        rate_acquire(message.channel, settings.MESSAGING_RATE_LIMITS.get(message.channel, 0))
+    except LimiterUnavailable:
+        # Nobody knows how many went out this second: back to the queue, no attempt spent.
+        _record(message, status=MessageStatus.QUEUED, attempts=message.attempts - 1, error_code="rate_limiter")
+        return Sent(MessageStatus.QUEUED, retry=True)
     outcome = deliver(message, now=now)
     _record(message, **outcome.fields)
     return Sent(outcome.fields["status"], retry=outcome.retry)  # type: ignore[arg-type]

@@ -245,3 +245,19 @@ class TestReceipts:
         response = signed_post(client, self.path, payload)
         assert response.status_code == 400
         assert set(response.json()) == {"code", "message", "fields"}
+
+
+def test_a_single_message_waits_for_an_unreachable_rate_limiter(sms_gateway_server: Gateway, settings) -> None:
+    """Login codes and reminders share the provider's limit with the campaigns: while the shared
+    counters cannot be read, nothing goes, and the message stays queued with no attempt spent."""
+    settings.MESSAGING_RATE_LIMITS = {**settings.MESSAGING_RATE_LIMITS, "sms": 100}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    message = login_code()
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.error_code) == (MessageStatus.QUEUED, 0, "rate_limiter")
+    assert sms_gateway_server.requests == []
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert message_send(message.pk).status == MessageStatus.SENT
+    assert sms_gateway_server.sent_count == 1
