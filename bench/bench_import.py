@@ -62,6 +62,8 @@ def _phone_formats(national: str) -> list[str]:
 
 def generate_students_csv(rows: int = ROWS, seed: int = 20240901, offset: int = 97_000_000) -> bytes:
     """A students csv as institutions keep it: about one family in five has two children."""
+    from crm.services.imports.columns import STUDENT_COLUMNS
+
     rng = random.Random(seed)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -85,22 +87,22 @@ def generate_students_csv(rows: int = ROWS, seed: int = 20240901, offset: int = 
             tags = [f"意向:{rng.choice(TAGS['意向'])}", f"兴趣:{rng.choice(TAGS['兴趣'])}"]
             if rng.random() < 0.5:
                 tags.append(f"目标:{rng.choice(TAGS['目标'])}")
-            writer.writerow(
-                [
-                    name,
-                    rng.choice(["男", "女"]),
-                    f"{rng.randint(2010, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                    rng.choice(GRADES),
-                    rng.choice(SCHOOLS),
-                    rng.choice(CHANNELS),
-                    parent,
-                    relation,
-                    rng.choice(_phone_formats(national)),
-                    ";".join(tags),
-                    "" if rng.random() < 0.7 else "家长希望周末上课",
-                    rng.choice(OWNERS),
-                ]
-            )
+            values = {
+                "name": name,
+                "gender": rng.choice(["男", "女"]),
+                "birth_date": f"{rng.randint(2010, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "grade": rng.choice(GRADES),
+                "school": rng.choice(SCHOOLS),
+                "channel": rng.choice(CHANNELS),
+                "guardian_name": parent,
+                "relation": relation,
+                "phone": rng.choice(_phone_formats(national)),
+                "tags": ";".join(tags),
+                "notes": "" if rng.random() < 0.7 else "家长希望周末上课",
+                "owner": rng.choice(OWNERS),
+            }
+            # By the import's own columns, so a column added there is an empty cell here.
+            writer.writerow([values.get(column.key, "") for column in STUDENT_COLUMNS])
             written += 1
     return out.getvalue().encode("utf-8")
 
