@@ -22,7 +22,15 @@ from django.utils.translation import gettext, gettext_lazy
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 
-from campaigns.models import CallTask, Campaign, ConsentRecord, ConsentSource, MarketingSettings, Message
+from campaigns.models import (
+    CallTask,
+    Campaign,
+    ConsentRecord,
+    ConsentSource,
+    MarketingSettings,
+    Message,
+    MessageChannel,
+)
 from campaigns.resources import ConsentRecordResource
 from campaigns.services.consent import consent_record
 from campaigns.services.marketing_settings import SETTING_FIELDS, marketing_settings_ensure, marketing_settings_update
@@ -47,6 +55,8 @@ class MessageAdmin(LifecycleAdmin):
 
 class ConsentRecordForm(ServiceModelForm):
     """A decision a person took down (a signed form, a call): saved by `consent_record`."""
+
+    channel = forms.ChoiceField(label=gettext_lazy("message channel"), choices=MessageChannel.choices)
 
     class Meta:
         model = ConsentRecord

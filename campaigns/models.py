@@ -149,7 +149,7 @@ class CampaignTemplate(models.Model):
         Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, related_name="templates"
     )
     variant = models.CharField(_("variant"), max_length=1, choices=[("A", "A"), ("B", "B")], default="A")
-    channel = models.CharField(_("channel"), max_length=10, choices=CampaignChannel.choices)
+    channel = models.CharField(_("message channel"), max_length=10, choices=CampaignChannel.choices)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     text = models.TextField(_("text"))
     # The SMS cloud's registered template and WeChat's subscription template, where they need one.
@@ -228,7 +228,7 @@ class CallTask(models.Model):
 
 class Message(models.Model):
     category = models.CharField(_("category"), max_length=20, choices=MessageCategory.choices)
-    channel = models.CharField(_("channel"), max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(_("message channel"), max_length=10, choices=MessageChannel.choices)
     campus = models.ForeignKey(
         Campus, verbose_name=_("campus"), on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -322,7 +322,7 @@ class ConsentRecord(models.Model):
     guardian = models.ForeignKey(
         Guardian, verbose_name=_("guardian"), on_delete=models.CASCADE, related_name="consent_records"
     )
-    channel = models.CharField(_("channel"), max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(_("message channel"), max_length=10, choices=MessageChannel.choices)
     granted = models.BooleanField(_("consents"))
     source = models.CharField(_("how"), max_length=20, choices=ConsentSource.choices)
     wording = models.TextField(_("words shown or received"))
@@ -348,7 +348,7 @@ class Consent(models.Model):
     audience of 100,000 is checked by one join. No row: never asked, so no marketing."""
 
     guardian = models.ForeignKey(Guardian, verbose_name=_("guardian"), on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(_("channel"), max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(_("message channel"), max_length=10, choices=MessageChannel.choices)
     granted = models.BooleanField(_("consents"))
     record = models.ForeignKey(ConsentRecord, verbose_name=_("proof"), on_delete=models.PROTECT, related_name="+")
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
