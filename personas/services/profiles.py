@@ -27,6 +27,7 @@ On SQLite (the embedded default) the same rules run in Python over the ORM's row
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from psycopg import sql
 from crm.models import Attendance, Campus, Consultation, Contract, Student, StudentStage, TrialLesson
 from lifecycle.services.recompute import HALF_BLOCKS, IN_HALVES_FROM, Half, fixed_offset_span, half_params, in_half
 from personas.models import CampusScoreCuts, PersonaSettings, StudentProfile
+from personas.prepared import PREPARED_UP_TO, execute_prepared
 from personas.rules import (
     AFTERNOON_FROM,
     EVENING_FROM,
@@ -429,6 +431,9 @@ def _compute_figures(ids: list[int] | None, *, now: dt.datetime, due: bool, half
     """Step 1 on PostgreSQL."""
     if ids is None and half is None and not connection.in_atomic_block and _students_estimate() >= IN_HALVES_FROM:
         return _compute_in_halves(now=now, due=due)
+    if ids is not None and len(ids) <= PREPARED_UP_TO and half is None and not due:
+        # Planning FIGURES_SQL costs several times running it for one student (personas.prepared).
+        return _compute_figures_of(ids, now=now)
     statement = _figures_statement(by_ids=ids is not None, due=due, half=half)
     with transaction.atomic(), connection.cursor() as cursor:
         if ids is None:
@@ -440,6 +445,20 @@ def _compute_figures(ids: list[int] | None, *, now: dt.datetime, due: bool, half
         row = cursor.fetchone()
     assert row is not None
     return Computed(row[0], tuple(row[3]), tuple(row[2]))
+
+
+def _compute_figures_of(ids: list[int], *, now: dt.datetime) -> Computed:
+    """Step 1 for a few students (after a fact)."""
+    row = execute_prepared(_figures_of_ids_sql(), {**_figure_params(now), "ids": ids}).fetchone()
+    assert row is not None
+    return Computed(row[0], tuple(row[3]), tuple(row[2]))
+
+
+@functools.cache
+def _figures_of_ids_sql() -> str:
+    # Composed once: composing it costs a millisecond.
+    connection.ensure_connection()
+    return _figures_statement(by_ids=True, due=False).as_string(connection.connection)
 
 
 def _students_estimate() -> int:

@@ -44,6 +44,7 @@ from crm.services.audit import audit
 from personas.conditions import ConditionError, campus_viewer, compile_tree
 from personas.default_tag_rules import DEFAULT_RULES
 from personas.models import TagRule
+from personas.prepared import PREPARED_UP_TO, execute_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -600,10 +601,16 @@ def _out_of_line(
         params.update({f"{prefix}{name}": value for name, value in selected_params.items()})
     selected: dict[int, set[int]] = defaultdict(set)
     if parts:
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            for index, student_id in cursor.fetchall():
-                selected[index].add(student_id)
+        statement = " UNION ALL ".join(parts)
+        if len(ids) <= PREPARED_UP_TO:
+            # Planning it costs several times running it for a student or two (personas.prepared).
+            rows = execute_prepared(statement, params).fetchall()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                rows = cursor.fetchall()
+        for index, student_id in rows:
+            selected[index].add(student_id)
     held = list(
         StudentTag.objects.filter(student_id__in=ids, tag_id__in={rule.tag_id for rule, _ in todo}).values_list(
             "student_id", "tag_id", "source", "rule"
