@@ -38,9 +38,17 @@ def seed_campaigns() -> DemoCampaigns:
         desk = User.objects.filter(campus=campus, groups__name=Role.FRONT_DESK).order_by("pk").first()
         if manager is None or desk is None:
             continue
-        families = Guardian.objects.filter(students__campus=campus).distinct().order_by("pk")
-        for guardian in families:
-            if guardian.pk % NO_CONSENT_EVERY == 0:
+        families = list(Guardian.objects.filter(students__campus=campus).distinct().order_by("pk"))
+        # Every fifth family, and the first family of a dormant or churned student (so a dry run of
+        # the demo campaign always shows someone held back), never gave consent.
+        first_silent = (
+            Guardian.objects.filter(students__campus=campus, students__pipeline__stage__in=["dormant", "churned"])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        for index, guardian in enumerate(families):
+            if index % NO_CONSENT_EVERY == 0 or guardian.pk == first_silent:
                 continue
             consent_record(
                 guardian=guardian,
