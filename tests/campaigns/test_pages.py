@@ -3,9 +3,13 @@ results, the call tasks in the follow-up list; constant query counts."""
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -20,6 +24,17 @@ from tests import factories
 from tests.campaigns.gateway import Gateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# A weekday afternoon in the campus's zone: what the pages send does not wait for quiet hours
+# (tests/campaigns/test_marketing.py tests them), whatever the hour the suite runs at.
+AFTERNOON = dt.datetime(2026, 12, 3, 14, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(autouse=True)
+def afternoon() -> Iterator[None]:
+    with time_machine.travel(AFTERNOON, tick=True):
+        yield
+
 
 DORMANT = {"all": [{"field": "stage", "op": "in", "value": ["dormant"]}]}
 
