@@ -8,6 +8,7 @@ variables is in README.md.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -40,7 +41,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "import_export",
     "django_celery_beat",
@@ -48,6 +51,7 @@ INSTALLED_APPS = [
     "lifecycle",
     "personas",
     "campaigns",
+    "parents",
 ]
 
 MIDDLEWARE = [
@@ -246,9 +250,17 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Closed by default: an endpoint is for staff with a role unless it says otherwise
+    # (the parent API sets `parents.api.permissions.IsParent`).
+    "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.IsStaff"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The first one's scheme goes into WWW-Authenticate, which makes a stranger's answer a 401
+        # (with the session first it would be a 403).
+        "crm.api.auth.StaffTokenAuthentication",  # integrations: "Authorization: Token <key>"
+        "parents.auth.ParentTokenAuthentication",  # the mini-program: "Authorization: Bearer <access>"
+        "rest_framework.authentication.SessionAuthentication",  # the staff pages
+    ],
+    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.PageNumberPage",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -259,8 +271,33 @@ REST_FRAMEWORK = {
     ],
     # Every error in one JSON shape (config/api_errors.py).
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    # Counted in the cache (Redis outside the embedded default), per client address or account.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_ip": env_str("API_AUTH_RATE_IP", "30/min"),
+        "auth_phone": env_str("API_AUTH_RATE_PHONE", "10/hour"),
+        "invite_ip": env_str("API_INVITE_RATE_IP", "10/hour"),
+    },
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
-SPECTACULAR_SETTINGS = {"TITLE": "SCRM API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
+# The parent API (parents/): how long a login lasts, and the SMS login code's rules.
+PARENT_ACCESS_TTL = timedelta(minutes=env_int("PARENT_ACCESS_MINUTES", 120))
+PARENT_REFRESH_TTL = timedelta(days=env_int("PARENT_REFRESH_DAYS", 30))
+PARENT_CODE_TTL = timedelta(minutes=env_int("PARENT_CODE_MINUTES", 5))
+# Wrong codes for one phone within PARENT_CODE_TTL before every code of that phone is refused.
+PARENT_CODE_MAX_FAILURES = env_int("PARENT_CODE_MAX_FAILURES", 5)
+PARENT_CODE_RESEND_SECONDS = env_int("PARENT_CODE_RESEND_SECONDS", 60)
+# WeChat login (jscode2session, then the phone-number exchange) uses the mini program's
+# WECHAT_APPID and WECHAT_SECRET at WECHAT_API_BASE; without them WeChat login is off.
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SCRM API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's Swagger UI is served from our static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True

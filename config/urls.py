@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 from config.health import healthz
 from personas.api.card import PersonaCardView
 
-# The REST API (DRF). Issue 10 brings the persona card and segments; the rest is a later issue.
+# The REST API (DRF): staff resources, and the parents' mini-program under parent/.
 api_v1: list[URLPattern | URLResolver] = [
+    path("parent/", include("parents.urls")),
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
@@ -16,6 +19,12 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api_schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api_schema", permission_classes=[AllowAny]),
+        name="api_docs",
+    ),
     # The persona card is the student page: its routes come before crm's.
     path("", include("personas.urls")),
     path("", include("crm.urls")),

@@ -684,6 +684,17 @@ class AuditAction(models.TextChoices):
     CAMPAIGN_PAUSE = "campaign_pause", _("Campaign paused")
     CAMPAIGN_RESUME = "campaign_resume", _("Campaign resumed")
     CAMPAIGN_CANCEL = "campaign_cancel", _("Campaign cancelled")
+    PARENT_LOGIN = "parent_login", _("Parent logged in")
+    PARENT_LOGOUT = "parent_logout", _("Parent logged out")
+    PARENT_DATA_EXPORT = "parent_data_export", _("Parent downloaded their data")
+    PARENT_CONSENT = "parent_consent", _("Parent changed message preferences")
+    PARENT_SETTINGS_UPDATE = "parent_settings_update", _("Parent app rules changed")
+    TRIAL_REQUEST = "trial_request", _("Trial requested by a parent")
+    TRIAL_REQUEST_CLOSE = "trial_request_close", _("Trial request handled")
+    SATISFACTION_ANSWER = "satisfaction_answer", _("Satisfaction answered")
+    CARE_TASK_CLOSE = "care_task_close", _("Care task done")
+    REFERRAL_LEAD = "referral_lead", _("Referred lead captured")
+    REFERRAL_REWARD = "referral_reward", _("Referral reward applied")
 
 
 class AuditEntry(models.Model):
@@ -691,6 +702,16 @@ class AuditEntry(models.Model):
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("by"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # A parent's own writes (through the parent API) name the guardian instead of a staff member.
+    guardian = models.ForeignKey(
+        Guardian,
+        verbose_name=_("by guardian"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     action = models.CharField(_("action"), max_length=50, choices=AuditAction.choices)
     student = models.ForeignKey(
@@ -750,3 +771,23 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.original_name}"
+
+
+class IdempotencyRecord(models.Model):
+    """A creating POST sent with an `Idempotency-Key`: its answer, replayed when the same caller
+    sends the same key again (mobile networks retry). Written only by `crm.api.idempotency`."""
+
+    caller = models.CharField(_("caller"), max_length=40)
+    key = models.CharField(_("key"), max_length=255)
+    fingerprint = models.CharField(_("request fingerprint"), max_length=64)
+    status_code = models.PositiveSmallIntegerField(_("status"), null=True, blank=True)
+    body = models.JSONField(_("answer"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="idempotency_once_per_caller")]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key}"

@@ -1,0 +1,60 @@
+"""The parents' side: their logins and sessions (and, built on them, trial requests,
+satisfaction, referrals). A parent is a `crm.Guardian`, known by their phone."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Guardian
+
+
+class LoginCode(models.Model):
+    """A one-time code sent by SMS to log in. Only its hash is kept."""
+
+    phone = models.CharField(_("phone"), max_length=20)
+    code_hash = models.CharField(_("code hash"), max_length=64)
+    ip = models.GenericIPAddressField(_("address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    # Wrong codes typed against it; past the limit it can no longer be used.
+    failures = models.PositiveSmallIntegerField(_("wrong attempts"), default=0)
+
+    class Meta:
+        verbose_name = _("login code")
+        verbose_name_plural = _("login codes")
+        indexes = [models.Index(fields=["phone", "-created_at"], name="login_code_phone_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.phone} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ParentSession(models.Model):
+    """One logged-in device: an access token (short) and a refresh token (long), hashed.
+
+    Logout revokes the row, so both tokens stop working at once."""
+
+    guardian = models.ForeignKey(
+        Guardian, verbose_name=_("guardian"), on_delete=models.CASCADE, related_name="parent_sessions"
+    )
+    access_hash = models.CharField(_("access token hash"), max_length=64, unique=True)
+    refresh_hash = models.CharField(_("refresh token hash"), max_length=64, unique=True)
+    access_expires_at = models.DateTimeField(_("access expires at"))
+    refresh_expires_at = models.DateTimeField(_("refresh expires at"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    via = models.CharField(_("logged in by"), max_length=10, choices=[("sms", _("SMS code")), ("wechat", "WeChat")])
+
+    class Meta:
+        verbose_name = _("parent session")
+        verbose_name_plural = _("parent sessions")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(access_expires_at__lte=models.F("refresh_expires_at")), name="parent_session_expiry_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.guardian} ({self.via})"
