@@ -58,3 +58,45 @@ class ParentSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guardian} ({self.via})"
+
+
+class TrialRequest(models.Model):
+    """A parent asks for a trial lesson for their child; the campus's front desk sees it in the
+    follow-up list and books (or declines) it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Waiting")
+        BOOKED = "booked", _("Booked")
+        CLOSED = "closed", _("Closed")
+
+    guardian = models.ForeignKey(
+        Guardian, verbose_name=_("guardian"), on_delete=models.CASCADE, related_name="trial_requests"
+    )
+    student = models.ForeignKey(
+        "crm.Student", verbose_name=_("student"), on_delete=models.CASCADE, related_name="trial_requests"
+    )
+    campus = models.ForeignKey("crm.Campus", verbose_name=_("campus"), on_delete=models.PROTECT, related_name="+")
+    course = models.ForeignKey(
+        "crm.Course", verbose_name=_("course"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    subject = models.CharField(_("subject wished"), max_length=50, blank=True)
+    wished_at = models.DateTimeField(_("time wished"))
+    note = models.TextField(_("note"), max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    handled_by = models.ForeignKey(
+        "crm.User", verbose_name=_("handled by"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_at = models.DateTimeField(_("handled at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("trial request")
+        verbose_name_plural = _("trial requests")
+        indexes = [
+            models.Index(
+                fields=["campus", "created_at"], condition=Q(status="open"), name="trial_request_open_by_campus"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} @ {self.wished_at:%Y-%m-%d %H:%M}"
