@@ -283,8 +283,9 @@ REST_FRAMEWORK = {
 PARENT_ACCESS_TTL = timedelta(minutes=env_int("PARENT_ACCESS_MINUTES", 120))
 PARENT_REFRESH_TTL = timedelta(days=env_int("PARENT_REFRESH_DAYS", 30))
 PARENT_CODE_TTL = timedelta(minutes=env_int("PARENT_CODE_MINUTES", 5))
-# Wrong codes for one phone within PARENT_CODE_TTL before every code of that phone is refused.
+# Wrong codes for one phone within PARENT_CODE_LOCK before every code of that phone is refused.
 PARENT_CODE_MAX_FAILURES = env_int("PARENT_CODE_MAX_FAILURES", 5)
+PARENT_CODE_LOCK = timedelta(minutes=env_int("PARENT_CODE_LOCK_MINUTES", 15))
 PARENT_CODE_RESEND_SECONDS = env_int("PARENT_CODE_RESEND_SECONDS", 60)
 # WeChat login (jscode2session, then the phone-number exchange) uses the mini program's
 # WECHAT_APPID and WECHAT_SECRET at WECHAT_API_BASE; without them WeChat login is off.

@@ -113,6 +113,36 @@ def course_b(campus_b: Campus) -> factories.models.Course:
     return factories.CourseFactory(campus=campus_b, name="美术启蒙", subject="美术")
 
 
+# The parents: two families at campus A, and one phone with a child in each campus.
+@pytest.fixture
+def parent_a(campus_a: Campus) -> factories.models.Guardian:
+    guardian = factories.GuardianFactory(name="王妈妈", phone="+8613800138001", relation="妈妈")
+    factories.StudentFactory(name="王小明", campus=campus_a, guardians=[guardian])
+    return guardian
+
+
+@pytest.fixture
+def parent_b(campus_a: Campus) -> factories.models.Guardian:
+    guardian = factories.GuardianFactory(name="李爸爸", phone="+8613800138002", relation="爸爸")
+    factories.StudentFactory(name="李小红", campus=campus_a, guardians=[guardian])
+    return guardian
+
+
+@pytest.fixture
+def parent_two_campuses(campus_a: Campus, campus_b: Campus) -> factories.models.Guardian:
+    guardian = factories.GuardianFactory(name="张妈妈", phone="+8613800138003", relation="妈妈")
+    factories.StudentFactory(name="张一", campus=campus_a, guardians=[guardian])
+    factories.StudentFactory(name="张二", campus=campus_b, guardians=[guardian])
+    return guardian
+
+
+def bearer(guardian: factories.models.Guardian) -> dict[str, str]:
+    """Request headers acting as this parent, logged in now (Django test client keywords)."""
+    from parents.services.sessions import session_open
+
+    return {"HTTP_AUTHORIZATION": f"Bearer {session_open(guardian=guardian, via='sms').access}"}
+
+
 @pytest.fixture
 def real_broker(settings) -> Iterator[None]:
     """Tasks go through Redis to a worker the test starts (`celery.contrib.testing.worker`), with
