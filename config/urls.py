@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("crm.urls")),
     path("", include("lifecycle.urls")),
     path("", include("campaigns.urls")),
+    path("", include("parents.page_urls")),
 ]
 
 handler403 = "config.errors.permission_denied"

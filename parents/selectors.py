@@ -19,10 +19,13 @@ from crm.models import (
     Course,
     Guardian,
     Lesson,
+    Role,
     Student,
     TrialLesson,
     TrialStatus,
+    User,
 )
+from crm.selectors import in_viewers_campuses
 from parents.models import TrialRequest
 
 UPCOMING = 10
@@ -122,3 +125,15 @@ def trial_courses(child: Student) -> QuerySet[Course]:
 
 def family_prefetch() -> Prefetch:
     return Prefetch("students", queryset=Student.objects.select_related("campus"))
+
+
+def trial_requests_for(viewer: User) -> QuerySet[TrialRequest]:
+    """Open trial requests in the viewer's follow-ups: their campus's (the front desk, managers;
+    an administrator's every campus), oldest first. Teachers have none."""
+    if viewer.role not in (Role.FRONT_DESK, Role.MANAGER, Role.ADMIN):
+        return TrialRequest.objects.none()
+    return (
+        in_viewers_campuses(TrialRequest.objects.filter(status=TrialRequest.Status.OPEN), viewer)
+        .select_related("student__owner", "guardian", "course", "campus")
+        .order_by("created_at", "pk")
+    )

@@ -75,12 +75,11 @@ class MeView(APIView):
 
 class ParentChildSerializer(serializers.ModelSerializer):
     campus = serializers.CharField(source="campus.name")
-    grade_label = serializers.CharField(source="get_grade_display")
     hours_left = serializers.SerializerMethodField(help_text="Hours left on the child's active contracts.")
 
     class Meta:
         model = Student
-        fields = ["id", "name", "gender", "birth_date", "grade", "grade_label", "school", "campus", "hours_left"]
+        fields = ["id", "name", "gender", "birth_date", "grade", "school", "campus", "hours_left"]
 
     @extend_schema_field(serializers.DecimalField(max_digits=9, decimal_places=1))
     def get_hours_left(self, child: Student) -> str:

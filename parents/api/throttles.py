@@ -8,12 +8,20 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from crm.phones import normalize_phone
 
 
-class IpThrottle(SimpleRateThrottle):
+class ScopedThrottle(SimpleRateThrottle):
+    def get_rate(self) -> str | None:
+        # Read when asked, not when the class was imported: settings can change the rates.
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return str(rate) if rate is not None else None
+
+
+class IpThrottle(ScopedThrottle):
     """Per client address; `scope` names the rate in REST_FRAMEWORK's DEFAULT_THROTTLE_RATES."""
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
@@ -28,7 +36,7 @@ class InviteIpThrottle(IpThrottle):
     scope = "invite_ip"
 
 
-class AuthPhoneThrottle(SimpleRateThrottle):
+class AuthPhoneThrottle(ScopedThrottle):
     """Codes asked for one phone, from anywhere: a phone is not flooded with messages."""
 
     scope = "auth_phone"
