@@ -298,6 +298,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets whose field names other choice sets share get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+        "CampaignChannelEnum": "campaigns.models.CampaignChannel",
+        "CampaignGoalEnum": "campaigns.models.CampaignGoal",
+        "CampaignGroupEnum": "campaigns.models.CampaignGroup",
+        "SuppressionReasonEnum": "campaigns.models.SuppressionReason",
+        "StudentChannelEnum": "crm.models.Channel",
+    },
+    # The one error shape as every operation's error answers (config/api_schema.py), after the
+    # default hook that names the enums.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.document_errors",
+    ],
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

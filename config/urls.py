@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from config import api_schema  # noqa: F401  (registers the schema's authentication schemes)
 from config.health import healthz
 from personas.api.card import PersonaCardView
 
