@@ -13,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
+    path("", include("campaigns.api.campaigns")),
 ]
 
 urlpatterns = [
