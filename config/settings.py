@@ -306,6 +306,7 @@ SPECTACULAR_SETTINGS = {
         "CampaignGroupEnum": "campaigns.models.CampaignGroup",
         "SuppressionReasonEnum": "campaigns.models.SuppressionReason",
         "StudentChannelEnum": "crm.models.Channel",
+        "ContractStatusEnum": "crm.models.ContractStatus",
     },
     # The one error shape as every operation's error answers (config/api_schema.py), after the
     # default hook that names the enums.

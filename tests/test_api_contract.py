@@ -111,6 +111,11 @@ def world(
     keep_connection: None,
 ) -> World:
     settings.SMS_GATEWAY_SECRET = GATEWAY_SECRET
+    # Throttles count in a cache of this test's own: each operation starts with its allowance
+    # (a few logins pass, then 429), whatever earlier runs left in Redis.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"contract-{id(settings)}"}
+    }
     course = factories.CourseFactory(campus=campus_a)
     guardian = factories.GuardianFactory()
     children = [
