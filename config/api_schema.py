@@ -16,6 +16,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.metadata import SimpleMetadata
 
 ERROR_COMPONENT = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -91,6 +92,16 @@ class SessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The staff pages' session (unsafe methods also need the CSRF token).",
         }
+
+
+class SchemaFirstMetadata(SimpleMetadata):
+    """OPTIONS names the view and the media types it reads and writes; its fields are in the
+    schema. DRF's default also describes the fields of the serializer a POST or PUT would take,
+    which fails (a 500) for a view that builds its serializers per request instead of naming a
+    `serializer_class`."""
+
+    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+        return {}
 
 
 def _error_codes(operation: dict[str, Any], method: str, view: Any) -> set[str]:

@@ -271,6 +271,8 @@ REST_FRAMEWORK = {
     ],
     # Every error in one JSON shape (config/api_errors.py).
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    # OPTIONS without the fields of a view's serializer: the schema has them (config/api_schema.py).
+    "DEFAULT_METADATA_CLASS": "config.api_schema.SchemaFirstMetadata",
     # Counted in the cache (Redis outside the embedded default), per client address or account.
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env_str("API_AUTH_RATE_IP", "30/min"),
@@ -305,7 +307,7 @@ SPECTACULAR_SETTINGS = {
         "CampaignGoalEnum": "campaigns.models.CampaignGoal",
         "CampaignGroupEnum": "campaigns.models.CampaignGroup",
         "SuppressionReasonEnum": "campaigns.models.SuppressionReason",
-        "StudentChannelEnum": "crm.models.Channel",
+        "SourceChannelEnum": "crm.models.Channel.choices",
         "ContractStatusEnum": "crm.models.ContractStatus",
     },
     # The one error shape as every operation's error answers (config/api_schema.py), after the

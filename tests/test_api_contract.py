@@ -196,3 +196,19 @@ def test_every_answer_is_documented(case: Any, world: World) -> None:
         case.call_and_validate(headers=extra["headers"], data=extra["data"], checks=CHECKS)
         return
     case.call_and_validate(headers=headers, checks=CHECKS)
+
+
+def test_options_never_asks_a_view_for_its_serializer() -> None:
+    # A view that builds its serializers per request has no `serializer_class`: DRF's default
+    # metadata asked for one and answered OPTIONS with a 500 (found by the fuzzing above).
+    from rest_framework import generics
+    from rest_framework.permissions import AllowAny
+    from rest_framework.test import APIRequestFactory
+
+    class PerRequest(generics.CreateAPIView):
+        authentication_classes: list[Any] = []
+        permission_classes = [AllowAny]
+
+    response = PerRequest.as_view()(APIRequestFactory().options("/api/v1/x/"))
+    assert response.status_code == 200
+    assert response.data["name"] and "actions" not in response.data
