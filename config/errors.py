@@ -11,16 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from rest_framework import exceptions
+
+from config.api_errors import error_body
+
+
+def _is_api(request: HttpRequest) -> bool:
+    # An API client reads JSON in the one error shape (config/api_errors.py), even for a URL
+    # that names no endpoint (/api/v1/students/abc/), which never reaches DRF.
+    return request.path_info.startswith("/api/")
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", str(exceptions.NotFound.default_detail)), status=404)
     return render(request, "404.html", status=404)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            error_body("permission_denied", str(exceptions.PermissionDenied.default_detail)), status=403
+        )
     return render(request, "403.html", status=403)
 
 

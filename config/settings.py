@@ -271,6 +271,8 @@ REST_FRAMEWORK = {
     ],
     # Every error in one JSON shape (config/api_errors.py).
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    # OPTIONS without the fields of a view's serializer: the schema has them (config/api_schema.py).
+    "DEFAULT_METADATA_CLASS": "config.api_schema.SchemaFirstMetadata",
     # Counted in the cache (Redis outside the embedded default), per client address or account.
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env_str("API_AUTH_RATE_IP", "30/min"),
@@ -298,6 +300,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets whose field names other choice sets share get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+        "CampaignChannelEnum": "campaigns.models.CampaignChannel",
+        "CampaignGoalEnum": "campaigns.models.CampaignGoal",
+        "CampaignGroupEnum": "campaigns.models.CampaignGroup",
+        "SuppressionReasonEnum": "campaigns.models.SuppressionReason",
+        "SourceChannelEnum": "crm.models.Channel.choices",
+        "ContractStatusEnum": "crm.models.ContractStatus",
+    },
+    # The one error shape as every operation's error answers (config/api_schema.py), after the
+    # default hook that names the enums.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.document_errors",
+    ],
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

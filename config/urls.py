@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from config import api_schema  # noqa: F401  (registers the schema's authentication schemes)
 from config.health import healthz
 from personas.api.card import PersonaCardView
 
@@ -12,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
+    path("", include("campaigns.api.campaigns")),
 ]
 
 urlpatterns = [

@@ -122,6 +122,19 @@ def world(
 EXTRA_OBJECTS: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
 
+def _campaign_a(ns: dict[str, Any]) -> Any:
+    from campaigns.services.campaigns import CampaignInput, TemplateInput, campaign_save
+
+    templates = [TemplateInput(channel="sms", text="{student}想念你")]
+    data = CampaignInput(
+        name="唤醒", goal="win_back", segment=ns["objects"]["segment_a"], channels=["sms"], templates=templates
+    )
+    return campaign_save(actor=ns["manager"], campus=ns["campus_a"], data=data)
+
+
+EXTRA_OBJECTS["campaign_a"] = _campaign_a
+
+
 # -- the callers ------------------------------------------------------------------------------
 
 
@@ -242,6 +255,13 @@ RULES: dict[str, Rule] = {
         {"get": staff("manager"), "put": staff("manager"), "patch": staff("manager")}, lambda w: {"pk": w.segment_a.pk}
     ),
     "api_segment_members": Rule({"get": staff("manager")}, lambda w: {"pk": w.segment_a.pk}),
+    # campaigns: the staff API (as the pages: managers of the campus, administrators)
+    "api_campaign_list": Rule({"get": staff("manager", other_campus=OK)}),
+    "api_campaign_detail": Rule({"get": staff("manager")}, lambda w: {"pk": w.campaign_a.pk}),
+    **{
+        f"api_campaign_{action}": Rule({"post": staff("manager")}, lambda w: {"pk": w.campaign_a.pk})
+        for action in ("dry_run", "launch", "pause", "resume", "cancel")
+    },
     # campaigns: the gateway's webhooks
     "api_sms_receipts": Rule({"post": signed_only()}),
     "api_sms_inbound": Rule({"post": signed_only()}),

@@ -37,7 +37,8 @@ class UsesSegments(permissions.BasePermission):
 
 class SegmentSerializer(serializers.ModelSerializer):
     in_words = serializers.SerializerMethodField()
-    created_by: serializers.Field = serializers.StringRelatedField()
+    # null once its author's account is deleted (or for a segment made outside the pages)
+    created_by: serializers.Field = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = Segment
