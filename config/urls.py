@@ -12,6 +12,9 @@ api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
+    path("", include("lifecycle.api.students")),
+    path("", include("crm.api.guardians")),
+    path("", include("crm.api.tags")),
 ]
 
 urlpatterns = [
