@@ -299,7 +299,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # A choice set several serializers share gets one name in the schema.
-    "ENUM_NAME_OVERRIDES": {"FlagEnum": "lifecycle.filters.Flag.choices"},
+    "ENUM_NAME_OVERRIDES": {
+        "FlagEnum": "lifecycle.filters.Flag.choices",
+        "SourceChannelEnum": "crm.models.Channel.choices",
+    },
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
