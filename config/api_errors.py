@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -85,3 +85,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         codes = exc.get_codes()
         response.data = error_body(codes if isinstance(codes, str) else "error", str(exc.detail))
     return response
+
+
+class ProblemFieldSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    path = serializers.CharField(help_text="The part of a nested value at fault (a condition's node: 1.0), or blank.")
+
+
+class ProblemSerializer(serializers.Serializer):
+    """The one error shape, for the schema's error responses."""
+
+    code = serializers.CharField(help_text="invalid, not_found, permission_denied, not_authenticated...")
+    message = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Declared here: a class attribute named `fields` would hide the serializer's own.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(
+            child=ProblemFieldSerializer(many=True), help_text="Each field's problems, by name."
+        )
+        return fields
+
+
+def problem_responses(*statuses: int) -> dict[int, type[ProblemSerializer]]:
+    """`extend_schema(responses={200: ..., **problem_responses(400, 404)})`: the error answers an
+    endpoint gives, in the one shape (401 and 403 come with every staff endpoint)."""
+    return {status: ProblemSerializer for status in sorted({401, 403, *statuses})}

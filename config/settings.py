@@ -309,6 +309,7 @@ SPECTACULAR_SETTINGS = {
         "SuppressionReasonEnum": "campaigns.models.SuppressionReason",
         "SourceChannelEnum": "crm.models.Channel.choices",
         "ContractStatusEnum": "crm.models.ContractStatus",
+        "FlagEnum": "lifecycle.filters.Flag.choices",
     },
     # The one error shape as every operation's error answers (config/api_schema.py), after the
     # default hook that names the enums.

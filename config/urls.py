@@ -14,6 +14,9 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
     path("", include("campaigns.api.campaigns")),
+    path("", include("lifecycle.api.students")),
+    path("", include("crm.api.guardians")),
+    path("", include("crm.api.tags")),
 ]
 
 urlpatterns = [

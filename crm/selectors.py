@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from django.db.models import Model, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from crm.models import (
     Contract,
     ContractStatus,
     Course,
+    Guardian,
     Lesson,
     Role,
     Student,
@@ -279,3 +280,26 @@ def _lesson_days(lessons: QuerySet[Lesson], visible: QuerySet[Student]) -> list[
             )
         )
     return days
+
+
+def guardians_visible_to(viewer: User) -> QuerySet[Guardian]:
+    """The guardians of the students `students_visible_to(viewer)` returns (a family spanning
+    campuses is seen from each of them), as the admin's scoping reads them."""
+    links = in_viewers_campuses(
+        StudentGuardian.objects.filter(guardian_id=OuterRef("pk")), viewer, campus_lookup="student__campus_id"
+    )
+    return Guardian.objects.filter(Exists(links))
+
+
+def guardian_get(*, viewer: User, guardian_id: int) -> Guardian:
+    """One guardian the viewer may see, or 404 (a family of another campus does not exist for them)."""
+    guardian = guardians_visible_to(viewer).filter(pk=guardian_id).first()
+    if guardian is None:
+        raise Http404
+    return guardian
+
+
+def guardian_children(viewer: User) -> Prefetch:
+    """A guardian's children as the viewer sees them (`visible_children`), fetched with the page."""
+    children = students_visible_to(viewer).only("id", "name", "campus_id").order_by("pk")
+    return Prefetch("students", queryset=children, to_attr="visible_children")

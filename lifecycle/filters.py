@@ -60,7 +60,10 @@ class StudentFilter(django_filters.FilterSet):
         label=_("Tag"), queryset=Tag.objects.select_related("group"), method="filter_tag"
     )
     flag = django_filters.ChoiceFilter(label=_("Flag"), choices=Flag.choices, method="filter_flag")
-    stage = django_filters.MultipleChoiceFilter(label=_("Stage"), field_name="pipeline__stage", choices=Stage.choices)
+    # One stage row per student: no DISTINCT (which would sort every matching row before the LIMIT).
+    stage = django_filters.MultipleChoiceFilter(
+        label=_("Stage"), field_name="pipeline__stage", choices=Stage.choices, distinct=False
+    )
 
     class Meta:
         model = Student
@@ -98,9 +101,12 @@ class StudentFilter(django_filters.FilterSet):
     def filter_queryset(self, queryset: QuerySet[Student]) -> QuerySet[Student]:
         queryset = super().filter_queryset(queryset)
         campus_id = self.campus_id()
-        if campus_id is not None:
+        if campus_id is not None and self.form.cleaned_data.get("stage"):
             # The same campus said on the stage's own table too: a stage's list of one campus is
             # then a range of StudentStage's board index instead of a walk over every campus.
+            # Only with a stage chosen: otherwise the second campus condition is one the planner
+            # cannot see is the first, and it misjudges a small campus's newest page (the API's
+            # list) as a hash join of the whole campus rather than a walk down the primary key.
             queryset = queryset.filter(pipeline__campus_id=campus_id)
         return queryset
 

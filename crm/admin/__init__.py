@@ -9,13 +9,14 @@
   and sort only by indexed columns; no facets; no per-row queries.
 
 students.py: students, guardians, tags. facts.py: consultations, trials, contracts,
-attendance, lessons. organisation.py: campuses, staff, courses, audit log, imports.
+attendance, lessons. organisation.py: campuses, staff, courses, audit log, imports. tokens.py: integrations' API
+tokens, for administrators.
 """
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from crm.admin import facts, organisation, students
+from crm.admin import facts, organisation, students, tokens
 
 admin.site.site_header = _("SCRM administration")
 admin.site.site_title = _("SCRM admin")
@@ -23,4 +24,4 @@ admin.site.site_title = _("SCRM admin")
 # after every character); the index page and the breadcrumbs lead to every model.
 admin.site.enable_nav_sidebar = False
 
-__all__ = ["facts", "organisation", "students"]
+__all__ = ["facts", "organisation", "students", "tokens"]

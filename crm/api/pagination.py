@@ -4,7 +4,14 @@ on the ten-thousandth page as on the first and never counts the whole table."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils.translation import gettext as _
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.request import Request
+
+from config.api_errors import FieldProblem
 
 
 class PageNumberPage(PageNumberPagination):
@@ -20,3 +27,18 @@ class CursorPage(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = "-id"
+
+    def decode_cursor(self, request: Request) -> Any:
+        """A cursor that does not decode is a bad parameter (400, as the schema says), not a missing page."""
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound as exc:
+            raise self.bad_cursor() from exc
+        # The position is an id (the ordering): anything else, or an id no table holds, was not made here.
+        position = str(cursor.position) if cursor is not None and cursor.position is not None else ""
+        if position and not (position.isdigit() and int(position) < 2**63):
+            raise self.bad_cursor()
+        return cursor
+
+    def bad_cursor(self) -> FieldProblem:
+        return FieldProblem(self.cursor_query_param, _("This page link is not valid; start from the first page."))
