@@ -298,6 +298,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status` or a `channel`, each with its own choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "crm.models.Channel",
+        "ConsultationChannelEnum": "crm.models.ConsultationChannel",
+        "TrialStatusEnum": "crm.models.TrialStatus",
+        "ContractStatusEnum": "crm.models.ContractStatus",
+        "AttendanceStatusEnum": "crm.models.AttendanceStatus",
+    },
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

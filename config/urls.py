@@ -12,6 +12,11 @@ api_v1: list[URLPattern | URLResolver] = [
     path("students/<int:pk>/persona/", PersonaCardView.as_view(), name="api_student_persona"),
     path("", include("personas.api.segments")),
     path("", include("campaigns.api.webhooks")),
+    path("", include("crm.api.courses")),
+    path("", include("crm.api.consultations")),
+    path("", include("crm.api.trials")),
+    path("", include("crm.api.contracts")),
+    path("", include("crm.api.attendance")),
 ]
 
 urlpatterns = [
