@@ -310,6 +310,9 @@ SPECTACULAR_SETTINGS = {
         "SourceChannelEnum": "crm.models.Channel.choices",
         "ContractStatusEnum": "crm.models.ContractStatus",
         "FlagEnum": "lifecycle.filters.Flag.choices",
+        "ConsultationChannelEnum": "crm.models.ConsultationChannel",
+        "TrialStatusEnum": "crm.models.TrialStatus",
+        "AttendanceStatusEnum": "crm.models.AttendanceStatus",
     },
     # The one error shape as every operation's error answers (config/api_schema.py), after the
     # default hook that names the enums.

@@ -17,6 +17,11 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("lifecycle.api.students")),
     path("", include("crm.api.guardians")),
     path("", include("crm.api.tags")),
+    path("", include("crm.api.courses")),
+    path("", include("crm.api.consultations")),
+    path("", include("crm.api.trials")),
+    path("", include("crm.api.contracts")),
+    path("", include("crm.api.attendance")),
 ]
 
 urlpatterns = [

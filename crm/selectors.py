@@ -73,6 +73,40 @@ def student_get(*, viewer: User, student_id: int) -> Student:
     return student
 
 
+def courses_visible_to(viewer: User) -> QuerySet[Course]:
+    return in_viewers_campuses(Course.objects.all(), viewer)
+
+
+def consultations_visible_to(viewer: User) -> QuerySet[Consultation]:
+    return in_viewers_campuses(Consultation.objects.all(), viewer, campus_lookup="student__campus_id")
+
+
+def contracts_visible_to(viewer: User) -> QuerySet[Contract]:
+    return in_viewers_campuses(Contract.objects.all(), viewer, campus_lookup="student__campus_id")
+
+
+def _teachers_own(rows: QuerySet[Rows], viewer: User) -> QuerySet[Rows]:
+    """A teacher works with their own trials and lessons only, as their day page shows them."""
+    return rows.filter(teacher=viewer) if viewer.role == Role.TEACHER else rows
+
+
+def trials_visible_to(viewer: User) -> QuerySet[TrialLesson]:
+    return _teachers_own(
+        in_viewers_campuses(TrialLesson.objects.all(), viewer, campus_lookup="student__campus_id"), viewer
+    )
+
+
+def lessons_visible_to(viewer: User) -> QuerySet[Lesson]:
+    return _teachers_own(in_viewers_campuses(Lesson.objects.all(), viewer, campus_lookup="course__campus_id"), viewer)
+
+
+def attendance_visible_to(viewer: User) -> QuerySet[Attendance]:
+    """Attendance records of the viewer's campus; a teacher's, those of the lessons they taught."""
+    return _teachers_own(
+        in_viewers_campuses(Attendance.objects.all(), viewer, campus_lookup="student__campus_id"), viewer
+    )
+
+
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
     return start, start + dt.timedelta(days=1)

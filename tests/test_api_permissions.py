@@ -247,7 +247,26 @@ class Rule:
     args: Callable[[World], dict[str, Any]] = lambda w: {}
 
 
+FRONT_OFFICE = ("front_desk", "manager")
+TEACHING = ("teacher", "manager")
+
 RULES: dict[str, Rule] = {
+    # crm: the staff records (crm/api/); a teacher works on their own trials and lessons
+    "api_course_list": Rule({"get": staff(*ALL_ROLES, other_campus=OK)}),
+    "api_consultation_list": Rule(
+        {"get": staff(*FRONT_OFFICE, other_campus=OK), "post": staff(*FRONT_OFFICE, other_campus=OK)}
+    ),
+    "api_trial_list": Rule({"get": staff(*ALL_ROLES, other_campus=OK), "post": staff(*FRONT_OFFICE, other_campus=OK)}),
+    "api_trial_feedback": Rule({"post": staff(*TEACHING)}, lambda w: {"pk": w.trial_a.pk}),
+    "api_trial_cancel": Rule({"post": staff(*FRONT_OFFICE)}, lambda w: {"pk": w.trial_a.pk}),
+    "api_contract_list": Rule(
+        {"get": staff(*FRONT_OFFICE, other_campus=OK), "post": staff(*FRONT_OFFICE, other_campus=OK)}
+    ),
+    "api_contract_refund": Rule({"post": staff("manager")}, lambda w: {"pk": w.contract_a.pk}),
+    "api_attendance_list": Rule({"get": staff(*ALL_ROLES, other_campus=OK)}),
+    "api_lesson_attendance": Rule({"post": staff(*TEACHING)}, lambda w: {"pk": w.lesson_a.pk}),
+    # attendance_a is two days old: its teacher may no longer correct it, a manager may.
+    "api_attendance_correct": Rule({"post": {**staff(*TEACHING), "teacher": 403}}, lambda w: {"pk": w.attendance_a.pk}),
     # personas
     "api_student_persona": Rule({"get": staff(*ALL_ROLES)}, lambda w: {"pk": w.student_a.pk}),
     "api_segment_list": Rule({"get": staff("manager", other_campus=OK), "post": staff("manager", other_campus=OK)}),

@@ -464,6 +464,20 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("api_segment_detail", args=[segment]), {}),
         ("get", reverse("api_segment_members", args=[segment]), {}),
         ("post", reverse("api_segment_count"), {}),
+        # The staff API's records (crm/api/): lists, and each write refused for its empty body.
+        ("get", reverse("api_course_list"), {}),
+        ("get", reverse("api_consultation_list"), {"student": student}),
+        ("post", reverse("api_consultation_list"), {}),
+        ("get", reverse("api_trial_list"), {"day": "9999-12-31"}),
+        ("post", reverse("api_trial_list"), {}),
+        ("post", reverse("api_trial_feedback", args=[world.triallesson.pk]), {}),
+        ("post", reverse("api_trial_cancel", args=[world.triallesson.pk]), {}),
+        ("get", reverse("api_contract_list"), {"status": "active"}),
+        ("post", reverse("api_contract_list"), {}),
+        ("post", reverse("api_contract_refund", args=[world.contract.pk]), {}),
+        ("get", reverse("api_attendance_list"), {"date_from": "2000-01-01"}),
+        ("post", reverse("api_lesson_attendance", args=[world.lesson.pk]), {}),
+        ("post", reverse("api_attendance_correct", args=[world.attendance.pk]), {}),
     ]
     for action in ("consultation", "trial", "contract", "lost", "guardian"):
         requests.append(("post", reverse("student_action", args=[student, action]), {}))
@@ -511,6 +525,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         triallesson=SimpleNamespace(pk=1),
         lesson=SimpleNamespace(pk=1, starts_at=timezone.now()),
         attendance=SimpleNamespace(pk=1),
+        contract=SimpleNamespace(pk=1),
         tagrule=SimpleNamespace(pk=1),
         phone="13800138000",
         other_campus=1,

@@ -331,3 +331,37 @@ def test_attendance_for_a_lesson_in_9999_is_refused_by_the_service_and_the_admin
     assert response.context["adminform"].form.errors["lesson_at"] == [message]
     contract.refresh_from_db()
     assert contract.hours_consumed == 0 and not contract.attendances.exists()
+
+
+# --- the staff API is one more door (crm/api/) ------------------------------------------------
+
+
+def api_messages(response: Any, field: str) -> list[str]:
+    assert response.status_code == 400, response.content
+    return [problem["message"] for problem in response.json()["fields"][field]]
+
+
+def test_the_api_refuses_the_same_dates_in_the_same_words(
+    client: Client, front_desk: User, teacher: User, campus_a: Campus, course_a: Course
+) -> None:
+    student = factories.StudentFactory(campus=campus_a)
+    client.force_login(front_desk)
+
+    def post(name: str, body: dict[str, Any]) -> Any:
+        return client.post(reverse(name), {"student": student.pk, **body}, content_type="application/json")
+
+    consultation = {"channel": "phone", "content": "问价格", "next_follow_up_at": FAR_FOLLOW_UP.isoformat()}
+    assert api_messages(post("api_consultation_list", consultation), "next_follow_up_at") == [follow_up_message()]
+    when = NOW + dt.timedelta(days=730)
+    trial = {"course": course_a.pk, "teacher": teacher.pk, "scheduled_at": when.isoformat()}
+    assert api_messages(post("api_trial_list", trial), "scheduled_at") == [date_ranges.trial_time_problem(when)]
+    signed_1990 = timezone.make_aware(dt.datetime(1990, 3, 1, 10, 0))
+    contract = {"course": course_a.pk, "hours_bought": "10", "amount": "1000", "paid_amount": "1000"}
+    assert api_messages(post("api_contract_list", {**contract, "signed_at": signed_1990.isoformat()}), "signed_at") == [
+        date_ranges.signed_at_problem(signed_1990)
+    ]
+    far = dt.date(2099, 1, 1)
+    assert api_messages(post("api_contract_list", {**contract, "valid_until": far.isoformat()}), "valid_until") == [
+        date_ranges.valid_until_problem(far, signed_at=NOW)
+    ]
+    assert not (Consultation.objects.exists() or TrialLesson.objects.exists() or Contract.objects.exists())
