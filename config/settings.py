@@ -298,6 +298,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Enums named after their meaning, not the field ("category" means other things elsewhere).
+    "ENUM_NAME_OVERRIDES": {"NpsCategoryEnum": "personas.models.NpsCategory"},
 }
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
