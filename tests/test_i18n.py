@@ -493,8 +493,8 @@ NOT_PAGES = {
     "api_sms_receipts",
     "api_sms_inbound",
     # The parent API: no staff page (tests/personas/test_api_satisfaction.py).
-    "api_parent_satisfaction_due",
-    "api_parent_satisfaction_answer",
+    "satisfaction",
+    "child_satisfaction",
 }
 
 

@@ -1,7 +1,7 @@
 """The parents' satisfaction question: which children it is due for, and the answer.
 
-GET  /api/v1/parent/satisfaction/                         the children the question is due for
-POST /api/v1/parent/children/<pk>/satisfaction/        {score: 0-10, reason}: 201
+GET  /api/v1/parent/satisfaction/                 the children the question is due for
+POST /api/v1/parent/children/<pk>/satisfaction/   {score: 0-10, reason}: 201
 
 When it is due is the campus's rule (personas.rules.satisfaction_due, settings on PersonaSettings);
 `personas.services.satisfaction.satisfaction_answer` checks it again under a lock, so a second tap
@@ -25,8 +25,9 @@ from crm.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from crm.api.pagination import PageNumberPage
 from crm.models import Guardian
 from parents.api.permissions import IsParent
+from parents.selectors import child_get
 from personas.models import NpsCategory, SatisfactionAnswer
-from personas.selectors import SatisfactionDue, guardian_child, satisfaction_due_for
+from personas.selectors import SatisfactionDue, satisfaction_due_for
 from personas.services.satisfaction import SCORE_MAX, SCORE_MIN, satisfaction_answer
 
 
@@ -111,7 +112,7 @@ class SatisfactionAnswerCreate(APIView):
     def post(self, request: Request, pk: int) -> Response:
         guardian = _guardian(request)
         # Another family's child is a 404 whatever the body says.
-        child = guardian_child(guardian=guardian, student_id=pk)
+        child = child_get(guardian=guardian, student_id=pk)
         data = SatisfactionInput(data=request.data)
         data.is_valid(raise_exception=True)
         answer = satisfaction_answer(guardian=guardian, student=child, **data.validated_data)

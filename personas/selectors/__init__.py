@@ -19,7 +19,6 @@ from personas.selectors.satisfaction import (
     SatisfactionDue,
     SatisfactionFigures,
     care_tasks_for,
-    guardian_child,
     satisfaction_due_for,
     satisfaction_figures,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "TimelinePage",
     "TouchKind",
     "care_tasks_for",
-    "guardian_child",
     "member_rows",
     "overview_for",
     "persona_card",

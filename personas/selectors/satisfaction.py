@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db.models import Avg, Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When, Window
 from django.db.models.functions import Coalesce
-from django.http import Http404
 
 from crm.models import Attendance, AttendanceStatus, Campus, Guardian, Role, Student, User
 from crm.roles import sees_all_campuses
@@ -71,14 +70,6 @@ def satisfaction_due_for(*, guardian: Guardian, now: dt.datetime) -> list[Satisf
         for child in children
         if satisfaction_due(child.lessons_attended, child.last_answered_at, now, schedule_of(child.campus))  # type: ignore[attr-defined]
     ]
-
-
-def guardian_child(*, guardian: Guardian, student_id: int) -> Student:
-    """One of the guardian's own children; anyone else's child does not exist for them (404)."""
-    child = Student.objects.filter(guardians=guardian, pk=student_id).select_related("campus").first()
-    if child is None:
-        raise Http404
-    return child
 
 
 @dataclass(frozen=True)
@@ -151,7 +142,6 @@ __all__ = [
     "SatisfactionDue",
     "SatisfactionFigures",
     "care_tasks_for",
-    "guardian_child",
     "satisfaction_due_for",
     "satisfaction_figures",
     "schedule_of",
