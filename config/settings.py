@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
         "ConsultationChannelEnum": "crm.models.ConsultationChannel",
         "TrialStatusEnum": "crm.models.TrialStatus",
         "AttendanceStatusEnum": "crm.models.AttendanceStatus",
+        "NpsCategoryEnum": "personas.models.NpsCategory",
     },
     # The one error shape as every operation's error answers (config/api_schema.py), after the
     # default hook that names the enums.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
+from parents.api import satisfaction
 from parents.api.auth import LoginCodeView, LoginView, LogoutView, RefreshView
 from parents.api.data import FamilyDataView
 from parents.api.family import (
@@ -32,4 +33,6 @@ urlpatterns: list[URLPattern] = [
     path("preferences/", PreferencesView.as_view(), name="preferences"),
     path("preferences/unsubscribe/", UnsubscribeView.as_view(), name="unsubscribe"),
     path("data/", FamilyDataView.as_view(), name="data"),
+    path("satisfaction/", satisfaction.SatisfactionDueList.as_view(), name="satisfaction"),
+    path("children/<int:pk>/satisfaction/", satisfaction.SatisfactionAnswerCreate.as_view(), name="child_satisfaction"),
 ]

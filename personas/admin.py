@@ -207,9 +207,16 @@ class PersonaSettingsForm(ServiceModelForm):
 
 @admin.register(PersonaSettings)
 class PersonaSettingsAdmin(LifecycleAdmin):
-    """The value tiers' cut-offs per campus; managers change their campus's, administrators any."""
+    """The value tiers' cut-offs and the satisfaction schedule per campus; managers change their
+    campus's, administrators any."""
 
-    list_display = ("campus", "tier_high_above_pct", "tier_medium_above_pct")
+    list_display = (
+        "campus",
+        "tier_high_above_pct",
+        "tier_medium_above_pct",
+        "satisfaction_after_lessons",
+        "satisfaction_every_days",
+    )
     readonly_fields = ("campus",)
     form = PersonaSettingsForm
 

@@ -1,5 +1,6 @@
 """The personas app's tables: each student's kept profile (RFM, value tier, behaviour), the
-campus's persona settings, the score cut-points of its last full run, and the campus's tag rules.
+campus's persona settings, the score cut-points of its last full run, the campus's tag rules, and
+the parents' satisfaction answers with the care tasks a detractor's answer opens.
 
 A profile is written only by `personas.services.profiles` (set-based for many students, or one
 student after a fact), never by a person; `personas.rules` is its definition in pure Python.
@@ -14,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from crm import text
-from crm.models import Campus, Stage, Student, Tag
+from crm.models import Campus, Guardian, Stage, Student, Tag
 
 
 class RfmSegment(models.TextChoices):
@@ -58,6 +59,13 @@ class PersonaSettings(models.Model):
     )
     tier_high_above_pct = models.PositiveSmallIntegerField(_("high value: above this share (%)"), default=80)
     tier_medium_above_pct = models.PositiveSmallIntegerField(_("medium value: above this share (%)"), default=40)
+    # When a parent is asked how likely they are to recommend us (personas.rules.satisfaction_due).
+    satisfaction_after_lessons = models.PositiveSmallIntegerField(
+        _("satisfaction: ask after this many lessons attended"), default=8
+    )
+    satisfaction_every_days = models.PositiveSmallIntegerField(
+        _("satisfaction: ask again after this many days"), default=90
+    )
 
     class Meta:
         verbose_name = _("persona settings")
@@ -66,6 +74,10 @@ class PersonaSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(tier_high_above_pct__lt=100, tier_medium_above_pct__lt=models.F("tier_high_above_pct")),
                 name="persona_tier_cutoffs_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(satisfaction_after_lessons__gte=1, satisfaction_every_days__gte=1),
+                name="persona_satisfaction_schedule_positive",
             ),
         ]
 
@@ -332,3 +344,107 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Net Promoter Score's bands of a 0-10 answer: 9-10 promoters, 7-8 passives, 0-6 detractors.
+NPS_PROMOTER_FROM = 9
+NPS_PASSIVE_FROM = 7
+
+
+class NpsCategory(models.TextChoices):
+    """A 0-10 "would you recommend us" answer, as Net Promoter Score counts it."""
+
+    PROMOTER = "promoter", _("Promoter")
+    PASSIVE = "passive", _("Passive")
+    DETRACTOR = "detractor", _("Detractor")
+
+    @classmethod
+    def of(cls, score: int) -> NpsCategory:
+        if score >= NPS_PROMOTER_FROM:
+            return cls.PROMOTER
+        if score >= NPS_PASSIVE_FROM:
+            return cls.PASSIVE
+        return cls.DETRACTOR
+
+
+class SatisfactionAnswer(models.Model):
+    """A parent's answer to "how likely are you to recommend us" about one child, written only by
+    `personas.services.satisfaction.satisfaction_answer` when the question is due for the child."""
+
+    student = models.ForeignKey(
+        Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="satisfaction_answers"
+    )
+    # SET_NULL: the answer stays in the child's feedback when a parent is unlinked or removed.
+    guardian = models.ForeignKey(
+        Guardian, verbose_name=_("guardian"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    score = models.PositiveSmallIntegerField(_("score (0-10)"))
+    reason = models.TextField(_("reason"), max_length=text.LONG, blank=True)
+    answered_at = models.DateTimeField(_("answered at"))
+
+    class Meta:
+        verbose_name = _("satisfaction answer")
+        verbose_name_plural = _("satisfaction answers")
+        # The card's figures and the rule's "last answered" read a student's answers newest first.
+        indexes = [models.Index(fields=["student", "answered_at"], name="satisfaction_student_time")]
+        constraints = [
+            models.CheckConstraint(condition=Q(score__gte=0, score__lte=10), name="satisfaction_score_0_to_10"),
+            text.length_constraint("satisfaction", "reason", text.LONG),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.score}"
+
+    @property
+    def category(self) -> NpsCategory:
+        return NpsCategory.of(self.score)
+
+
+class CareTaskStatus(models.TextChoices):
+    OPEN = "open", _("To do")
+    DONE = "done", _("Done")
+
+
+class CareTask(models.Model):
+    """A detractor's answer hands the child's consultant a call to make: it shows in their
+    follow-ups (and, with no consultant, in the campus managers') until it is marked done."""
+
+    student = models.ForeignKey(Student, verbose_name=_("student"), on_delete=models.CASCADE, related_name="+")
+    # The student's owner when the answer came in; a later change of owner does not move it.
+    consultant = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("consultant"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    answer = models.ForeignKey(
+        SatisfactionAnswer, verbose_name=_("satisfaction answer"), on_delete=models.CASCADE, related_name="care_tasks"
+    )
+    status = models.CharField(_("status"), max_length=10, choices=CareTaskStatus.choices, default=CareTaskStatus.OPEN)
+    note = models.TextField(_("what was done"), max_length=text.LONG, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("done by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("care task")
+        verbose_name_plural = _("care tasks")
+        indexes = [models.Index(fields=["consultant", "status"], name="care_task_consultant_status")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["answer"], condition=Q(status="open"), name="care_task_one_open_per_answer"
+            ),
+            text.length_constraint("care_task", "note", text.LONG),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id}: {self.status}"

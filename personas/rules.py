@@ -290,3 +290,28 @@ def tier_from_floors(monetary: Decimal, high_from: Decimal | None, medium_from: 
     if medium_from is not None and monetary >= medium_from:
         return "medium"
     return "low"
+
+
+# --- satisfaction: when a parent is asked how likely they are to recommend us ---------------------
+
+
+@dataclass(frozen=True)
+class SatisfactionSchedule:
+    """A campus's rule (PersonaSettings): first after this many lessons attended, then at most
+    once every this many days."""
+
+    after_lessons: int = 8
+    every_days: int = 90
+
+
+def satisfaction_due(
+    lessons_attended: int,
+    last_answered_at: dt.datetime | None,
+    now: dt.datetime,
+    settings: SatisfactionSchedule,
+) -> bool:
+    """Whether a child's parents are asked now: once the child has attended the campus's number of
+    lessons, and then again only when the last answer about the child is `every_days` old."""
+    if lessons_attended < settings.after_lessons:
+        return False
+    return last_answered_at is None or now - last_answered_at >= dt.timedelta(days=settings.every_days)

@@ -1,9 +1,9 @@
-"""The personas pages: the persona card, the overview, the tag rules. Included before crm.urls:
-the persona card is the student page."""
+"""The personas pages: the persona card, the overview, the tag rules, a care task's "done".
+Included before crm.urls: the persona card is the student page."""
 
 from django.urls import include, path
 
-from personas.views import card, overview
+from personas.views import card, followups, overview
 
 urlpatterns = [
     path("personas/", overview.overview, name="personas_overview"),
@@ -13,4 +13,5 @@ urlpatterns = [
     path("students/<int:pk>/<slug:action>/", card.student_action, name="student_action"),
     path("personas/tag-rules/", include("personas.views.tag_rules")),
     path("segments/", include("personas.views.segments")),
+    path("followups/care/<int:pk>/done/", followups.care_task_done, name="care_task_done"),
 ]

@@ -317,6 +317,8 @@ RULES: dict[str, Rule] = {
     "parent_api:preferences": Rule({"get": parent(own_child=False), "patch": parent(own_child=False)}),
     "parent_api:unsubscribe": Rule({"post": parent(own_child=False)}),
     "parent_api:data": Rule({"get": parent(own_child=False)}),
+    "parent_api:satisfaction": Rule({"get": parent(own_child=False)}),
+    "parent_api:child_satisfaction": Rule({"post": parent(own_child=True)}, lambda w: {"pk": w.student_a.pk}),
 }
 
 

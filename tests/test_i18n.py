@@ -29,7 +29,7 @@ from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
-from personas.models import PersonaSettings, Segment, TagRule
+from personas.models import CareTask, PersonaSettings, SatisfactionAnswer, Segment, TagRule
 from personas.services.overview import overview_refresh
 from personas.services.tag_rules import tag_rules_ship_defaults
 from tests.crm.test_admin import build_world
@@ -341,6 +341,11 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
         },
     )
     build_campaigns(world, campus_a, front_desk)
+    # A parent's unhappy answer: the follow-ups show its care task, the card its figures.
+    answer = SatisfactionAnswer.objects.create(
+        student=world.student, guardian=world.guardian, score=3, reason="上课时间总变", answered_at=timezone.now()
+    )
+    world.caretask = CareTask.objects.create(student=world.student, consultant=front_desk, answer=answer)
     return world
 
 
@@ -478,6 +483,8 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("api_attendance_list"), {"date_from": "2000-01-01"}),
         ("post", reverse("api_lesson_attendance", args=[world.lesson.pk]), {}),
         ("post", reverse("api_attendance_correct", args=[world.attendance.pk]), {}),
+        # Last: it closes the care task the follow-ups above showed.
+        ("post", reverse("care_task_done", args=[world.caretask.pk]), {"note": "已回电"}),
     ]
     for action in ("consultation", "trial", "contract", "lost", "guardian"):
         requests.append(("post", reverse("student_action", args=[student, action]), {}))
@@ -499,6 +506,9 @@ NOT_PAGES = {
     # The SMS gateway's signed webhooks: no person's page (tests/campaigns/test_messages.py).
     "api_sms_receipts",
     "api_sms_inbound",
+    # The parent API: no staff page (tests/personas/test_api_satisfaction.py).
+    "satisfaction",
+    "child_satisfaction",
 }
 
 
@@ -533,6 +543,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         draft=SimpleNamespace(pk=1),
         campaign=SimpleNamespace(pk=1),
         calltask=SimpleNamespace(pk=1),
+        caretask=SimpleNamespace(pk=1),
         unsubscribe_token="token",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}

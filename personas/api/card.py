@@ -21,7 +21,7 @@ from crm.phones import mask_phone, phone_display
 from crm.roles import sees_full_phones
 from crm.views.access import ANY_STAFF
 from lifecycle.filters import Flag
-from personas.models import StudentProfile
+from personas.models import NpsCategory, StudentProfile
 from personas.next_action import NextActionCode
 from personas.selectors import MAX_TIMELINE_PAGE, TIMELINE_PAGE_SIZE, PersonaCard, TimelineEntry, persona_card
 
@@ -192,6 +192,22 @@ class NextActionSerializer(serializers.Serializer):
     suggestion = serializers.CharField()
 
 
+class LatestSatisfactionSerializer(serializers.Serializer):
+    score = serializers.IntegerField(min_value=0, max_value=10)
+    category = serializers.ChoiceField(choices=NpsCategory.choices)
+    reason = serializers.CharField()
+    answered_at = serializers.DateTimeField()
+
+
+class CardSatisfactionSerializer(serializers.Serializer):
+    """The parents' side of the feedback dimension (the teachers' is the profile's avg_rating)."""
+
+    latest = LatestSatisfactionSerializer(allow_null=True)
+    count = serializers.IntegerField()
+    average = serializers.DecimalField(max_digits=3, decimal_places=1, allow_null=True)
+    nps = serializers.IntegerField(allow_null=True, help_text="% promoters minus % detractors, -100 to 100.")
+
+
 def _touch(entry: TimelineEntry) -> dict[str, Any]:
     """What each kind of touch says, in a few fields."""
     o = entry.obj
@@ -265,6 +281,7 @@ class PersonaCardSerializer(serializers.Serializer):
     contracts = ContractSerializer(many=True)
     hours_left = serializers.DecimalField(max_digits=9, decimal_places=1)
     next_action = NextActionSerializer(allow_null=True)
+    satisfaction = CardSatisfactionSerializer()
     timeline = TimelineSerializer()
 
     @extend_schema_field(StageSerializer)

@@ -1,6 +1,7 @@
 """Reads of the personas app, each scoped to the viewer: the persona card of one student
-(`card`), the campus's tag rules (`tag_rules`), the overview of a campus (`overview`), and
-segments with their members as the viewer sees them (`segments`)."""
+(`card`), the campus's tag rules (`tag_rules`), the overview of a campus (`overview`),
+segments with their members as the viewer sees them (`segments`), and the parents' satisfaction:
+what is due for a guardian's children, a student's figures, the care tasks (`satisfaction`)."""
 
 from personas.selectors.card import (
     MAX_TIMELINE_PAGE,
@@ -14,6 +15,13 @@ from personas.selectors.card import (
     timeline_page,
 )
 from personas.selectors.overview import Overview, OverviewRow, OverviewTable, overview_for
+from personas.selectors.satisfaction import (
+    SatisfactionDue,
+    SatisfactionFigures,
+    care_tasks_for,
+    satisfaction_due_for,
+    satisfaction_figures,
+)
 from personas.selectors.segments import (
     SEGMENT_ROLES,
     member_rows,
@@ -34,12 +42,17 @@ __all__ = [
     "OverviewRow",
     "OverviewTable",
     "PersonaCard",
+    "SatisfactionDue",
+    "SatisfactionFigures",
     "TimelineEntry",
     "TimelinePage",
     "TouchKind",
+    "care_tasks_for",
     "member_rows",
     "overview_for",
     "persona_card",
+    "satisfaction_due_for",
+    "satisfaction_figures",
     "segment_counts",
     "segment_get",
     "segment_members",

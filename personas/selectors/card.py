@@ -4,8 +4,8 @@
 row with their stage, flags' inputs, profile, campus thresholds and journey dates (subqueries on
 the (student, time) indexes); their family, tags and contracts; one page of the timeline (one
 UNION ALL of every kind of touch, each branch cut to the page's depth before the merge, then one
-query per kind for that page's rows); the weekly attendance of the chart. A student with 5,000
-lessons opens as fast as one with 5.
+query per kind for that page's rows); the weekly attendance of the chart; the parents'
+satisfaction figures (one query). A student with 5,000 lessons opens as fast as one with 5.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from personas.models import (
     StudentProfile,
 )
 from personas.next_action import ActionFacts, NextAction, next_action_for
+from personas.selectors.satisfaction import SatisfactionFigures, satisfaction_figures
 
 TIMELINE_PAGE_SIZE = 20
 # The attendance chart: this many weeks, the current one last.
@@ -136,6 +137,8 @@ class PersonaCard:
     timeline: TimelinePage
     next_action: NextAction | None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # The feedback dimension's parents' side, beside the teachers' ratings on the profile.
+    satisfaction: SatisfactionFigures = field(default_factory=lambda: SatisfactionFigures(latest=None))
 
     @property
     def preferred_weekday_label(self) -> str:
@@ -406,4 +409,5 @@ def persona_card(*, viewer: User, student_id: int, page: int = 1, now: dt.dateti
         timeline=timeline_page(student, page, contracts),
         next_action=action,
         thresholds=thresholds,
+        satisfaction=satisfaction_figures(student.pk),
     )

@@ -1,7 +1,9 @@
-"""Changing a campus's value-tier cut-offs: one audited write, whatever the door.
+"""Changing a campus's persona settings (value-tier cut-offs, when parents are asked about their
+satisfaction): one audited write, whatever the door.
 
 New cut-offs move every tier of the campus, so the campus is scored again (and its tag rules
 applied) as a task after commit (`personas.score_campus`), never inside the request that saved them.
+The satisfaction schedule is read when a parent opens the app, so it needs no run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from crm.roles import require_campus, require_role
 from crm.services.audit import audit
 from personas.models import PersonaSettings
 
-SETTING_FIELDS = ("tier_high_above_pct", "tier_medium_above_pct")
+TIER_FIELDS = ("tier_high_above_pct", "tier_medium_above_pct")
+# When parents are asked how likely they are to recommend us (personas.rules.satisfaction_due).
+SATISFACTION_FIELDS = ("satisfaction_after_lessons", "satisfaction_every_days")
+SETTING_FIELDS = TIER_FIELDS + SATISFACTION_FIELDS
 
 
 def persona_settings_ensure() -> None:
@@ -28,7 +33,7 @@ def persona_settings_ensure() -> None:
 
 @transaction.atomic
 def persona_settings_update(*, actor: User, campus: Campus, **changes: Any) -> PersonaSettings:
-    """Set the campus's tier cut-offs; a manager of the campus or an administrator."""
+    """Set the campus's tier cut-offs or satisfaction schedule; a manager of the campus or an administrator."""
     require_role(actor, Role.MANAGER)
     require_campus(actor, campus.pk)
     unknown = set(changes) - set(SETTING_FIELDS)
@@ -45,6 +50,9 @@ def persona_settings_update(*, actor: User, campus: Campus, **changes: Any) -> P
         raise ValidationError({"tier_high_above_pct": _("The high tier's share must be below 100%.")})
     if row.tier_medium_above_pct >= row.tier_high_above_pct:
         raise ValidationError({"tier_medium_above_pct": _("The medium tier's share must be below the high tier's.")})
+    for name in SATISFACTION_FIELDS:
+        if getattr(row, name) < 1:
+            raise ValidationError({name: _("At least 1.")})
     row.validate_constraints()
     changed = [name for name in changes if getattr(row, name) != before[name]]
     if not changed:
@@ -56,8 +64,9 @@ def persona_settings_update(*, actor: User, campus: Campus, **changes: Any) -> P
         campus=campus.code,
         changes="; ".join(f"{name}: {before[name]} → {getattr(row, name)}" for name in changed),
     )
-    campus_id = campus.pk
-    transaction.on_commit(lambda: _score_campus_task().delay(campus_id))
+    if set(changed) & set(TIER_FIELDS):
+        campus_id = campus.pk
+        transaction.on_commit(lambda: _score_campus_task().delay(campus_id))
     return row
 
 

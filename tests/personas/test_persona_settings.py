@@ -92,11 +92,12 @@ def test_the_admin_saves_through_the_service(
     assert client.get(reverse("admin:personas_personasettings_changelist")).status_code == 200
     row = PersonaSettings.objects.get(campus=campus_a)
     url = reverse("admin:personas_personasettings_change", args=[row.pk])
-    response = client.post(url, {"tier_high_above_pct": 30, "tier_medium_above_pct": 50})
+    schedule = {"satisfaction_after_lessons": 8, "satisfaction_every_days": 90}
+    response = client.post(url, {"tier_high_above_pct": 30, "tier_medium_above_pct": 50, **schedule})
     assert response.status_code == 200  # the form again, with the reason on the field
     assert "tier_medium_above_pct" in response.context["adminform"].form.errors
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url, {"tier_high_above_pct": 50, "tier_medium_above_pct": 10})
+        response = client.post(url, {"tier_high_above_pct": 50, "tier_medium_above_pct": 10, **schedule})
     assert response.status_code == 302
     assert tiers(five_signed) == ["medium", "medium", "high", "high", "high"]
     assert AuditEntry.objects.filter(action=AuditAction.PERSONA_SETTINGS_UPDATE, actor=manager).count() == 1
