@@ -686,6 +686,7 @@ class AuditAction(models.TextChoices):
     CAMPAIGN_CANCEL = "campaign_cancel", _("Campaign cancelled")
     PARENT_LOGIN = "parent_login", _("Parent logged in")
     PARENT_LOGOUT = "parent_logout", _("Parent logged out")
+    PARENT_WECHAT_BIND = "parent_wechat_bind", _("Parent linked their WeChat")
     PARENT_DATA_EXPORT = "parent_data_export", _("Parent downloaded their data")
     PARENT_CONSENT = "parent_consent", _("Parent changed message preferences")
     PARENT_SETTINGS_UPDATE = "parent_settings_update", _("Parent app rules changed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from parents.api import satisfaction
-from parents.api.auth import LoginCodeView, LoginView, LogoutView, RefreshView
+from parents.api.auth import LoginCodeView, LoginView, LogoutView, RefreshView, WeChatLoginView
 from parents.api.data import FamilyDataView
 from parents.api.family import (
     ChildAttendanceView,
@@ -22,6 +22,7 @@ app_name = "parent_api"
 urlpatterns: list[URLPattern] = [
     path("auth/code/", LoginCodeView.as_view(), name="auth_code"),
     path("auth/login/", LoginView.as_view(), name="auth_login"),
+    path("auth/wechat/", WeChatLoginView.as_view(), name="auth_wechat"),
     path("auth/refresh/", RefreshView.as_view(), name="auth_refresh"),
     path("auth/logout/", LogoutView.as_view(), name="auth_logout"),
     path("me/", MeView.as_view(), name="me"),

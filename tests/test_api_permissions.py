@@ -306,6 +306,7 @@ RULES: dict[str, Rule] = {
     # the parent API
     "parent_api:auth_code": Rule({"post": public()}),
     "parent_api:auth_login": Rule({"post": public()}),
+    "parent_api:auth_wechat": Rule({"post": public()}),
     "parent_api:auth_refresh": Rule({"post": public()}),
     "parent_api:auth_logout": Rule({"post": parent(own_child=False)}),
     "parent_api:me": Rule({"get": parent(own_child=False)}),

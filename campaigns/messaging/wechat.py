@@ -9,7 +9,9 @@ Every call carries an access token, fetched with the app's id and secret from
 previous token with each fetch, so all workers share one token in Django's cache (Redis in
 production), kept until `REFRESH_MARGIN` before it expires; a short cache lock lets one worker
 fetch it while the others wait for it. A send that WeChat answers with "token invalid or expired"
-fetches a new token and is tried once more.
+fetches a new token and is tried once more. The token and the connection live in
+`MiniProgramApi`, which the parents' WeChat login uses too (`mini_program_api()`), so the app
+never has two token fetchers outdating each other's tokens.
 
 WeChat takes no idempotency key (`deduplicates = False`): a send that timed out may have gone
 out, and its retry may send it again.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -61,61 +64,64 @@ def _refusal(answer: dict[str, Any], transient: frozenset[int]) -> SendError:
     return PermanentError(f"wechat-{errcode}", detail)
 
 
-class WeChatSubscriptionProvider:
-    name = "wechat"
-    deduplicates = False
+class MiniProgramApi:
+    """The mini program's server API for one app: one kept-alive client and the app's access token.
 
-    def __init__(self) -> None:
-        self.appid = settings.WECHAT_APPID
-        self.secret = settings.WECHAT_SECRET
-        if not (self.appid and self.secret):
-            raise ImproperlyConfigured("the WeChat provider needs WECHAT_APPID and WECHAT_SECRET")
-        self.client = KeptAliveJsonClient(
-            url=settings.WECHAT_API_BASE, setting="WECHAT_API_BASE", timeout=settings.WECHAT_TIMEOUT
-        )
-        self.state = settings.WECHAT_MINIPROGRAM_STATE
-        self.page = settings.WECHAT_MINIPROGRAM_PAGE
+    The subscription-message provider and the parents' WeChat login (jscode2session, the
+    phone-number exchange) both go through it, so the app has one token, shared through the
+    cache, whoever asks for it."""
+
+    def __init__(self, *, url: str, appid: str, secret: str, timeout: float) -> None:
+        if not (appid and secret):
+            raise ImproperlyConfigured("the WeChat mini program API needs WECHAT_APPID and WECHAT_SECRET")
+        self.appid = appid
+        self.secret = secret
+        self.client = KeptAliveJsonClient(url=url, setting="WECHAT_API_BASE", timeout=timeout)
         self.token_path = self.client.path(TOKEN_PATH)
-        self.send_path = self.client.path(SEND_PATH)
-        self.token_key = TOKEN_CACHE_KEY.format(appid=self.appid)
-        self.lock_key = TOKEN_LOCK_KEY.format(appid=self.appid)
+        self.token_key = TOKEN_CACHE_KEY.format(appid=appid)
+        self.lock_key = TOKEN_LOCK_KEY.format(appid=appid)
         # A worker waits for another's fetch as long as one fetch may take; the lock outlives a
         # fetch (connect and read may each take the timeout), so it is only left to expire by a
         # worker that died holding it.
         self.lock_wait = float(self.client.timeout)
         self.lock_seconds = math.ceil(self.client.timeout) * 2 + 1
 
-    def send(self, message: Outgoing) -> str:
-        if not message.template_code:
-            raise PermanentError("wechat-no-template", "a subscription message needs its template id")
-        payload: dict[str, Any] = {
-            "touser": message.recipient,
-            "template_id": message.template_code,
-            "miniprogram_state": self.state,
-            "lang": "zh_CN",
-            "data": {key: {"value": str(value)} for key, value in message.params.items()},
-        }
-        if self.page:
-            payload["page"] = self.page
-        body = json_body(payload)
-        token = self._token()
-        answer = self._post(token, body)
-        if answer.get("errcode") in TOKEN_ERRCODES:
-            # Refused before sending: trying again with a new token cannot send it twice.
-            answer = self._post(self._token(refused=token), body)
-        if answer.get("errcode") == 0:
-            return str(answer.get("msgid", ""))
-        # A token refused again (a new one outdated by another fetch at once): the next attempt.
-        raise _refusal(answer, TRANSIENT_ERRCODES | TOKEN_ERRCODES)
+    @classmethod
+    def from_settings(cls) -> MiniProgramApi:
+        return cls(
+            url=settings.WECHAT_API_BASE,
+            appid=settings.WECHAT_APPID,
+            secret=settings.WECHAT_SECRET,
+            timeout=settings.WECHAT_TIMEOUT,
+        )
 
-    def _post(self, token: str, body: bytes) -> dict[str, Any]:
-        path = f"{self.send_path}?access_token={quote(token, safe='')}"
+    def get(self, suffix: str, query: dict[str, str]) -> dict[str, Any]:
+        """The JSON object WeChat answers to a GET of `suffix` (a path under the base URL)."""
+        _, answer = self.client.request("GET", f"{self.client.path(suffix)}?{urlencode(query)}")
+        return answer
+
+    def post_with_token(self, suffix: str, body: bytes) -> dict[str, Any]:
+        """POST `body` (JSON) to `suffix` with the app's access token; WeChat's answer.
+
+        A token WeChat refuses is replaced and the request tried once more: WeChat refused it
+        before acting, so the retry cannot act twice."""
+        path = self.client.path(suffix)
+        token = self.access_token()
+        answer = self._post(path, token, body)
+        if answer.get("errcode") in TOKEN_ERRCODES:
+            answer = self._post(path, self.access_token(refused=token), body)
+        return answer
+
+    def _post(self, path: str, token: str, body: bytes) -> dict[str, Any]:
         _, answer = self.client.request(
-            "POST", path, body=body, headers={"Content-Type": "application/json; charset=utf-8"}
+            "POST",
+            f"{path}?access_token={quote(token, safe='')}",
+            body=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
         )
         return answer
 
-    def _token(self, *, refused: str | None = None) -> str:
+    def access_token(self, *, refused: str | None = None) -> str:
         """The app's access token from the cache, else fetched by one worker while the others wait.
         `refused` is a token WeChat just refused: it is dropped unless another worker has
         already replaced it."""
@@ -153,3 +159,44 @@ class WeChatSubscriptionProvider:
             raise _refusal(answer, TRANSIENT_ERRCODES)
         cache.set(self.token_key, token, max(expires_in - REFRESH_MARGIN, expires_in // 2))
         return token
+
+
+@lru_cache(maxsize=4)
+def _api(url: str, appid: str, secret: str, timeout: float) -> MiniProgramApi:
+    return MiniProgramApi(url=url, appid=appid, secret=secret, timeout=timeout)
+
+
+def mini_program_api() -> MiniProgramApi:
+    """The configured app's API, one per process (its connections kept alive across requests);
+    ImproperlyConfigured without WECHAT_APPID and WECHAT_SECRET."""
+    return _api(settings.WECHAT_API_BASE, settings.WECHAT_APPID, settings.WECHAT_SECRET, settings.WECHAT_TIMEOUT)
+
+
+class WeChatSubscriptionProvider:
+    name = "wechat"
+    deduplicates = False
+
+    def __init__(self) -> None:
+        if not (settings.WECHAT_APPID and settings.WECHAT_SECRET):
+            raise ImproperlyConfigured("the WeChat provider needs WECHAT_APPID and WECHAT_SECRET")
+        self.api = MiniProgramApi.from_settings()
+        self.state = settings.WECHAT_MINIPROGRAM_STATE
+        self.page = settings.WECHAT_MINIPROGRAM_PAGE
+
+    def send(self, message: Outgoing) -> str:
+        if not message.template_code:
+            raise PermanentError("wechat-no-template", "a subscription message needs its template id")
+        payload: dict[str, Any] = {
+            "touser": message.recipient,
+            "template_id": message.template_code,
+            "miniprogram_state": self.state,
+            "lang": "zh_CN",
+            "data": {key: {"value": str(value)} for key, value in message.params.items()},
+        }
+        if self.page:
+            payload["page"] = self.page
+        answer = self.api.post_with_token(SEND_PATH, json_body(payload))
+        if answer.get("errcode") == 0:
+            return str(answer.get("msgid", ""))
+        # A token refused again (a new one outdated by another fetch at once): the next attempt.
+        raise _refusal(answer, TRANSIENT_ERRCODES | TOKEN_ERRCODES)

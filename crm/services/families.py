@@ -21,7 +21,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from crm import text
@@ -171,3 +172,44 @@ def guardian_update(
     guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
     changes = guardian_check_change(guardian, campus_id=campus_id, name=name, relation=relation, email=email)
     return guardian_apply_changes(actor=actor, guardian=guardian, changes=changes)
+
+
+def _wechat_bound_elsewhere() -> ValidationError:
+    return ValidationError(
+        _(
+            "This WeChat account is already linked to another parent of the school. "
+            "Log in with that parent's phone, or ask the campus to help."
+        ),
+        code="wechat_bound_elsewhere",
+    )
+
+
+@transaction.atomic
+def guardian_wechat_bind(*, guardian: Guardian, openid: str, unionid: str = "") -> Guardian:
+    """Link a WeChat account (the mini program's openid, and the unionid if WeChat gave one) to a
+    guardian whose phone WeChat has just vouched for; the guardian does it, so no staff actor.
+
+    The phone is the family: a guardian already linked to another WeChat account (a new phone
+    handset's account, say) is linked to this one instead. An account linked to another guardian
+    is refused with a ValidationError (code `wechat_bound_elsewhere`), also when the other
+    guardian took it in a concurrent request (the unique openid and unionid say so)."""
+    openid, unionid = openid.strip(), unionid.strip()
+    if not openid:
+        raise ValueError("an openid is required")
+    guardian = Guardian.objects.select_for_update().get(pk=guardian.pk)
+    if guardian.wechat_openid == openid and (not unionid or guardian.wechat_unionid == unionid):
+        return guardian
+    taken = Q(wechat_openid=openid) | (Q(wechat_unionid=unionid) if unionid else Q(pk__in=[]))
+    if Guardian.objects.filter(taken).exclude(pk=guardian.pk).exists():
+        raise _wechat_bound_elsewhere()
+    replaced = bool(guardian.wechat_openid) and guardian.wechat_openid != openid
+    guardian.wechat_openid = openid
+    # A unionid belongs to the WeChat account: another account's stays behind with it.
+    guardian.wechat_unionid = unionid or (None if replaced else guardian.wechat_unionid)
+    try:
+        with transaction.atomic():
+            guardian.save(update_fields=["wechat_openid", "wechat_unionid", "updated_at"])
+    except IntegrityError:
+        raise _wechat_bound_elsewhere() from None
+    audit(actor=None, guardian=guardian, action=AuditAction.PARENT_WECHAT_BIND, replaced="yes" if replaced else "no")
+    return guardian
