@@ -15,6 +15,7 @@ from parents.api.family import (
     MeView,
 )
 from parents.api.preferences import PreferencesView, UnsubscribeView
+from parents.api.referrals import InvitationsView, InviteLeadView, InviteView, ReferralView
 
 app_name = "parent_api"
 
@@ -32,4 +33,8 @@ urlpatterns: list[URLPattern] = [
     path("preferences/", PreferencesView.as_view(), name="preferences"),
     path("preferences/unsubscribe/", UnsubscribeView.as_view(), name="unsubscribe"),
     path("data/", FamilyDataView.as_view(), name="data"),
+    path("referral/", ReferralView.as_view(), name="referral"),
+    path("referral/invitations/", InvitationsView.as_view(), name="referral_invitations"),
+    path("invites/<str:code>/", InviteView.as_view(), name="invite"),
+    path("invites/<str:code>/lead/", InviteLeadView.as_view(), name="invite_lead"),
 ]
