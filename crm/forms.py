@@ -91,6 +91,14 @@ class LeadCaptureForm(forms.Form):
     birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DateInput())
     # Required, with nothing preselected: a hurried save must not record a source nobody chose.
     channel = forms.ChoiceField(label=_("Source channel"), choices=picker(Channel.choices))
+    # A parent's invite code, read out or shown by the family they invited.
+    referral_code = forms.CharField(
+        label=_("Invite code"),
+        max_length=20,
+        required=False,
+        help_text=_("The inviting parent's code, if they were referred; the source becomes Referral."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}),
+    )
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     add_to_family = forms.BooleanField(label=_("Add as a sibling to this family"), required=False)
     campus = forms.ModelChoiceField(

@@ -147,6 +147,9 @@ class Guardian(models.Model):
     email = models.EmailField(_("email"), blank=True)
     wechat_openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True, unique=True)
     wechat_unionid = models.CharField(_("WeChat unionid"), max_length=64, null=True, blank=True, unique=True)
+    # The parent's personal referral code, given on first need by
+    # crm.services.referrals.guardian_invite_code; the unique index decides a race.
+    invite_code = models.CharField(_("invite code"), max_length=8, null=True, blank=True, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -193,6 +196,16 @@ class Student(models.Model):
         related_name="referrals",
         db_index=False,
     )
+    # The parent whose invite code brought this lead (the referrer above is their child).
+    referred_by = models.ForeignKey(
+        Guardian,
+        verbose_name=_("invited by parent"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="referred_students",
+        db_index=False,
+    )
     notes = models.TextField(_("notes"), max_length=text.LONG, blank=True)
     guardians = models.ManyToManyField(
         Guardian, through="StudentGuardian", verbose_name=_("guardians"), related_name="students", blank=True
@@ -226,6 +239,9 @@ class Student(models.Model):
             models.Index(fields=["name"]),
             # Few students are referred: a partial index keeps the referral lookups cheap.
             models.Index(fields=["referrer"], condition=models.Q(referrer__isnull=False), name="student_referrer"),
+            models.Index(
+                fields=["referred_by"], condition=models.Q(referred_by__isnull=False), name="student_referred_by"
+            ),
         ]
         constraints = [text.length_constraint("student", "notes", text.LONG)]
 

@@ -3,6 +3,8 @@ satisfaction, referrals). A parent is a `crm.Guardian`, known by their phone."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -100,3 +102,76 @@ class TrialRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student} @ {self.wished_at:%Y-%m-%d %H:%M}"
+
+
+class ReferralSettings(models.Model):
+    """A campus's referral reward: the bonus hours an inviting parent gets when the child they
+    referred signs. Written only by `parents.services.referrals.referral_settings_update`."""
+
+    campus = models.OneToOneField(
+        "crm.Campus", verbose_name=_("campus"), on_delete=models.CASCADE, related_name="referral_settings"
+    )
+    # 0 means the campus gives no reward.
+    reward_hours = models.DecimalField(
+        _("reward hours"),
+        max_digits=4,
+        decimal_places=1,
+        default=Decimal("2.0"),
+        help_text=_("Bonus hours for the inviting parent when the referred child signs; 0 gives no reward."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("referral rule")
+        verbose_name_plural = _("referral rules")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reward_hours__gte=0, reward_hours__lte=100), name="referral_reward_hours_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.campus)
+
+
+class ReferralReward(models.Model):
+    """The one reward a referred student ever earns their inviter (the unique student makes it
+    once, even when two workers apply it at the same time). Owed while the inviter's family has
+    no active contract to credit; applied when hours were added to one."""
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", _("Given")
+        OWED = "owed", _("Owed")
+
+    student = models.OneToOneField(
+        "crm.Student", verbose_name=_("referred student"), on_delete=models.CASCADE, related_name="referral_reward"
+    )
+    guardian = models.ForeignKey(
+        Guardian, verbose_name=_("inviting parent"), on_delete=models.CASCADE, related_name="referral_rewards"
+    )
+    contract = models.ForeignKey(
+        "crm.Contract",
+        verbose_name=_("contract credited"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    hours = models.DecimalField(_("bonus hours"), max_digits=4, decimal_places=1)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("referral reward")
+        verbose_name_plural = _("referral rewards")
+        indexes = [models.Index(fields=["guardian"], condition=Q(status="owed"), name="referral_reward_owed")]
+        constraints = [
+            models.CheckConstraint(condition=Q(hours__gt=0), name="referral_reward_hours_positive"),
+            models.CheckConstraint(
+                condition=Q(status="owed") | Q(applied_at__isnull=False), name="referral_reward_applied_when"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} → {self.guardian}"

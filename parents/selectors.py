@@ -8,12 +8,14 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from crm.models import (
     Attendance,
+    Campus,
     Contract,
     ContractStatus,
     Course,
@@ -26,6 +28,7 @@ from crm.models import (
     User,
 )
 from crm.selectors import in_viewers_campuses
+from crm.services.referrals import guardian_by_invite_code, invite_home_campus_id
 from parents.models import TrialRequest
 
 UPCOMING = 10
@@ -137,3 +140,47 @@ def trial_requests_for(viewer: User) -> QuerySet[TrialRequest]:
         .select_related("student__owner", "guardian", "course", "campus")
         .order_by("created_at", "pk")
     )
+
+
+# --- referrals (转介绍) ------------------------------------------------------------------------
+
+
+def signed_contract_exists() -> Exists:
+    """A student has signed: any contract not cancelled (refunded or completed ones count)."""
+    return Exists(Contract.objects.filter(student=OuterRef("pk")).exclude(status=ContractStatus.CANCELLED))
+
+
+def invitations_of(guardian: Guardian) -> QuerySet[Student]:
+    """The children this parent invited, newest first, with what the invitation page shows."""
+    return (
+        Student.objects.filter(referred_by=guardian)
+        .select_related("pipeline", "referral_reward")
+        .annotate(signed=signed_contract_exists())
+        .only("pk", "name", "created_at", "pipeline__stage", "referral_reward__status", "referral_reward__hours")
+        .order_by("-pk")
+    )
+
+
+def given_name(name: str) -> str:
+    """What an inviting parent is shown of a child they invited: the given name, not the surname."""
+    return name[1:] if len(name) > 1 else name
+
+
+@dataclass(frozen=True)
+class InviteLanding:
+    inviter: Guardian
+    campus: Campus
+    inviter_display: str
+
+
+def invite_landing(code: str) -> InviteLanding:
+    """Who invites, as a stranger may see it (a surname, never a phone), and where; 404 for a code
+    no parent has, or a parent with no child (so no campus)."""
+    inviter = guardian_by_invite_code(code)
+    campus_id = invite_home_campus_id(inviter) if inviter is not None else None
+    if inviter is None or campus_id is None:
+        raise Http404
+    campus = Campus.objects.get(pk=campus_id)
+    surname = inviter.name.strip()[:1]
+    display = _("%(surname)s's parent") % {"surname": surname} if surname else _("A parent")
+    return InviteLanding(inviter=inviter, campus=campus, inviter_display=display)

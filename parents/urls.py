@@ -16,6 +16,7 @@ from parents.api.family import (
     MeView,
 )
 from parents.api.preferences import PreferencesView, UnsubscribeView
+from parents.api.referrals import InvitationsView, InviteLeadView, InviteView, ReferralView
 
 app_name = "parent_api"
 
@@ -36,4 +37,8 @@ urlpatterns: list[URLPattern] = [
     path("data/", FamilyDataView.as_view(), name="data"),
     path("satisfaction/", satisfaction.SatisfactionDueList.as_view(), name="satisfaction"),
     path("children/<int:pk>/satisfaction/", satisfaction.SatisfactionAnswerCreate.as_view(), name="child_satisfaction"),
+    path("referral/", ReferralView.as_view(), name="referral"),
+    path("referral/invitations/", InvitationsView.as_view(), name="referral_invitations"),
+    path("invites/<str:code>/", InviteView.as_view(), name="invite"),
+    path("invites/<str:code>/lead/", InviteLeadView.as_view(), name="invite_lead"),
 ]

@@ -21,6 +21,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from crm.models import Guardian, Student
+from crm.services.referrals import guardian_invite_code
 from parents.models import ParentSession
 from parents.services.sessions import session_open, session_revoke
 from tests import factories
@@ -119,7 +120,9 @@ def world(
 
 
 # Objects later parts of the API need (campaigns, care tasks, invitations...), by name.
-EXTRA_OBJECTS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+EXTRA_OBJECTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "invite_code_a": lambda made: guardian_invite_code(made["parent_a"]),
+}
 
 
 def _campaign_a(ns: dict[str, Any]) -> Any:
@@ -320,6 +323,10 @@ RULES: dict[str, Rule] = {
     "parent_api:data": Rule({"get": parent(own_child=False)}),
     "parent_api:satisfaction": Rule({"get": parent(own_child=False)}),
     "parent_api:child_satisfaction": Rule({"post": parent(own_child=True)}, lambda w: {"pk": w.student_a.pk}),
+    "parent_api:referral": Rule({"get": parent(own_child=False)}),
+    "parent_api:referral_invitations": Rule({"get": parent(own_child=False)}),
+    "parent_api:invite": Rule({"get": public()}, lambda w: {"code": w.invite_code_a}),
+    "parent_api:invite_lead": Rule({"post": public()}, lambda w: {"code": w.invite_code_a}),
 }
 
 

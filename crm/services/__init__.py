@@ -21,6 +21,7 @@ from crm.services.leads import (
     guardian_find,
     lead_capture,
     lead_close_lost,
+    referral_lead_capture,
     student_update,
 )
 from crm.services.tags import student_tag_add, student_tag_remove, student_tags_change
@@ -46,6 +47,7 @@ __all__ = [
     "lead_capture",
     "lead_close_lost",
     "lesson_attendance_record",
+    "referral_lead_capture",
     "student_tag_add",
     "student_tag_remove",
     "student_tags_change",

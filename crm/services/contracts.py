@@ -22,6 +22,7 @@ from crm.models import (
     Contract,
     ContractStatus,
     Course,
+    Guardian,
     Lesson,
     Role,
     Student,
@@ -139,6 +140,35 @@ def contract_refund(*, actor: User, contract: Contract, amount: Decimal, reason:
     contract.save(update_fields=["status", "refund_amount", "refund_reason", "refunded_at"])
     audit(
         actor=actor, action=AuditAction.CONTRACT_REFUND, student=contract.student, contract=contract.pk, amount=amount
+    )
+    student_facts_changed([contract.student_id])
+    return contract
+
+
+@transaction.atomic
+def contract_bonus_hours_add(*, contract: Contract, hours: Decimal, reason: str, guardian: Guardian) -> Contract:
+    """Hours given free on an active contract (a referral reward to `guardian`), not bought by a
+    person at the desk: no staff actor. The row lock queues it behind attendance being taken."""
+    problem = _precision_problem(hours, HOURS_DIGITS)
+    if problem is None and hours <= 0:
+        problem = _("The hours must be more than zero.")
+    if problem:
+        raise ValidationError({"hours": problem})
+    contract = Contract.objects.select_for_update().get(pk=contract.pk)
+    if contract.status != ContractStatus.ACTIVE:
+        raise ValidationError(_("Only an active contract can be given hours."))
+    if _precision_problem(contract.hours_bought + hours, HOURS_DIGITS):
+        raise ValidationError({"hours": _("This number is too large.")})
+    contract.hours_bought = contract.hours_bought + hours
+    contract.save(update_fields=["hours_bought"])
+    audit(
+        actor=None,
+        guardian=guardian,
+        action=AuditAction.REFERRAL_REWARD,
+        student=contract.student,
+        contract=contract.pk,
+        hours=hours,
+        reason=reason,
     )
     student_facts_changed([contract.student_id])
     return contract

@@ -31,6 +31,12 @@ from crm.services.audit import audit
 from crm.services.date_ranges import birth_date_problem
 from crm.services.families import guardian_apply_changes, guardian_check_change, guardian_email_clean
 from crm.services.owners import owner_problem
+from crm.services.referrals import (
+    guardian_by_invite_code,
+    invite_home_campus_id,
+    referrer_child,
+    same_family,
+)
 
 
 class ExistingFamily(ValidationError):
@@ -94,6 +100,7 @@ def lead_capture(
     owner: User | None = None,
     referrer: Student | None = None,
     add_to_family: bool = False,
+    referral_code: str = "",
 ) -> LeadCaptured:
     """Capture a new lead, phone first.
 
@@ -101,6 +108,10 @@ def lead_capture(
     `add_to_family` (a sibling); a child of the same name in that family is refused. A
     guardian name, relation or email typed for a known family corrects the guardian, if this
     campus is the guardian's home campus (crm.services.families); otherwise it is refused.
+
+    A parent's invite code (`referral_code`, crm.services.referrals) records that parent as the
+    lead's inviter, the source channel as a referral and one of their children as the referrer;
+    an unknown code, or a parent's own family, is refused on the code.
     """
     require_role(actor, Role.FRONT_DESK, Role.MANAGER)
     require_campus(actor, campus.pk)
@@ -128,12 +139,21 @@ def lead_capture(
         e164 = normalize_phone(phone)
     except ValidationError as exc:
         errors["phone"] = exc.messages[0]
+    inviter = None
+    if referral_code.strip():
+        inviter = guardian_by_invite_code(referral_code)
+        if inviter is None:
+            errors["referral_code"] = _("No parent has this invite code. Check it with the parent who sent it.")
+        elif "phone" not in errors and inviter.phone == e164:
+            errors["referral_code"] = _own_family()
     if errors:
         raise ValidationError(errors)
 
     guardian, new_family = _guardian_get_or_create(
         phone=e164, name=guardian_name, relation=relation, email=guardian_email
     )
+    if inviter is not None and not new_family and same_family(guardian, inviter):
+        raise ValidationError({"referral_code": ValidationError(_own_family(), code="own_family")})
     if not new_family:
         if not add_to_family:
             raise ExistingFamily(guardian)
@@ -160,7 +180,11 @@ def lead_capture(
         guardian_apply_changes(actor=actor, guardian=guardian, changes=guardian_changes)
     if owner is None and actor.role == Role.FRONT_DESK:
         owner = actor
-    student = Student.objects.create(
+    if inviter is not None:
+        channel = Channel.REFERRAL
+        referrer = referrer or referrer_child(inviter, campus_id=campus.pk)
+    student = _student_create(
+        guardian,
         name=student_name,
         campus=campus,
         channel=channel,
@@ -171,13 +195,73 @@ def lead_capture(
         notes=notes,
         owner=owner,
         referrer=referrer,
+        referred_by=inviter,
         created_by=actor,
     )
-    stages_open([student.pk])
-    student.guardians.add(guardian)
-    audit(actor=actor, action=AuditAction.LEAD_CAPTURE, student=student, phone=e164, new_family=new_family)
+    audit(
+        actor=actor,
+        action=AuditAction.LEAD_CAPTURE,
+        student=student,
+        phone=e164,
+        new_family=new_family,
+        referred_by=inviter.pk if inviter is not None else "",
+    )
     student_facts_changed([student.pk])
     return LeadCaptured(student=student, guardian=guardian, new_family=new_family)
+
+
+def _own_family() -> str:
+    return _("A parent cannot refer their own family.")
+
+
+def _student_create(guardian: Guardian, **fields: object) -> Student:
+    """The new student with their first stage row, linked to their family."""
+    student = Student.objects.create(**fields)
+    stages_open([student.pk])
+    student.guardians.add(guardian)
+    return student
+
+
+@transaction.atomic
+def referral_lead_capture(
+    *, inviter: Guardian, phone: str, student_name: str, guardian_name: str = "", notes: str = ""
+) -> LeadCaptured | None:
+    """A lead a parent left through another parent's invite link, with no staff member present.
+
+    It is captured at the inviter's home campus, as a referral by them. A phone that is already a
+    family creates nothing and changes nothing (None): the caller answers as if it had, so the
+    public link never tells a stranger who is a family here. Refused (ValidationError) when the
+    inviter has no child to give a campus, or the input is not a lead."""
+    errors: dict[str, str] = {}
+    student_name = text.clean(errors, "student_name", student_name, Student, "name")
+    guardian_name = text.clean(errors, "guardian_name", guardian_name, Guardian, "name")
+    notes = text.clean(errors, "notes", notes, Student)
+    if not student_name:
+        errors["student_name"] = _("Enter the child's name.")
+    try:
+        e164 = normalize_phone(phone)
+    except ValidationError as exc:
+        errors["phone"] = exc.messages[0]
+    if errors:
+        raise ValidationError(errors)
+    campus_id = invite_home_campus_id(inviter)
+    if campus_id is None:
+        raise ValidationError(_("This invitation is no longer valid."), code="invite_without_campus")
+    guardian, new_family = _guardian_get_or_create(phone=e164, name=guardian_name, relation="", email="")
+    if not new_family:
+        return None
+    student = _student_create(
+        guardian,
+        name=student_name,
+        campus_id=campus_id,
+        channel=Channel.REFERRAL,
+        notes=notes,
+        referrer=referrer_child(inviter, campus_id=campus_id),
+        referred_by=inviter,
+    )
+    audit(actor=None, guardian=inviter, action=AuditAction.REFERRAL_LEAD, student=student, campus=campus_id)
+    student_facts_changed([student.pk])
+    return LeadCaptured(student=student, guardian=guardian, new_family=True)
 
 
 def stages_open(student_ids: Iterable[int]) -> int:

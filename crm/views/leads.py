@@ -67,6 +67,7 @@ def lead_capture(request: HttpRequest) -> HttpResponse:
                 birth_date=data["birth_date"],
                 notes=data["notes"],
                 add_to_family=data["add_to_family"],
+                referral_code=data["referral_code"],
             )
         except ValidationError as exc:
             apply_service_errors(form, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ from crm.models import Campus, ImportJob, Stage, Student, StudentStage, StudentT
 from crm.selectors import stage_rows_visible_to, student_search, students_visible_to
 from crm.services import lead_capture, student_tag_add, student_tags_change, student_update
 from crm.services.owners import owner_problem
+from crm.services.referrals import guardian_by_invite_code, guardian_invite_code
 from lifecycle.filters import StudentFilter, owners_for
 from lifecycle.models import StageChange
 from lifecycle.services.pool import pool_claim, pool_list_for
+from parents.api.throttles import InviteIpThrottle
 from tests import factories
 from tests.crm.test_admin import change_form_data, client_for, form_errors, url
 from tests.crm.test_import_support import run, student_row, students_file
@@ -346,6 +349,73 @@ def test_every_door_shows_a_viewer_the_same_campus(
     if who in ("front_desk", "manager", "admin_user"):
         assert {"crm admin list", "lifecycle admin list", "students export"} <= set(seen)
     assert seen == {door: expected for door in seen}
+
+
+# --- a parent's invite code -----------------------------------------------------------------
+
+
+def invite_answers(code: str, *, front_desk: User, campus: Campus) -> dict[str, object]:
+    """What each lead-capturing door makes of an invite code: the lead's inviter and channel, or
+    the words (or status) it refuses the code with."""
+    answers: dict[str, object] = {}
+    phones = iter(["13900139001", "13900139002", "13900139003"])
+
+    def captured(name: str) -> object:
+        student = Student.objects.filter(name=name).first()
+        return (student.referred_by_id, student.channel) if student else None
+
+    try:
+        lead_capture(actor=front_desk, campus=campus, phone=next(phones), student_name="服务", referral_code=code)
+        answers["service: lead_capture"] = captured("服务")
+    except ValidationError as exc:
+        answers["service: lead_capture"] = messages_of(exc, "referral_code")
+
+    page = client_for(front_desk)
+    form = {"phone": next(phones), "student_name": "页面", "channel": "douyin", "referral_code": code}
+    response = page.post(reverse("lead_capture"), form)
+    if response.status_code == 302:
+        answers["page: lead capture"] = captured("页面")
+    else:
+        answers["page: lead capture"] = response.context["form"].errors["referral_code"]
+
+    link = Client().post(
+        reverse("parent_api:invite_lead", args=[code]),
+        {"phone": next(phones), "student_name": "链接"},
+        content_type="application/json",
+    )
+    answers["parent API: invite link"] = captured("链接") if link.status_code == 201 else link.status_code
+    inviter = guardian_by_invite_code(code)
+    answers["expected"] = (inviter.pk, "referral") if inviter else None
+    return answers
+
+
+@pytest.fixture
+def own_throttle_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The public link's throttle counts in the shared cache: this test's own keys."""
+    monkeypatch.setattr(InviteIpThrottle, "cache_format", f"throttle_{uuid.uuid4().hex}_%(scope)s_%(ident)s")
+
+
+@pytest.mark.usefixtures("own_throttle_counts")
+def test_every_door_reads_an_invite_code_alike(front_desk: User, campus_a: Campus) -> None:
+    inviter = factories.GuardianFactory(name="王妈妈", phone="+8613800138001")
+    factories.StudentFactory(campus=campus_a, name="王小明", guardians=[inviter])
+    code = guardian_invite_code(inviter)
+    answers = invite_answers(f" {code.lower()}", front_desk=front_desk, campus=campus_a)
+    expected = answers.pop("expected")
+    assert answers == {door: expected for door in answers}
+
+
+@pytest.mark.usefixtures("own_throttle_counts")
+def test_every_door_refuses_an_unknown_invite_code(front_desk: User, campus_a: Campus) -> None:
+    answers = invite_answers("ZZZZZZ", front_desk=front_desk, campus=campus_a)
+    refused = ["No parent has this invite code. Check it with the parent who sent it."]
+    assert answers == {
+        "service: lead_capture": refused,
+        "page: lead capture": refused,
+        "parent API: invite link": 404,  # the public link: no such page
+        "expected": None,
+    }
+    assert not Student.objects.exists()
 
 
 # --- the audit log --------------------------------------------------------------------------
