@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 BENCH ?=
 
-.PHONY: help install chromium run test lint bench vendor messages constraints services-stop clean
+.PHONY: help install chromium hey run test lint bench vendor messages constraints services-stop clean
 
 help:
 	@echo "make install   create .venv and install the pinned requirements (and Debian's chromium)"
@@ -59,8 +59,19 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
-bench: install
+bench: install hey
 	@scripts/with-services.sh $(PY) -m bench $(BENCH)
+
+# The API bench's load generator (bench/bench_api.py): Debian's hey.
+hey:
+	@if ! command -v hey >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's hey (the API bench's load generator)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey >/dev/null; \
+	  else \
+	    echo "warning: hey is missing; the API bench needs it (apt-get install hey)" >&2; \
+	  fi; \
+	fi
 
 # Stop the private PostgreSQL / Redis left running by KEEP_SERVICES=1.
 services-stop:
