@@ -1,17 +1,23 @@
 """A parent's session end to end over HTTP against a running gunicorn (2 workers) on the test
 database: the code comes through the real SMS gateway, then children, a child's page, a trial
-request, opting out of SMS marketing, logout, and the old token refused."""
+request, the satisfaction question, a friend invited whose lead then signs (the reward applied
+once), opting out of SMS marketing, logout, and the old token refused."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from campaigns.models import Consent
-from parents.models import TrialRequest
+from crm.models import Contract, Student
+from parents.models import ReferralReward, TrialRequest
+from personas.models import CareTask, SatisfactionAnswer
+from tests import factories
 from tests.campaigns.gateway import KEY, SECRET, Gateway
 from tests.gunicorn import call, gunicorn
 
@@ -31,12 +37,30 @@ def sms_codes(gateway: Gateway) -> list[str]:
     return codes
 
 
-def test_a_parents_session_over_http(parent_two_campuses, course_a, sms_gateway_server: Gateway) -> None:
+def test_a_parents_session_over_http(
+    parent_two_campuses, course_a, teacher, manager, sms_gateway_server: Gateway
+) -> None:
+    # 张一 has attended eight lessons (the satisfaction question is due) on a contract the
+    # referral reward will credit.
+    zhang_yi = Student.objects.get(guardians=parent_two_campuses, campus=course_a.campus)
+    contract = factories.ContractFactory(student=zhang_yi, course=course_a, hours_bought=Decimal("20"))
+    for day in range(8):
+        factories.AttendanceFactory(
+            student=zhang_yi,
+            contract=contract,
+            teacher=teacher,
+            lesson_at=timezone.now() - dt.timedelta(days=7 * day + 1),
+        )
+    staff = f"Token {Token.objects.create(user=manager).key}"
     env = {
         "SMS_PROVIDER": "sms_gateway",
         "SMS_GATEWAY_URL": sms_gateway_server.url,
         "SMS_GATEWAY_KEY": KEY,
         "SMS_GATEWAY_SECRET": SECRET,
+        # Throttles count in the shared Redis per address: other tests' logins are not this one's.
+        "API_AUTH_RATE_IP": "1000/min",
+        "API_AUTH_RATE_PHONE": "1000/hour",
+        "API_INVITE_RATE_IP": "1000/hour",
     }
     with gunicorn(env=env) as base:
         sent = call(base, "POST", f"{P}/auth/code/", {"phone": "138 0013 8003"})
@@ -58,6 +82,34 @@ def test_a_parents_session_over_http(parent_two_campuses, course_a, sms_gateway_
         again = call(base, "POST", f"{P}/children/{child['id']}/trial-requests/", body, auth, Idempotency_Key="e2e-1")
         assert first.status == again.status == 201 and again.body == first.body
         assert TrialRequest.objects.filter(student_id=child["id"]).count() == 1
+
+        due = call(base, "GET", f"{P}/satisfaction/", token=auth)
+        assert [c["student"]["id"] for c in due.body["results"]] == [child["id"]], due.body
+        answer = {"score": 4, "reason": "上课时间总变"}
+        answered = call(base, "POST", f"{P}/children/{child['id']}/satisfaction/", answer, auth)
+        assert answered.status == 201, answered.body
+        assert SatisfactionAnswer.objects.get().score == 4 and CareTask.objects.filter(student=zhang_yi).count() == 1
+        assert call(base, "GET", f"{P}/satisfaction/", token=auth).body["results"] == []
+
+        referral = call(base, "GET", f"{P}/referral/", token=auth)
+        code = referral.body["code"]
+        assert referral.body["link"].endswith(f"/m/#/invite/{code}")
+        friend = {"phone": "136 0013 6000", "student_name": "小友", "guardian_name": "赵妈妈"}
+        assert call(base, "POST", f"{P}/invites/{code}/lead/", friend).status == 201
+        friend_child = Student.objects.get(name="小友")
+        assert friend_child.referred_by == parent_two_campuses and friend_child.campus == course_a.campus
+        signing = {"student": friend_child.pk, "course": course_a.pk, "hours_bought": "24", "amount": "4800"}
+        signing["paid_amount"] = "4800"
+        for key in ("sign-1", "sign-2"):  # the second is a new contract: the reward is still once
+            signed = call(base, "POST", "/api/v1/contracts/", signing, staff, Idempotency_Key=key)
+            assert signed.status == 201, signed.body
+        reward = ReferralReward.objects.get()
+        assert reward.student == friend_child and reward.status == "applied"
+        contract.refresh_from_db()
+        assert contract.hours_bought == Decimal("20") + reward.hours
+        invitations = call(base, "GET", f"{P}/referral/invitations/", token=auth).body["results"]
+        assert [(i["signed"], i["reward_status"]) for i in invitations] == [(True, "applied")]
+        assert Contract.objects.filter(student=friend_child).count() == 2
 
         prefs = call(base, "PATCH", f"{P}/preferences/", {"sms": True}, auth)
         assert prefs.status == 200
