@@ -4,7 +4,7 @@ Read in a constant number of queries per kind of record; the download itself is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -15,16 +15,9 @@ from campaigns.models import ConsentRecord, Message
 from crm.models import Attendance, AuditAction, Consultation, Contract, Guardian, StudentTag, TrialLesson
 from crm.phones import phone_display
 from crm.services.audit import audit
-from parents.models import ParentSession, TrialRequest
+from parents.models import ParentSession, ReferralReward, TrialRequest
 from parents.selectors import children_of
-
-# Other parts of the product add what they hold (satisfaction answers, referrals) here.
-Section = Callable[[Guardian, list[int]], list[dict[str, Any]]]
-_sections: dict[str, Section] = {}
-
-
-def add_family_data_section(name: str, section: Section) -> None:
-    _sections[name] = section
+from personas.models import SatisfactionAnswer
 
 
 def _rows(objects: Iterable[Model], fields: list[str]) -> list[dict[str, Any]]:
@@ -57,6 +50,7 @@ def family_data_export(*, guardian: Guardian) -> dict[str, Any]:
             "relation": guardian.relation,
             "email": guardian.email,
             "wechat_openid": guardian.wechat_openid,
+            "invite_code": guardian.invite_code,
             "created_at": guardian.created_at.isoformat(),
         },
         "children": _rows(
@@ -110,7 +104,13 @@ def family_data_export(*, guardian: Guardian) -> dict[str, Any]:
             ParentSession.objects.filter(guardian=guardian).order_by("pk"), ["created_at", "via", "revoked_at"]
         ),
     }
-    for name, section in _sections.items():
-        data[name] = section(guardian, ids)
+    data["satisfaction"] = _rows(
+        SatisfactionAnswer.objects.filter(guardian=guardian).order_by("pk"),
+        ["student_id", "score", "reason", "answered_at"],
+    )
+    # The invited families are not this family's data: only what this family earned.
+    data["referral_rewards"] = _rows(
+        ReferralReward.objects.filter(guardian=guardian).order_by("pk"), ["hours", "status", "created_at"]
+    )
     audit(actor=None, guardian=guardian, action=AuditAction.PARENT_DATA_EXPORT)
     return data

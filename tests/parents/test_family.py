@@ -245,3 +245,14 @@ class TestFamilyData:
         assert len(data["attendance"]) == 2 and len(data["contracts"]) == 1
         assert "李小红" not in response.content.decode()
         assert AuditEntry.objects.filter(action=AuditAction.PARENT_DATA_EXPORT, guardian=parent_a).exists()
+
+
+def test_the_download_holds_satisfaction_answers_and_rewards(client, parent_a):
+    from personas.models import SatisfactionAnswer
+
+    SatisfactionAnswer.objects.create(
+        student=child_of(parent_a), guardian=parent_a, score=9, reason="老师耐心", answered_at=NOW
+    )
+    data = client.get(url("data"), **bearer(parent_a)).json()
+    assert [(a["score"], a["reason"]) for a in data["satisfaction"]] == [(9, "老师耐心")]
+    assert data["referral_rewards"] == []
