@@ -183,6 +183,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.sweep_messages",
         "schedule": crontab(),
     },
+    # The API's stored answers to Idempotency-Keys, a day after.
+    "crm-idempotency-sweep": {
+        "task": "crm.idempotency_sweep",
+        "schedule": crontab(hour=3, minute=10),
+    },
 }
 
 # Messaging: the provider of each channel (a dotted path). The console provider, the embedded

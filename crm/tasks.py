@@ -21,3 +21,10 @@ def import_commit(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
         import_job_requeue(job_id=job_id)
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc
     return job.status if job is not None else "skipped"
+
+
+@shared_task(name="crm.idempotency_sweep", ignore_result=True)
+def idempotency_sweep() -> int:
+    from crm.api.idempotency import idempotency_sweep as sweep
+
+    return sweep()

@@ -69,6 +69,12 @@ def _claim(caller: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
         return IdempotencyRecord.objects.filter(caller=caller, key=key).first()
 
 
+def idempotency_sweep() -> int:
+    """Forget the answers older than KEEP_FOR (the nightly beat): a retry comes within minutes."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
+    return deleted
+
+
 Handler = Callable[..., Response]
 
 
