@@ -547,7 +547,10 @@ def test_the_walk_covers_every_staff_page() -> None:
         unsubscribe_token="token",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
-    assert staff_url_names() - NOT_PAGES == walked
+    expected = staff_url_names() - NOT_PAGES
+    assert expected == walked, (
+        f"not walked: {sorted(expected - walked)}; walked, not a page: {sorted(walked - expected)}"
+    )
 
 
 def admin_paths() -> list[str]:

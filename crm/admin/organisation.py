@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -10,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import QuerySet
 from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from crm.admin.base import CrmModelAdmin, ScopedRelatedFieldListFilter, ServiceModelForm, StudentSearchMixin, actor_of
@@ -223,13 +225,18 @@ class AuditEntryAdmin(StudentSearchMixin, ReadOnlyAdmin):
     """Who did what. Nobody edits or deletes it."""
 
     paginator = EstimatedCountPaginator
-    list_display = ("at", "actor", "action", "student", "detail")
-    list_select_related = ("actor", "student")
+    list_display = ("at", "actor", "guardian", "action", "student", "detail_code")
+    list_select_related = ("actor", "guardian", "student")
     list_filter = (AuditActionFilter, ("at", admin.DateFieldListFilter))
     ordering = ("-id",)
     sortable_by = ()
     search_fields = ("student__name",)
-    fields = ("at", "actor", "action", "student", "detail")
+    fields = ("at", "actor", "guardian", "action", "student", "detail_code")
+
+    @admin.display(description=gettext_lazy("detail"))
+    def detail_code(self, entry: AuditEntry) -> str:
+        # The services' own keys and values, as written: code, not words to translate.
+        return format_html('<code translate="no">{}</code>', json.dumps(entry.detail, ensure_ascii=False))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
