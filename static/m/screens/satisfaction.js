@@ -22,6 +22,9 @@ function questionForm(due, done) {
     const input = h("input", { type: "radio", name: name, value: String(score), id: name + "-" + score });
     scores.appendChild(h("span", { class: "score" }, input, h("label", { for: input.id, text: String(score) })));
   }
+  scores.addEventListener("change", function () {
+    form.querySelector('.field-error[data-for="score"]').textContent = "";
+  });
   const reason = h("textarea", { rows: "3", maxlength: "2000" });
   const submit = h("button", { type: "submit", class: "button", text: t("satisfaction_submit") });
   const form = h("form", { class: "card", novalidate: true },
