@@ -48,6 +48,7 @@ run: install
 	@echo
 	@echo "SCRM: http://127.0.0.1:$(PORT)/   (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@for ip in $$(hostname -I 2>/dev/null); do case $$ip in *:*) ;; *) echo "      http://$$ip:$(PORT)/";; esac; done
+	@echo "Parent app (H5, a phone's browser): http://127.0.0.1:$(PORT)/m/   (the demo parent's phone is printed above)"
 	@echo
 	DEBUG=$${DEBUG:-1} ALLOWED_HOSTS="$${ALLOWED_HOSTS:-*}" $(PY) manage.py runserver 0.0.0.0:$(PORT)
 

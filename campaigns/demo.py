@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from campaigns.models import Campaign, MessageChannel
 from campaigns.services.campaigns import CampaignInput, TemplateInput, campaign_save
 from campaigns.services.consent import consent_record
+from crm.management.demo import DEMO_PARENT_PHONE
 from crm.models import Campus, Guardian, Role, User
+from crm.phones import normalize_phone
 from personas.models import Segment
 from personas.services.segments import segment_create
 
@@ -47,8 +49,11 @@ def seed_campaigns() -> DemoCampaigns:
             .values_list("pk", flat=True)
             .first()
         )
+        demo_parent = normalize_phone(DEMO_PARENT_PHONE)
         for index, guardian in enumerate(families):
-            if index % NO_CONSENT_EVERY == 0 or guardian.pk == first_silent:
+            # The demo parent said yes at the front desk, so the parent app has a switch to turn off.
+            skipped = index % NO_CONSENT_EVERY == 0 and guardian.phone != demo_parent
+            if skipped or guardian.pk == first_silent:
                 continue
             consent_record(
                 guardian=guardian,

@@ -483,6 +483,8 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("get", reverse("api_attendance_list"), {"date_from": "2000-01-01"}),
         ("post", reverse("api_lesson_attendance", args=[world.lesson.pk]), {}),
         ("post", reverse("api_attendance_correct", args=[world.attendance.pk]), {}),
+        # The H5 parent app's shell: its words, handed to the script, are the catalogue's too.
+        ("get", reverse("parent_app"), {}),
         # Last: it closes the care task the follow-ups above showed.
         ("post", reverse("care_task_done", args=[world.caretask.pk]), {"note": "已回电"}),
     ]

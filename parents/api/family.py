@@ -39,10 +39,11 @@ def guardian_of(request: Request) -> Any:
 
 
 def person(user: Any) -> str:
-    """A teacher as parents know them: their name, nothing else."""
+    """A teacher as parents know them: the name the staff pages show (display_name, "林小雨"),
+    never a login name, nothing else."""
     if user is None:
         return ""
-    return user.get_full_name() or user.username
+    return str(user)
 
 
 class MeSerializer(serializers.Serializer):

@@ -188,3 +188,38 @@ def test_if_empty_leaves_a_populated_database_alone() -> None:
 def test_too_few_students_is_refused() -> None:
     with pytest.raises(CommandError, match=str(MIN_STUDENTS)):
         seed(MIN_STUDENTS - 1)
+
+
+@time_machine.travel(dt.datetime(2027, 1, 1, 9, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")), tick=False)
+def test_the_printed_demo_parent_logs_in_to_the_parent_app(
+    client, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks
+) -> None:
+    """`make run` prints a parent's phone; with the code the console provider prints, that parent
+    logs in through the parent API and finds a child at each campus, with lessons and feedback."""
+    from django.urls import reverse
+
+    output = seed()
+    printed = re.search(r"Demo parent for the parent app at /m/.*: phone ([0-9 ]+)$", output, re.M)
+    assert printed, output
+    phone = printed.group(1).strip()
+    guardian = Guardian.objects.get(phone=normalize_phone(phone))
+    children = list(guardian.students.all())
+    assert len({child.campus_id for child in children}) == 2 == len(children)
+    for child in children:
+        assert child.name in output
+        assert Contract.objects.filter(student=child, status=ContractStatus.ACTIVE).exists(), child
+        assert Attendance.objects.filter(student=child).exclude(feedback="").exists(), child
+
+    caplog.set_level("WARNING", logger="campaigns.console")
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post(reverse("parent_api:auth_code"), {"phone": phone}, content_type="application/json")
+    assert sent.status_code == 202
+    [line] = [r.getMessage() for r in caplog.records if r.name == "campaigns.console"]
+    code = re.search(r"\b(\d{6})\b", line)
+    assert code, line
+    tokens = client.post(
+        reverse("parent_api:auth_login"), {"phone": phone, "code": code.group(1)}, content_type="application/json"
+    )
+    assert tokens.status_code == 200
+    listed = client.get(reverse("parent_api:children"), HTTP_AUTHORIZATION=f"Bearer {tokens.json()['access']}")
+    assert sorted(row["name"] for row in listed.json()["results"]) == sorted(child.name for child in children)

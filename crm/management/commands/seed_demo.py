@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
-from crm.management.demo import DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
-from crm.models import Campus, Role, Student, StudentStage, StudentTag, TagSource, User
+from crm.management.demo import DEMO_PARENT_PHONE, DEMO_PASSWORD, MIN_STUDENTS, DemoBuilder, demo_account_specs
+from crm.models import Campus, Guardian, Role, Student, StudentStage, StudentTag, TagSource, User
+from crm.phones import normalize_phone, phone_display
 
 if TYPE_CHECKING:
     from lifecycle.rules import Thresholds
@@ -128,3 +129,18 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {role:<11} {account.username:<14} {account.name:<8} {account.campus}  ({ROLE_LABELS[account.role]})"
             )
+        self.print_demo_parent()
+
+    def print_demo_parent(self) -> None:
+        """The parent who logs in to the H5 app at /m/; the console SMS provider prints the code."""
+        guardian = Guardian.objects.filter(phone=normalize_phone(DEMO_PARENT_PHONE)).first()
+        if guardian is None:
+            return
+        children = ", ".join(
+            f"{child.name} ({child.campus.name})"
+            for child in guardian.students.select_related("campus").order_by("campus__code", "pk")
+        )
+        self.stdout.write("")
+        self.stdout.write(f"Demo parent for the parent app at /m/ (家长端): phone {phone_display(guardian.phone)}")
+        self.stdout.write(f"  {guardian.name} ({guardian.relation}), children: {children}")
+        self.stdout.write("  Tap 获取验证码: the SMS code is printed in this console (the console SMS provider).")

@@ -160,6 +160,11 @@ class DemoBuilder:
         self.phones: set[str] = {
             phone.removeprefix("+86") for phone in Guardian.objects.values_list("phone", flat=True)
         }
+        # The demo parent's family (`cat.DEMO_PARENT_PHONE`), once its first child is captured;
+        # not again when an earlier seed made it (--force).
+        self.demo_family: tuple[Guardian, str, str] | None = None
+        self.demo_family_wanted = cat.DEMO_PARENT_PHONE not in self.phones
+        self.phones.add(cat.DEMO_PARENT_PHONE)
         self.tags: dict[tuple[str, str], Tag] = {}
         self.summary = DemoSummary()
         self.last_captured: Student | None = None
@@ -381,13 +386,21 @@ class DemoBuilder:
         captured_at: dt.datetime,
         actor: User,
         course_spec: cat.CourseSpec | None = None,
+        demo_parent: bool = False,
     ) -> Student:
         # Every twelfth child (from the sixth) is a sibling: same family, same phone,
         # typed in whatever format the consultant uses that day.
         sibling_of = None
-        if index % 12 == 5 and world.families:
+        if demo_parent:
+            sibling_of = self.demo_family  # the demo parent's second child, at another campus
+        elif index % 12 == 5 and world.families:
             sibling_of = self.pick(world.families)
-        if sibling_of is not None:
+        if demo_parent and sibling_of is None:
+            child = self.child(world, cat.DEMO_PARENT_SURNAME)
+            phone = cat.DEMO_PARENT_PHONE
+            channel = self.channel()
+            guardian_name, relation = cat.DEMO_PARENT_NAME, Relation.MOTHER.value
+        elif sibling_of is not None:
             guardian, surname, phone = sibling_of
             child = self.child(world, surname)
             while guardian.students.filter(name=child.name).exists():
@@ -425,6 +438,8 @@ class DemoBuilder:
         if captured.new_family:
             Guardian.objects.filter(pk=captured.guardian.pk).update(created_at=captured_at)
             world.families.append((captured.guardian, child.surname, phone))
+            if demo_parent:
+                self.demo_family = (captured.guardian, child.surname, phone)
         if course_spec is not None:
             self.tag(student, actor, cat.INTEREST_GROUP, course_spec.subject)
             if self.rng.random() < 0.3:
@@ -687,7 +702,9 @@ class DemoBuilder:
             renews = kind in RENEWING
         last_consult = signed_at - dt.timedelta(days=rng.randint(1, 7))
         captured = last_consult - dt.timedelta(days=rng.randint(3, 40))
-        student = self.capture(world, index, captured, actor, spec)
+        # Each campus's second active student (not an anchor) is a child of the demo parent.
+        demo_parent = self.demo_family_wanted and kind == "active" and world.kinds_done["active"] == 1
+        student = self.capture(world, index, captured, actor, spec, demo_parent=demo_parent)
         self.consult_series(
             world, student, actor, captured + dt.timedelta(hours=1), last_consult, course, Intent.HIGH, signed_at
         )

@@ -65,6 +65,12 @@ STAFF: dict[str, tuple[StaffSpec, ...]] = {
 }
 ADMIN_USERNAME = "admin"
 ADMIN_NAME = "系统管理员"
+# The demo parent, printed by `make run` to log in to the H5 parent app at /m/: one family with a
+# child at each campus (the second active student of each). The builder marks the number taken,
+# so no random family draws it.
+DEMO_PARENT_PHONE = "13912345678"
+DEMO_PARENT_NAME = "林静"
+DEMO_PARENT_SURNAME = "周"
 
 
 @dataclass(frozen=True)
