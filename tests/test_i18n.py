@@ -7,6 +7,7 @@ as each role and looks for English left in the Chinese UI.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from crm.models import Stage, Student, StudentStage, Tag, User
 from lifecycle.models import StageChange
 from lifecycle.services.activity import activity_refresh
 from lifecycle.services.facts import settings_ensure
+from parents.models import TrialRequest
 from personas.models import CareTask, PersonaSettings, SatisfactionAnswer, Segment, TagRule
 from personas.services.overview import overview_refresh
 from personas.services.tag_rules import tag_rules_ship_defaults
@@ -346,6 +348,13 @@ def build_chinese_world(campus_a: Any, campus_b: Any, teacher: User, front_desk:
         student=world.student, guardian=world.guardian, score=3, reason="上课时间总变", answered_at=timezone.now()
     )
     world.caretask = CareTask.objects.create(student=world.student, consultant=front_desk, answer=answer)
+    world.trialrequest = TrialRequest.objects.create(
+        guardian=world.guardian,
+        student=world.student,
+        campus=world.student.campus,
+        wished_at=timezone.now() + dt.timedelta(days=2),
+        note="周末上午",
+    )
     return world
 
 
@@ -485,6 +494,26 @@ def staff_requests(world: SimpleNamespace) -> list[tuple[str, str, dict[str, Any
         ("post", reverse("api_attendance_correct", args=[world.attendance.pk]), {}),
         # The H5 parent app's shell: its words, handed to the script, are the catalogue's too.
         ("get", reverse("parent_app"), {}),
+        # The staff API: lists with a bad filter (the 400's words), and writes with an empty body.
+        ("get", reverse("api_student_list"), {"stage": "nope"}),
+        ("post", reverse("api_student_list"), {}),
+        ("get", reverse("api_student_detail", args=[student]), {}),
+        ("post", reverse("api_student_close_lost", args=[student]), {}),
+        ("post", reverse("api_student_tag_add", args=[student]), {}),
+        ("delete", reverse("api_student_tag_remove", args=[student, 0]), {}),
+        ("post", reverse("api_student_guardian_add", args=[student]), {}),
+        ("get", reverse("api_guardian_list"), {"phone": "12"}),
+        ("get", reverse("api_guardian_detail", args=[world.guardian.pk]), {}),
+        ("get", reverse("api_tag_list"), {}),
+        ("get", reverse("api_campaign_list"), {"status": "nope"}),
+        ("get", reverse("api_campaign_detail", args=[world.campaign.pk]), {}),
+        ("post", reverse("api_campaign_dry_run", args=[world.draft.pk]), {}),
+        ("post", reverse("api_campaign_launch", args=[world.campaign.pk]), {}),
+        ("post", reverse("api_campaign_pause", args=[world.campaign.pk]), {}),
+        ("post", reverse("api_campaign_resume", args=[world.campaign.pk]), {}),
+        ("post", reverse("api_campaign_cancel", args=[world.draft.pk]), {}),
+        # A parent's trial request, handled from the follow-ups (which showed it above).
+        ("post", reverse("trial_request_handle", args=[world.trialrequest.pk]), {"outcome": "booked"}),
         # Last: it closes the care task the follow-ups above showed.
         ("post", reverse("care_task_done", args=[world.caretask.pk]), {"note": "已回电"}),
     ]
@@ -508,9 +537,9 @@ NOT_PAGES = {
     # The SMS gateway's signed webhooks: no person's page (tests/campaigns/test_messages.py).
     "api_sms_receipts",
     "api_sms_inbound",
-    # The parent API: no staff page (tests/personas/test_api_satisfaction.py).
-    "satisfaction",
-    "child_satisfaction",
+    # The OpenAPI schema (YAML for programs) and Swagger UI's page (its own words, served as is).
+    "api_schema",
+    "api_docs",
 }
 
 
@@ -520,7 +549,9 @@ def staff_url_names() -> set[str]:
     def walk(patterns: list[Any]) -> None:
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
-                if pattern.app_name == "admin":
+                # The admin is walked by admin_paths(); the parent API has no staff page (its words
+                # are checked in Chinese by the H5 app's tests, tests/parents/test_h5*.py).
+                if pattern.app_name in ("admin", "parent_api"):
                     continue
                 walk(pattern.url_patterns)
             elif isinstance(pattern, URLPattern) and pattern.name and pattern.name != "healthz":
@@ -546,6 +577,8 @@ def test_the_walk_covers_every_staff_page() -> None:
         campaign=SimpleNamespace(pk=1),
         calltask=SimpleNamespace(pk=1),
         caretask=SimpleNamespace(pk=1),
+        trialrequest=SimpleNamespace(pk=1),
+        guardian=SimpleNamespace(pk=1),
         unsubscribe_token="token",
     )
     walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
