@@ -581,7 +581,7 @@ def test_the_walk_covers_every_staff_page() -> None:
         guardian=SimpleNamespace(pk=1),
         unsubscribe_token="token",
     )
-    walked = {get_resolver().resolve(path.split("?")[0]).url_name for _, path, _ in staff_requests(world)}
+    walked = {str(get_resolver().resolve(path.split("?")[0]).url_name) for _, path, _ in staff_requests(world)}
     expected = staff_url_names() - NOT_PAGES
     assert expected == walked, (
         f"not walked: {sorted(expected - walked)}; walked, not a page: {sorted(walked - expected)}"
