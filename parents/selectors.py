@@ -118,7 +118,12 @@ def _feedback_at(row: Attendance | TrialLesson) -> dt.datetime:
 
 
 def attendance_of(child: Student) -> QuerySet[Attendance]:
-    return Attendance.objects.filter(student=child).select_related("contract__course", "teacher").order_by("-id")
+    # Newest lesson first, as parents read a history (records are sometimes entered late).
+    return (
+        Attendance.objects.filter(student=child)
+        .select_related("contract__course", "teacher")
+        .order_by("-lesson_at", "-id")
+    )
 
 
 def trial_courses(child: Student) -> QuerySet[Course]:

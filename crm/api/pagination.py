@@ -34,11 +34,14 @@ class CursorPage(CursorPagination):
             cursor = super().decode_cursor(request)
         except NotFound as exc:
             raise self.bad_cursor() from exc
-        # The position is an id (the ordering): anything else, or an id no table holds, was not made here.
         position = str(cursor.position) if cursor is not None and cursor.position is not None else ""
-        if position and not (position.isdigit() and int(position) < 2**63):
+        if position and not self.position_ok(position):
             raise self.bad_cursor()
         return cursor
+
+    def position_ok(self, position: str) -> bool:
+        # The position is an id (the ordering): anything else, or an id no table holds, was not made here.
+        return position.isdigit() and int(position) < 2**63
 
     def bad_cursor(self) -> FieldProblem:
         return FieldProblem(self.cursor_query_param, _("This page link is not valid; start from the first page."))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -238,12 +239,23 @@ class ChildView(APIView):
         return Response(ChildPageSerializer(page).data)
 
 
+class LessonTimeCursor(CursorPage):
+    # A child's lesson times are as good as unique, and their index (student, lesson_at) serves it.
+    ordering = ("-lesson_at", "-id")  # type: ignore[assignment]  # DRF takes a string or a tuple
+
+    def position_ok(self, position: str) -> bool:
+        try:
+            return parse_datetime(position) is not None
+        except ValueError:
+            return False
+
+
 class ChildAttendanceView(generics.ListAPIView):
     """A child's whole attendance history, newest first, a page at a time."""
 
     permission_classes = [IsParent]
     serializer_class = ParentAttendanceSerializer
-    pagination_class = CursorPage
+    pagination_class = LessonTimeCursor
 
     def get_queryset(self) -> QuerySet[Attendance]:
         if getattr(self, "swagger_fake_view", False):

@@ -92,6 +92,8 @@ class TestChildPage:
         assert len(body["upcoming_lessons"]) == 3 and body["upcoming_lessons"][0]["course"] == course_a.name
         assert body["hours_left"] == "13.0"  # factories record attendance without consuming hours
         assert [a["status"] for a in body["recent_attendance"]] == ["present"] * 3
+        times = [a["lesson_at"] for a in body["recent_attendance"]]
+        assert times == sorted(times, reverse=True)  # newest lesson first, whatever the entry order
         kinds = [(f["kind"], f["comment"]) for f in body["feedback"]]
         assert ("lesson", "第1课表现很好") in kinds and ("trial", "专注") in kinds
         assert "phone" not in str(body["upcoming_lessons"])  # teachers are names only
@@ -115,6 +117,8 @@ class TestChildPage:
         assert len(first["results"]) == 20 and first["next"]
         second = client.get(first["next"], **bearer(parent_a)).json()
         assert len(second["results"]) == 10 and not second["next"]
+        times = [a["lesson_at"] for a in first["results"] + second["results"]]
+        assert times == sorted(times, reverse=True) and len(set(times)) == 30
 
 
 class TestTrialRequests:
