@@ -33,7 +33,7 @@ def _hours(value: Decimal, digits: int) -> str:
 TEACHER = "COALESCE(NULLIF(u.display_name, ''), NULLIF(TRIM(u.first_name || ' ' || u.last_name), ''), u.username)"
 
 CHILD_SQL = """
-SELECT s.id, s.name, s.gender, s.birth_date, s.grade, s.school, c.name
+SELECT s.id, s.name, s.gender, s.birth_date, s.grade, s.school, c.name AS campus
 FROM crm_student s
 JOIN crm_campus c ON c.id = s.campus_id
 WHERE s.id = %(student)s
@@ -41,7 +41,7 @@ WHERE s.id = %(student)s
 """
 
 LESSONS_SQL = f"""
-SELECT l.id, co.name, co.subject, {TEACHER}, l.starts_at, l.duration_minutes, l.hours
+SELECT l.id, co.name, co.subject, {TEACHER} AS teacher, l.starts_at, l.duration_minutes, l.hours
 FROM crm_lesson_students ls
 JOIN crm_lesson l ON l.id = ls.lesson_id
 JOIN crm_course co ON co.id = l.course_id
@@ -53,13 +53,13 @@ LIMIT {UPCOMING}
 
 # Booked trials to come, and trials a teacher gave feedback on.
 TRIALS_SQL = f"""
-(SELECT 'upcoming', t.id, co.name, {TEACHER}, t.scheduled_at, t.duration_minutes, t.status, t.rating,
+(SELECT 'upcoming' AS kind, t.id, co.name, {TEACHER} AS teacher, t.scheduled_at, t.duration_minutes, t.status, t.rating,
         t.comment, t.recommended_level
  FROM crm_triallesson t JOIN crm_course co ON co.id = t.course_id JOIN crm_user u ON u.id = t.teacher_id
  WHERE t.student_id = %(student)s AND t.status = 'booked' AND t.scheduled_at >= %(now)s
  ORDER BY t.scheduled_at LIMIT {UPCOMING})
 UNION ALL
-(SELECT 'rated', t.id, co.name, {TEACHER}, t.scheduled_at, t.duration_minutes, t.status, t.rating,
+(SELECT 'rated' AS kind, t.id, co.name, {TEACHER} AS teacher, t.scheduled_at, t.duration_minutes, t.status, t.rating,
         t.comment, t.recommended_level
  FROM crm_triallesson t JOIN crm_course co ON co.id = t.course_id JOIN crm_user u ON u.id = t.teacher_id
  WHERE t.student_id = %(student)s AND (t.comment <> '' OR t.rating IS NOT NULL)
@@ -75,12 +75,12 @@ ORDER BY k.signed_at DESC
 
 # The latest lessons, and the latest with a teacher's remark.
 ATTENDANCE_SQL = f"""
-(SELECT 'recent', a.id, a.lesson_at, co.name, {TEACHER}, a.status, a.hours, a.feedback
+(SELECT 'recent' AS kind, a.id, a.lesson_at, co.name, {TEACHER} AS teacher, a.status, a.hours, a.feedback
  FROM crm_attendance a JOIN crm_contract k ON k.id = a.contract_id JOIN crm_course co ON co.id = k.course_id
  JOIN crm_user u ON u.id = a.teacher_id
  WHERE a.student_id = %(student)s ORDER BY a.lesson_at DESC, a.id DESC LIMIT {HISTORY})
 UNION ALL
-(SELECT 'remark', a.id, a.lesson_at, co.name, {TEACHER}, a.status, a.hours, a.feedback
+(SELECT 'remark' AS kind, a.id, a.lesson_at, co.name, {TEACHER} AS teacher, a.status, a.hours, a.feedback
  FROM crm_attendance a JOIN crm_contract k ON k.id = a.contract_id JOIN crm_course co ON co.id = k.course_id
  JOIN crm_user u ON u.id = a.teacher_id
  WHERE a.student_id = %(student)s AND a.feedback <> '' ORDER BY a.lesson_at DESC LIMIT {FEEDBACK})
@@ -95,24 +95,50 @@ LIMIT {UPCOMING}
 """
 
 
+# One round trip: every section as a JSON array of rows (each a JSON object whose keys keep the
+# section's column order), beside the child; no row when the child is not this guardian's.
+PAGE_SQL = f"""
+WITH child AS ({CHILD_SQL})
+SELECT row_to_json(child),
+       (SELECT COALESCE(json_agg(x), '[]') FROM ({LESSONS_SQL}) x),
+       (SELECT COALESCE(json_agg(x), '[]') FROM ({TRIALS_SQL}) x),
+       (SELECT COALESCE(json_agg(x), '[]') FROM ({CONTRACTS_SQL}) x),
+       (SELECT COALESCE(json_agg(x), '[]') FROM ({ATTENDANCE_SQL}) x),
+       (SELECT COALESCE(json_agg(x), '[]') FROM ({REQUESTS_SQL}) x)
+FROM child
+"""
+TIMES = {"birth_date", "starts_at", "scheduled_at", "signed_at", "valid_until", "lesson_at", "wished_at", "created_at"}
+NUMBERS = {"hours", "hours_bought", "hours_consumed"}
+
+
+def _value(key: str, value: Any) -> Any:
+    """A JSON value back to what the database holds (json_agg writes times and numerics as text
+    and numbers)."""
+    if value is None:
+        return None
+    if key in NUMBERS:
+        return Decimal(str(value))
+    if key in ("birth_date", "valid_until"):
+        return dt.date.fromisoformat(value)
+    if key in TIMES:
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def _rows(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(_value(key, value) for key, value in item.items()) for item in items]
+
+
 def child_page_data(*, guardian_id: int, student_id: int) -> dict[str, Any]:
     """The page of a child of this guardian (Http404 for any other), ready to answer."""
     params: dict[str, Any] = {"student": student_id, "guardian": guardian_id, "now": timezone.now()}
     with connection.cursor() as cursor:
-        cursor.execute(CHILD_SQL, params)
-        child = cursor.fetchone()
-        if child is None:
-            raise Http404
-        cursor.execute(LESSONS_SQL, params)
-        lessons = cursor.fetchall()
-        cursor.execute(TRIALS_SQL, params)
-        trials = cursor.fetchall()
-        cursor.execute(CONTRACTS_SQL, params)
-        contracts = cursor.fetchall()
-        cursor.execute(ATTENDANCE_SQL, params)
-        attendance = cursor.fetchall()
-        cursor.execute(REQUESTS_SQL, params)
-        requests = cursor.fetchall()
+        cursor.execute(PAGE_SQL, params)
+        found = cursor.fetchone()
+    if found is None:
+        raise Http404
+    child = _rows([found[0]])[0]
+    lessons, trials, contracts, attendance, requests = (_rows(section) for section in found[1:])
 
     left = sum((bought - used for _, _, bought, used, _, _, status in contracts if status == "active"), Decimal("0"))
     feedback: list[tuple[dt.datetime, dict[str, Any]]] = [
