@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Value
+from django.db import connection, transaction
+from django.db.models import F, Model, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -59,13 +59,32 @@ def session_open(*, guardian: Guardian, via: str) -> Tokens:
     return Tokens(session=session, access=access, refresh=refresh)
 
 
+def _columns(model: type[Model], alias: str) -> tuple[list[str], str]:
+    fields = model._meta.concrete_fields
+    return [f.attname for f in fields], ", ".join(f"{alias}.{f.column}" for f in fields)
+
+
+_SESSION_FIELDS, _SESSION_COLUMNS = _columns(ParentSession, "s")
+_GUARDIAN_FIELDS, _GUARDIAN_COLUMNS = _columns(Guardian, "g")
+# Every parent request asks this first: a plain statement, not a compiled ORM query.
+SESSION_SQL = f"""
+SELECT {_SESSION_COLUMNS}, {_GUARDIAN_COLUMNS}
+FROM parents_parentsession s JOIN crm_guardian g ON g.id = s.guardian_id
+WHERE s.access_hash = %s AND s.revoked_at IS NULL AND s.access_expires_at > %s
+"""
+
+
 def session_for_access(access: str) -> ParentSession | None:
     """The live session behind an access token, with its guardian, or None."""
-    return (
-        ParentSession.objects.select_related("guardian")
-        .filter(access_hash=token_hash(access), revoked_at__isnull=True, access_expires_at__gt=timezone.now())
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(SESSION_SQL, [token_hash(access), timezone.now()])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(_SESSION_FIELDS)
+    session = ParentSession.from_db(connection.alias, _SESSION_FIELDS, row[:split])
+    session.guardian = Guardian.from_db(connection.alias, _GUARDIAN_FIELDS, row[split:])
+    return session
 
 
 @transaction.atomic
