@@ -51,6 +51,14 @@ class MessageAdmin(LifecycleAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("campus",)
     readonly_fields = [field.name for field in Message._meta.fields]
+    SECRET_FIELDS = ("text", "html", "params")
+
+    def get_fields(self, request: HttpRequest, obj: Message | None = None) -> Any:
+        fields = super().get_fields(request, obj)
+        # A parent's login code is theirs alone: whoever reads the log could log in as them.
+        if obj is not None and obj.holds_secret:
+            return [f for f in fields if f not in self.SECRET_FIELDS]
+        return fields
 
 
 class ConsentRecordForm(ServiceModelForm):

@@ -226,6 +226,12 @@ class CallTask(models.Model):
         return f"{self.campaign}: {self.student_id}"
 
 
+# Messages whose text is a secret for its recipient alone (a login code): sent, then never shown
+# to staff (the admin) nor kept in a family's data download.
+LOGIN_CODE_TEMPLATE = "login_code"
+SECRET_TEMPLATES = frozenset({LOGIN_CODE_TEMPLATE})
+
+
 class Message(models.Model):
     category = models.CharField(_("category"), max_length=20, choices=MessageCategory.choices)
     channel = models.CharField(_("message channel"), max_length=10, choices=MessageChannel.choices)
@@ -302,6 +308,10 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.recipient} ({self.get_status_display()})"
+
+    @property
+    def holds_secret(self) -> bool:
+        return self.template_code in SECRET_TEMPLATES
 
 
 class ConsentSource(models.TextChoices):

@@ -139,6 +139,14 @@ def child_page_data(*, guardian_id: int, student_id: int) -> dict[str, Any]:
         raise Http404
     child = _rows([found[0]])[0]
     lessons, trials, contracts, attendance, requests = (_rows(section) for section in found[1:])
+    # Each UNION ALL branch is ordered, but the union's order is not promised: order each kind
+    # again, as the ORM definition does (stable sorts: ties keep the database's order).
+    trials = sorted((t for t in trials if t[0] == "upcoming"), key=lambda t: t[4]) + sorted(
+        (t for t in trials if t[0] == "rated"), key=lambda t: t[4], reverse=True
+    )
+    attendance = sorted((a for a in attendance if a[0] == "recent"), key=lambda a: (a[2], a[1]), reverse=True) + sorted(
+        (a for a in attendance if a[0] == "remark"), key=lambda a: a[2], reverse=True
+    )
 
     left = sum((bought - used for _, _, bought, used, _, _, status in contracts if status == "active"), Decimal("0"))
     feedback: list[tuple[dt.datetime, dict[str, Any]]] = [

@@ -113,6 +113,19 @@ def course_b(campus_b: Campus) -> factories.models.Course:
     return factories.CourseFactory(campus=campus_b, name="美术启蒙", subject="美术")
 
 
+@pytest.fixture
+def own_throttle_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Throttles count in the shared cache (Redis under `make test`, which the other xdist worker
+    uses too): this test counts under keys of its own, never clearing anyone else's."""
+    import uuid
+
+    from parents.api.throttles import AuthIpThrottle, AuthPhoneThrottle, InviteIpThrottle
+
+    prefix = uuid.uuid4().hex
+    for throttle in (AuthIpThrottle, AuthPhoneThrottle, InviteIpThrottle):
+        monkeypatch.setattr(throttle, "cache_format", f"throttle_{prefix}_%(scope)s_%(ident)s")
+
+
 # The parents: two families at campus A, and one phone with a child in each campus.
 @pytest.fixture
 def parent_a(campus_a: Campus) -> factories.models.Guardian:

@@ -14,6 +14,7 @@ from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
+from crm.api.fields import DateTimeInput
 from crm.api.idempotency import IDEMPOTENCY_PARAMETER
 from crm.api.pagination import CursorPage
 from crm.api.records import NamedRef, RecordListCreate, ScopedPk
@@ -53,8 +54,8 @@ class ConsultationInput(serializers.Serializer):
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
     intent = serializers.ChoiceField(choices=Intent.choices, default=Intent.MEDIUM)
     outcome = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    next_follow_up_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    consulted_at = serializers.DateTimeField(
+    next_follow_up_at = DateTimeInput(required=False, allow_null=True, default=None)
+    consulted_at = DateTimeInput(
         required=False, allow_null=True, default=None, help_text="When it happened; now if left out."
     )
 

@@ -14,7 +14,9 @@ from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
+from crm.api.fields import DateTimeInput
 from crm.api.idempotency import IDEMPOTENCY_PARAMETER
+from crm.api.pagination import CursorPage
 from crm.api.permissions import staff_roles
 from crm.api.records import NamedRef, RecordAction, RecordListCreate, ScopedPk, decimal_input
 from crm.filters import ContractFilter
@@ -57,7 +59,7 @@ class ContractInput(serializers.Serializer):
     hours_bought = decimal_input()
     amount = decimal_input()
     paid_amount = decimal_input()
-    signed_at = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Now if left out.")
+    signed_at = DateTimeInput(required=False, allow_null=True, default=None, help_text="Now if left out.")
     valid_until = serializers.DateField(required=False, allow_null=True, default=None)
 
 
@@ -81,6 +83,7 @@ def _contracts(viewer: User) -> QuerySet[Contract]:
     ),
 )
 class ContractList(RecordListCreate):
+    pagination_class = CursorPage  # grows without bound: never a COUNT of the table
     read_roles = write_roles = FRONT_OFFICE
     serializer_class = SignedContractSerializer
     filterset_class = ContractFilter

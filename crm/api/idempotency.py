@@ -4,8 +4,9 @@ create a second trial request, lead or answer.
 The first request with a key claims it (one row per caller and key, by a unique constraint),
 runs, and stores its answer when it succeeded; the same key again replays that answer with
 `Idempotent-Replayed: true` and creates nothing. The same key with another body is refused
-(422), and while the first is still running a second waits for nothing: 409, try again. A
-failed request (4xx, 5xx) gives its key back, so a corrected retry can use it.
+(422), and while the first is still running a second waits for nothing: 409, try again (a claim
+left unanswered for 5 minutes was abandoned by a killed worker and is taken over). A failed
+request (4xx, 5xx) gives its key back, so a corrected retry can use it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from functools import wraps
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -32,6 +34,7 @@ from crm.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
+ABANDONED_AFTER = timedelta(minutes=5)
 MAX_KEY = 255
 
 # For `extend_schema(parameters=[IDEMPOTENCY_PARAMETER])` on every view that honours it.
@@ -58,15 +61,24 @@ def _fingerprint(request: Request) -> str:
 
 
 def _claim(caller: str, key: str, fingerprint: str) -> IdempotencyRecord | None:
-    """Claim the key (None: claimed now) or return the row of whoever claimed it first."""
-    stale = timezone.now() - KEEP_FOR
-    IdempotencyRecord.objects.filter(caller=caller, key=key, created_at__lt=stale).delete()
-    try:
-        with transaction.atomic():
-            IdempotencyRecord.objects.create(caller=caller, key=key, fingerprint=fingerprint)
-        return None
-    except IntegrityError:
-        return IdempotencyRecord.objects.filter(caller=caller, key=key).first()
+    """Claim the key (None: claimed now) or return the row of whoever claimed it first.
+
+    A claim older than KEEP_FOR is forgotten, and so is one still unanswered after
+    ABANDONED_AFTER (its worker was killed mid-request: no request runs that long)."""
+    now = timezone.now()
+    rows = IdempotencyRecord.objects.filter(caller=caller, key=key)
+    rows.filter(Q(created_at__lt=now - KEEP_FOR) | Q(status_code=None, created_at__lt=now - ABANDONED_AFTER)).delete()
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(caller=caller, key=key, fingerprint=fingerprint)
+            return None
+        except IntegrityError:
+            first = rows.first()
+            if first is not None:
+                return first
+            # The first request failed and gave its key back in between: claim again.
+    raise IntegrityError(f"idempotency key {key!r} could not be claimed")
 
 
 def idempotency_sweep() -> int:

@@ -16,7 +16,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from crm import text
+from crm.api.fields import DateTimeInput
 from crm.api.idempotency import IDEMPOTENCY_PARAMETER
+from crm.api.pagination import CursorPage
 from crm.api.permissions import staff_roles
 from crm.api.records import NamedRef, RecordAction, RecordListCreate, ScopedPk
 from crm.filters import TrialFilter
@@ -61,7 +63,7 @@ class TrialInput(serializers.Serializer):
     student = ScopedPk(queryset=Student.objects.all(), scope=students_visible_to)
     course = ScopedPk(queryset=Course.objects.all(), scope=courses_visible_to)
     teacher = ScopedPk(queryset=User.objects.all(), scope=_staff_in_campuses)
-    scheduled_at = serializers.DateTimeField()
+    scheduled_at = DateTimeInput()
     duration_minutes = serializers.IntegerField(default=60, help_text="15 to 240.")
 
 
@@ -91,6 +93,7 @@ def _trials(viewer: User) -> QuerySet[TrialLesson]:
     ),
 )
 class TrialList(RecordListCreate):
+    pagination_class = CursorPage  # grows without bound: never a COUNT of the table
     write_roles = FRONT_OFFICE
     serializer_class = TrialSerializer
     filterset_class = TrialFilter

@@ -52,7 +52,9 @@ def guardian_invite_code(guardian: Guardian) -> str:
 def guardian_by_invite_code(code: str) -> Guardian | None:
     """The parent a code (as typed) names, or None."""
     code = invite_code_normalize(code)
-    if not code or len(code) > INVITE_LENGTH + 2:
+    # No code is made of other characters: such a code names nobody (and a NUL byte never
+    # reaches the database, which refuses it).
+    if not code or len(code) > INVITE_LENGTH + 2 or set(code) - set(INVITE_ALPHABET):
         return None
     return Guardian.objects.filter(invite_code=code).first()
 

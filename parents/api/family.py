@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.fields import DateTimeInput
 from crm.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from crm.api.pagination import CursorPage
 from crm.models import Attendance, Contract, Course, Lesson, Student, TrialLesson
@@ -290,7 +291,7 @@ class ChildCoursesView(generics.ListAPIView):
 
 
 class TrialRequestInput(serializers.Serializer):
-    wished_at = serializers.DateTimeField(help_text="When the parent would like the trial.")
+    wished_at = DateTimeInput(help_text="When the parent would like the trial.")
     course = serializers.IntegerField(required=False, allow_null=True, help_text="A course id from courses/.")
     subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -20,7 +20,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.models import MessageCategory, MessageChannel
+from campaigns.models import LOGIN_CODE_TEMPLATE, MessageCategory, MessageChannel
 from campaigns.services.messages import message_queue
 from crm.models import Guardian
 from crm.phones import normalize_phone
@@ -88,7 +88,7 @@ def login_code_send(*, phone: str, ip: str | None) -> CodeSent:
         channel=MessageChannel.SMS,
         recipient=e164,
         text_body=_code_text(code),
-        template_code="login_code",
+        template_code=LOGIN_CODE_TEMPLATE,
         params={"code": code},
         guardian=guardian,
     )

@@ -38,11 +38,12 @@ def _not_due_message(student: Any, now: dt.datetime) -> str:
     schedule = schedule_of(student.campus)
     last = student.last_answered_at
     if last is not None and student.lessons_attended >= schedule.after_lessons:
-        again = timezone.localdate(last + dt.timedelta(days=schedule.every_days))
+        # The rule counts whole days from the moment of the last answer: so does the message.
+        again = timezone.localtime(last + dt.timedelta(days=schedule.every_days))
         return _("You already told us about %(student)s on %(date)s; we will ask again from %(again)s.") % {
             "student": student.name,
             "date": formats.date_format(timezone.localdate(last), "Y-m-d"),
-            "again": formats.date_format(again, "Y-m-d"),
+            "again": formats.date_format(again, "Y-m-d H:i"),
         }
     return _("We will ask about %(student)s after %(lessons)s lessons attended.") % {
         "student": student.name,

@@ -15,6 +15,7 @@ phone once, only with an access token it issued; an unknown or used code 40029).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ from campaigns.messaging.base import providers_reset
 from campaigns.messaging.wechat import TOKEN_CACHE_KEY, TOKEN_LOCK_KEY
 from tests.campaigns.local_server import JsonHandler, serving
 
-APPID = "wx-test-app"
+# One app id per test process: the access token is cached in the Redis both xdist workers share,
+# and one worker's token must not be offered to the other's server.
+APPID = f"wx-test-app-{os.getpid()}"
 SECRET = "test-app-secret"
 PAGE = "pages/lesson/detail"
 MINIPROGRAM_STATES = {"formal", "trial", "developer"}

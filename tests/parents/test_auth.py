@@ -27,10 +27,7 @@ T0 = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)
-def _no_throttle_carry_over(settings):
-    from django.core.cache import cache
-
-    cache.clear()
+def _no_throttle_carry_over(settings, own_throttle_counts):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"auth_ip": "1000/min", "auth_phone": "1000/hour", "invite_ip": "1000/hour"},
@@ -201,3 +198,14 @@ class TestTokens:
         client.force_login(manager)
         assert client.get(ME).status_code == 403
         assert timezone.now()  # the clock is real here
+
+
+def test_staff_never_read_a_login_code(client, parent_a, admin_user):
+    ask_code(client)
+    code = sent_code()
+    message = Message.objects.get(template_code="login_code")
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:campaigns_message_change", args=[message.pk]))
+    assert page.status_code == 200 and "+8613800138001" in page.content.decode()
+    assert code not in page.content.decode()
+    assert code not in client.get(reverse("admin:campaigns_message_changelist")).content.decode()

@@ -17,7 +17,7 @@ from django.urls import reverse
 from crm.models import AuditAction, AuditEntry, Guardian
 from crm.services.families import guardian_wechat_bind
 from parents.models import ParentSession
-from tests.campaigns.wechat import WeChatServer
+from tests.campaigns.wechat import APPID, WeChatServer
 
 pytestmark = pytest.mark.django_db
 
@@ -26,10 +26,7 @@ ME = reverse("parent_api:me")
 
 
 @pytest.fixture(autouse=True)
-def _no_throttle_carry_over(settings):
-    from django.core.cache import cache
-
-    cache.clear()
+def _no_throttle_carry_over(settings, own_throttle_counts):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"auth_ip": "1000/min", "auth_phone": "1000/hour", "invite_ip": "1000/hour"},
@@ -83,7 +80,7 @@ class TestLogin:
         assert AuditEntry.objects.filter(action=AuditAction.PARENT_LOGIN, guardian=parent_a).count() == 1
         # WeChat was asked as documented: the app's credentials, the phone code with a token it issued.
         assert wechat_server.login_requests[-1] == {
-            "appid": "wx-test-app",
+            "appid": APPID,
             "secret": "test-app-secret",
             "js_code": "second",
             "grant_type": "authorization_code",

@@ -14,6 +14,7 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from crm.models import Attendance, AttendanceStatus, AuditAction, AuditEntry, Campus, Course, Guardian, Student, User
 from personas.models import CareTask, CareTaskStatus, NpsCategory, PersonaSettings, SatisfactionAnswer
@@ -122,6 +123,9 @@ class TestAnswer:
             with pytest.raises(ValidationError) as caught:
                 satisfaction_answer(guardian=guardian, student=student, score=8, reason="")
             assert "we will ask again from 2026-08-11" in " ".join(caught.value.messages)
+        # The message names the moment the rule opens, to the minute, not only its day.
+        opens = timezone.localtime(NOW + 90 * DAY).strftime("%Y-%m-%d %H:%M")
+        assert f"we will ask again from {opens}" in " ".join(caught.value.messages)
         with time_machine.travel(NOW + 90 * DAY, tick=False):
             satisfaction_answer(guardian=guardian, student=student, score=10, reason="")
         assert SatisfactionAnswer.objects.count() == 2
